@@ -1,0 +1,97 @@
+"""Write one immutable Parquet file per run, atomically, and read many of them back."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sdbench.errors import BadInput
+from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
+
+
+def _table(rows: Sequence[dict]) -> pa.Table:
+    names = list(COLUMNS) + sorted({k for row in rows for k in row} - set(COLUMNS))
+    arrays, fields = [], []
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if name == "started_at":
+            values = [pd.Timestamp(v).tz_convert("UTC") if v is not None else None for v in values]
+        dtype = COLUMNS.get(name)
+        array = pa.array(values, type=dtype) if dtype is not None else pa.array(values)
+        arrays.append(array)
+        fields.append(pa.field(name, array.type))
+    metadata = {b"sdbench_schema_version": str(SCHEMA_VERSION).encode()}
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
+
+
+def write_run(rows: Sequence[dict], path: str | Path) -> Path:
+    """Write rows to `path` through a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = _table(rows)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        pq.write_table(table, temporary)
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def results_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Run files named directly or found in folders; names starting with . or _ are skipped."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found += sorted(
+                p for p in path.rglob("*.parquet") if not any(part[0] in "._" for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise BadInput(f'"{path}" does not exist. Give result files (.parquet) or folders of them.')
+    return found
+
+
+def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Every row of the given run files (or folders), as one DataFrame with the core columns."""
+    files = results_files(paths)
+    if not files:
+        raise BadInput(
+            "No result files found in " + ", ".join(str(p) for p in paths) + ". Run `sdbench run SUITE` first."
+        )
+    frames = []
+    for file in files:
+        try:
+            frames.append(pq.read_table(file).to_pandas())
+        except (pa.ArrowException, OSError) as exc:
+            raise BadInput(
+                f'"{file}" is not a readable sdbench results file ({exc}). It may be truncated or corrupt: '
+                "remove it or re-run the suite that made it."
+            ) from None
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return upgrade(frame)
+
+
+def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
+    """Bring rows of any supported schema version to the current columns (missing ones as null)."""
+    if "schema_version" in frame and (frame["schema_version"] > SCHEMA_VERSION).any():
+        raise BadInput(
+            f"These results were written by a newer sdbench (schema {int(frame['schema_version'].max())}); "
+            f"this one reads up to {SCHEMA_VERSION}. Upgrade sdbench."
+        )
+    for name in COLUMNS:
+        if name not in frame:
+            frame[name] = None
+    return frame

@@ -1,0 +1,103 @@
+"""The Parquet columns of a run (DESIGN.md's contract), with their Arrow types.
+
+Format history:
+  1 (2026-11): first version.
+Readers must keep reading every version listed here; bump SCHEMA_VERSION when a column is
+renamed or changes meaning, and teach `upgrade` how to read the older files.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+_STR, _INT, _F, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+
+COLUMNS: dict[str, pa.DataType] = {
+    # identity
+    "schema_version": _INT,
+    "run_id": _STR,
+    "cell_id": _STR,
+    "suite": _STR,
+    "started_at": pa.timestamp("us", tz="UTC"),
+    # configuration
+    "model": _STR,
+    "stage": _STR,
+    "device": _STR,
+    "device_name": _STR,
+    "height": _INT,
+    "width": _INT,
+    "batch_size": _INT,
+    "precision": _STR,
+    "attention": _STR,
+    "compile": _STR,
+    "channels_last": _BOOL,
+    "vae": _STR,
+    "cfg": _BOOL,
+    "steps": _INT,
+    "weights": _STR,
+    # outcome
+    "status": _STR,
+    "error": _STR,
+    # timing
+    "samples_ms": pa.list_(_F),
+    "n_samples": _INT,
+    "warmup": _INT,
+    "median_ms": _F,
+    "mean_ms": _F,
+    "std_ms": _F,
+    "iqr_ms": _F,
+    "ci95_low_ms": _F,
+    "ci95_high_ms": _F,
+    "first_call_ms": _F,
+    "compile_s": _F,
+    "recompiles": _INT,
+    "timed_s": _F,
+    "cell_wall_s": _F,
+    # derived
+    "it_per_s": _F,
+    "images_per_s": _F,
+    "flops": _F,
+    "tflops_per_s": _F,
+    "mfu": _F,
+    "peak_tflops": _F,
+    "datasheet_tflops": _F,
+    # memory
+    "peak_mem_allocated_bytes": _INT,
+    "peak_mem_reserved_bytes": _INT,
+    "peak_mem_device_bytes": _INT,
+    "peak_rss_bytes": _INT,
+    # telemetry
+    "energy_j": _F,
+    "energy_per_image_j": _F,
+    "avg_power_w": _F,
+    "max_power_w": _F,
+    "max_temp_c": _F,
+    "sm_clock_mhz": _F,
+    "mem_clock_mhz": _F,
+    "throttle_reasons": _STR,
+    "cpu_freq_mhz": _F,
+    "cpu_util_pct": _F,
+    # fidelity
+    "ref_max_abs_err": _F,
+    "ref_rel_err": _F,
+    "nonfinite": _BOOL,
+    "fidelity_ok": _BOOL,
+    # quality
+    "warnings": pa.list_(_STR),
+    # environment
+    "host": _STR,
+    "os": _STR,
+    "python": _STR,
+    "torch": _STR,
+    "diffusers": _STR,
+    "cuda": _STR,
+    "driver": _STR,
+    "cpu_model": _STR,
+    "gpu_count": _INT,
+    "sdbench_version": _STR,
+    "git_sha": _STR,
+}
+
+STATUSES = ("ok", "oom", "error", "timeout", "unsupported")

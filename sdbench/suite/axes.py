@@ -1,0 +1,31 @@
+"""The values each suite axis and option may take, in one place."""
+
+from __future__ import annotations
+
+import re
+
+from sdbench.models.registry import MODELS
+
+STAGES = ("text_encoder", "unet", "vae_decode", "pipeline")
+STAGE_ALIASES = {"denoiser": "unet"}  # transformer models call their UNet step the denoiser
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8")
+ATTENTIONS = ("sdpa", "math", "flash", "efficient", "cudnn", "classic", "sliced", "xformers")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+VAES = ("default",)
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|(cuda|xpu|rocm)(:\d+)?)$")
+DEVICE_HELP = "auto, cpu, cuda, cuda:N, rocm, rocm:N, mps, xpu or xpu:N"
+
+AXES = (
+    "model",
+    "stage",
+    "device",
+    "resolution",
+    "batch_size",
+    "precision",
+    "attention",
+    "compile",
+)
+
+
+def model_names() -> tuple[str, ...]:
+    return tuple(MODELS)

@@ -1,0 +1,102 @@
+"""Expand a suite into cells: a pure function of the suite and the devices present."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from sdbench.cell import Cell
+from sdbench.errors import BadInput
+from sdbench.suite.load import Resolution, Suite
+
+ACCELERATOR_PREFIXES = ("cuda", "rocm", "mps", "xpu")
+
+
+def resolve_devices(requested: Sequence[str], present: Sequence[str]) -> list[str]:
+    """Turn axis values (auto, cuda, cuda:1, ...) into device ids present here, in order.
+
+    `auto` means every accelerator present, else the CPU. ROCm GPUs appear to torch as `cuda:N`,
+    so `rocm` and `rocm:N` name them too.
+    """
+    resolved: list[str] = []
+    for value in requested:
+        if value == "auto":
+            accelerators = [d for d in present if d.split(":")[0] in ACCELERATOR_PREFIXES]
+            matches = accelerators or ["cpu"]
+        else:
+            wanted = value.replace("rocm", "cuda")
+            matches = [d for d in present if d == wanted or d.split(":")[0] == wanted]
+            if not matches:
+                raise BadInput(
+                    f'Device "{value}" is not present on this machine. Present: {", ".join(present)}. '
+                    'Use device = ["auto"] to benchmark whatever is there, or pass --device.'
+                )
+        resolved += [d for d in matches if d not in resolved]
+    return resolved
+
+
+def _excluded(cell_values: dict, excludes: Sequence[dict]) -> bool:
+    for rule in excludes:
+        if all(_matches(key, cell_values[key], allowed) for key, allowed in rule.items()):
+            return True
+    return False
+
+
+def _matches(key: str, value: object, allowed: tuple) -> bool:
+    if key == "device":
+        family = str(value).split(":")[0]
+        return any(a in ("auto", value, family) or a.replace("rocm", "cuda") in (value, family) for a in allowed)
+    return value in allowed
+
+
+def expand(suite: Suite, devices: Sequence[str]) -> list[Cell]:
+    """Every cell of the suite on the given devices, excludes applied, in a deterministic order.
+
+    Cells of one (device, model, precision) group are contiguous so a worker builds each model once.
+    """
+    m = suite.matrix
+    options = suite.options
+    cells: list[Cell] = []
+    combos = itertools.product(
+        resolve_devices(m["device"], devices),
+        m["model"],
+        m["precision"],
+        m["stage"],
+        m["resolution"],
+        m["batch_size"],
+        m["attention"],
+        m["compile"],
+    )
+    for device, model, precision, stage, resolution, batch, attention, compile_mode in combos:
+        assert isinstance(resolution, Resolution)
+        values = {
+            "device": device,
+            "model": model,
+            "precision": precision,
+            "stage": stage,
+            "resolution": resolution,
+            "batch_size": batch,
+            "attention": attention,
+            "compile": compile_mode,
+        }
+        if _excluded(values, suite.excludes):
+            continue
+        cells.append(
+            Cell(
+                model=model,
+                stage=stage,
+                device=device,
+                height=resolution.height,
+                width=resolution.width,
+                batch_size=batch,
+                precision=precision,
+                attention=attention,
+                compile=compile_mode,
+                cfg=options["cfg"],
+                steps=options["steps"],
+                weights=options["weights"],
+                channels_last=options["channels_last"],
+                vae=options["vae"],
+            )
+        )
+    return cells

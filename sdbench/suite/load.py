@@ -1,0 +1,318 @@
+"""Read a suite TOML file and validate every key and value, naming the file and key on error."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdbench.cell import Measure
+from sdbench.errors import BadInput, did_you_mean
+from sdbench.suite import axes
+
+SECTIONS = ("suite", "matrix", "options", "measure", "exclude")
+OPTION_DEFAULTS: dict[str, Any] = {
+    "cfg": True,
+    "steps": 20,
+    "weights": "random",
+    "channels_last": False,
+    "vae": "default",
+    "skip_larger_after_oom": True,
+}
+MAX_CELLS = 100_000  # a matrix larger than this is almost certainly a typo
+
+
+@dataclass(frozen=True)
+class Resolution:
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite: axes as tuples of allowed values, options, measure settings."""
+
+    name: str
+    description: str
+    path: str
+    matrix: dict[str, tuple] = field(hash=False)
+    options: dict[str, Any] = field(hash=False)
+    measure: Measure
+    excludes: tuple[dict[str, tuple], ...] = field(hash=False)
+    text: str = field(default="", repr=False)
+
+
+class _Context:
+    """Where we are in the file, so every error names it."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, message: str) -> BadInput:
+        return BadInput(f"{self.source}: [{key}] {message}")
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file."""
+    path = Path(path)
+    if not path.is_file():
+        known = sorted(p.stem for p in Path("suites").glob("*.toml")) if Path("suites").is_dir() else []
+        hint = f" Suites in ./suites: {', '.join(known)}." if known else ""
+        raise BadInput(f'Suite file "{path}" does not exist.{hint} Pass the path of a .toml file.')
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f'Cannot read suite file "{path}": {exc}. Pass a readable UTF-8 TOML file.') from None
+    return parse_suite(text, source=str(path))
+
+
+def parse_suite(text: str, source: str = "<suite>") -> Suite:
+    """Validate suite TOML text; raises BadInput naming the key and allowed values."""
+    ctx = _Context(source)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{source}: not valid TOML ({exc}). Fix the syntax and run again.") from None
+    for section in data:
+        if section not in SECTIONS:
+            raise ctx.fail(
+                section,
+                f'unknown section.{did_you_mean(section, SECTIONS)} Allowed sections: {", ".join(SECTIONS)}.',
+            )
+    info = _table(ctx, data, "suite")
+    for key in info:
+        if key not in ("name", "description"):
+            raise ctx.fail(f"suite.{key}", "unknown key. Allowed keys: name, description.")
+    name = _string(ctx, "suite.name", info.get("name", Path(source).stem))
+    description = _string(ctx, "suite.description", info.get("description", ""))
+    matrix = _matrix(ctx, _table(ctx, data, "matrix"))
+    options = _options(ctx, _table(ctx, data, "options"))
+    measure = _measure(ctx, _table(ctx, data, "measure"))
+    excludes = _excludes(ctx, data.get("exclude", []))
+    suite = Suite(name, description, source, matrix, options, measure, excludes, text)
+    _check_size(ctx, suite)
+    return suite
+
+
+def _table(ctx: _Context, data: dict, key: str) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ctx.fail(key, f"must be a table ([{key}]), got {type(value).__name__}.")
+    return value
+
+
+def _string(ctx: _Context, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ctx.fail(key, f"must be a string, got {value!r}.")
+    return value
+
+
+def _matrix(ctx: _Context, table: dict) -> dict[str, tuple]:
+    for key in table:
+        if key not in axes.AXES:
+            raise ctx.fail(
+                f"matrix.{key}",
+                f"unknown axis.{did_you_mean(key, axes.AXES)} Allowed axes: {', '.join(axes.AXES)}.",
+            )
+    defaults = {
+        "model": ["sd15"],
+        "stage": ["unet"],
+        "device": ["auto"],
+        "resolution": [512],
+        "batch_size": [1],
+        "precision": ["fp32"],
+        "attention": ["sdpa"],
+        "compile": ["none"],
+    }
+    matrix = {}
+    for axis in axes.AXES:
+        values = table.get(axis, defaults[axis])
+        if not isinstance(values, list):
+            values = [values]
+        if not values:
+            raise ctx.fail(f"matrix.{axis}", "is empty. Give at least one value or leave the axis out.")
+        matrix[axis] = tuple(_dedupe([_axis_value(ctx, axis, v) for v in values]))
+    return matrix
+
+
+def _dedupe(values: list) -> list:
+    seen: list = []
+    for v in values:
+        if v not in seen:
+            seen.append(v)
+    return seen
+
+
+def _choice(ctx: _Context, key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ctx.fail(
+            key,
+            f"unknown value {value!r}.{did_you_mean(value, allowed)} Allowed: {', '.join(allowed)}.",
+        )
+    return value
+
+
+def _axis_value(ctx: _Context, axis: str, value: Any) -> Any:
+    key = f"matrix.{axis}"
+    if axis == "model":
+        return _choice(ctx, key, value, axes.model_names())
+    if axis == "stage":
+        if isinstance(value, str) and value in axes.STAGE_ALIASES:
+            return axes.STAGE_ALIASES[value]
+        return _choice(ctx, key, value, axes.STAGES + tuple(axes.STAGE_ALIASES))
+    if axis == "precision":
+        return _choice(ctx, key, value, axes.PRECISIONS)
+    if axis == "attention":
+        return _choice(ctx, key, value, axes.ATTENTIONS)
+    if axis == "compile":
+        return _choice(ctx, key, value, axes.COMPILE_MODES)
+    if axis == "device":
+        return parse_device(value, key, ctx.source)
+    if axis == "resolution":
+        return parse_resolution(value, key, ctx.source)
+    if axis == "batch_size":
+        return _int(ctx, key, value, minimum=1, maximum=4096)
+    raise AssertionError(axis)
+
+
+def parse_device(value: Any, key: str = "device", source: str = "command line") -> str:
+    if not isinstance(value, str) or not axes.DEVICE_PATTERN.match(value.strip().lower()):
+        raise BadInput(f"{source}: [{key}] unknown device {value!r}. Allowed: {axes.DEVICE_HELP}.")
+    return value.strip().lower()
+
+
+def parse_resolution(value: Any, key: str = "resolution", source: str = "command line") -> Resolution:
+    """An int N (square) or "WxH"; both sides multiples of 8 between 64 and 8192."""
+    width = height = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        width = height = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d{1,6}\s*[xX]\s*\d{1,6}\s*", value):
+        w, h = re.split(r"[xX]", value)
+        width, height = int(w), int(h)
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d{1,6}\s*", value):
+        width = height = int(value)
+    if width is None or height is None:
+        raise BadInput(
+            f'{source}: [{key}] {value!r} is not a resolution. Use an integer (512 = 512x512) or "WIDTHxHEIGHT" such as "768x512".'
+        )
+    for side in (width, height):
+        if side % 8 or not 64 <= side <= 8192:
+            raise BadInput(
+                f"{source}: [{key}] {value!r}: each side must be a multiple of 8 between 64 and 8192 "
+                f"(the VAE downsamples by 8), got {side}. Try {max(64, min(8192, round(side / 8) * 8))}."
+            )
+    return Resolution(width, height)
+
+
+def _int(ctx: _Context, key: str, value: Any, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ctx.fail(key, f"must be an integer from {minimum} to {maximum}, got {value!r}.")
+    return value
+
+
+def _number(ctx: _Context, key: str, value: Any, minimum: float, maximum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value <= maximum:
+        raise ctx.fail(key, f"must be a number from {minimum} to {maximum}, got {value!r}.")
+    return float(value)
+
+
+def _bool(ctx: _Context, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ctx.fail(key, f"must be true or false, got {value!r}.")
+    return value
+
+
+def _options(ctx: _Context, table: dict) -> dict[str, Any]:
+    options = dict(OPTION_DEFAULTS)
+    for key, value in table.items():
+        name = f"options.{key}"
+        if key not in OPTION_DEFAULTS:
+            raise ctx.fail(
+                name,
+                f"unknown option.{did_you_mean(key, OPTION_DEFAULTS)} Allowed: {', '.join(OPTION_DEFAULTS)}.",
+            )
+        if key in ("cfg", "channels_last", "skip_larger_after_oom"):
+            options[key] = _bool(ctx, name, value)
+        elif key == "steps":
+            options[key] = _int(ctx, name, value, 1, 1000)
+        elif key == "vae":
+            options[key] = _choice(ctx, name, value, axes.VAES)
+        elif key == "weights":
+            options[key] = _weights(ctx, name, value)
+    return options
+
+
+def _weights(ctx: _Context, key: str, value: Any) -> str:
+    value = _string(ctx, key, value)
+    if value == "random":
+        return value
+    folder = Path(value).expanduser()
+    if not folder.is_absolute():
+        folder = (Path(ctx.source).parent / folder) if ctx.source != "<suite>" else folder
+    if not folder.is_dir():
+        raise ctx.fail(
+            key,
+            f'weights folder "{value}" does not exist. Give a local diffusers folder (unet/, vae/, '
+            'text_encoder/ with .safetensors files) or "random" for random weights.',
+        )
+    return str(folder.resolve())
+
+
+def _measure(ctx: _Context, table: dict) -> Measure:
+    limits = {
+        "warmup": (0, 1000, int),
+        "min_repeats": (1, 100_000, int),
+        "max_repeats": (1, 100_000, int),
+        "max_time_s": (0.0, 86_400.0, float),
+        "target_rel_ci": (0.0, 1.0, float),
+        "cell_timeout_s": (1.0, 7 * 86_400.0, float),
+    }
+    values = {}
+    for key, value in table.items():
+        name = f"measure.{key}"
+        if key not in limits:
+            raise ctx.fail(name, f"unknown key.{did_you_mean(key, limits)} Allowed: {', '.join(limits)}.")
+        low, high, kind = limits[key]
+        values[key] = _int(ctx, name, value, low, high) if kind is int else _number(ctx, name, value, low, high)
+    measure = Measure(**values)
+    if measure.max_repeats < measure.min_repeats:
+        raise ctx.fail(
+            "measure.max_repeats",
+            f"({measure.max_repeats}) is below min_repeats ({measure.min_repeats}). Raise max_repeats or lower min_repeats.",
+        )
+    return measure
+
+
+def _excludes(ctx: _Context, value: Any) -> tuple[dict[str, tuple], ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ctx.fail("exclude", "must be an array of tables ([[exclude]] blocks).")
+    excludes = []
+    for index, rule in enumerate(value):
+        if not rule:
+            raise ctx.fail(f"exclude.{index}", "is empty and would exclude every cell. Name at least one axis.")
+        parsed = {}
+        for key, values in rule.items():
+            if key not in axes.AXES:
+                raise ctx.fail(
+                    f"exclude.{key}",
+                    f"unknown axis.{did_you_mean(key, axes.AXES)} Allowed axes: {', '.join(axes.AXES)}.",
+                )
+            values = values if isinstance(values, list) else [values]
+            if not values:
+                raise ctx.fail(f"exclude.{key}", "is empty. Give at least one value.")
+            parsed[key] = tuple(_axis_value(ctx, key, v) for v in values)
+        excludes.append(parsed)
+    return tuple(excludes)
+
+
+def _check_size(ctx: _Context, suite: Suite) -> None:
+    count = 1
+    for values in suite.matrix.values():
+        count *= len(values)
+    if count > MAX_CELLS:
+        raise ctx.fail(
+            "matrix",
+            f"expands to {count} cells per device, more than {MAX_CELLS}. Split it into smaller suites.",
+        )
