@@ -1,0 +1,1 @@
+"""Pure analysis over results DataFrames: statistics, comparisons, history, recommendations."""
