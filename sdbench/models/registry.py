@@ -150,6 +150,9 @@ TINY_TEXT = {
     "max_position_embeddings": 77,
     "hidden_act": "quick_gelu",
     "projection_dim": 32,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "pad_token_id": 1,
 }
 TINY_VAE = {
     **VAE_KL_F8,

@@ -1,0 +1,171 @@
+"""The fastest configuration per workload whose fidelity passes, and its speed-up over the plain default.
+
+A workload is one (device, model, stage, height, width, batch_size, cfg, steps): the same work
+done per call, so per-call medians of its configurations compare directly. A configuration is
+the rest (precision, attention, compile, channels_last, vae).
+
+Fidelity rule: a row is a candidate when its status is ok, it has a median, `nonfinite` is not
+true, and `fidelity_ok` is true *or null*. Null means fidelity was not measured for that row (the
+reference configuration itself, or a run without a reference); such rows compete, and the result
+carries `fidelity_checked = False` so a reader sees it. Pass `require_fidelity=True` to accept only
+rows whose fidelity was measured and passed.
+
+The plain default a speed-up is measured against: attention sdpa, compile none, no channels_last,
+default VAE, precision fp32 on CPU and fp16 on other devices (bf16 when no ok fp16 row exists).
+
+When a cell (same `cell_id`) appears in several runs, only its latest run counts.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+WORKLOAD = ["device", "model", "stage", "height", "width", "batch_size", "cfg", "steps"]
+CONFIG = ["precision", "attention", "compile", "channels_last", "vae"]
+RESULT_COLUMNS = [
+    *WORKLOAD,
+    "device_name",
+    *CONFIG,
+    "median_ms",
+    "ci95_low_ms",
+    "ci95_high_ms",
+    "it_per_s",
+    "images_per_s",
+    "fidelity_ok",
+    "fidelity_checked",
+    "ref_rel_err",
+    "default_precision",
+    "default_median_ms",
+    "speedup",
+    "candidates",
+    "rejected_fidelity",
+    "not_ok",
+    "run_id",
+    "cell_id",
+    "reason",
+]
+
+
+def latest_per_cell(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell_id: the one from the latest run (by started_at, then run_id)."""
+    if frame.empty:
+        return frame.copy()
+    ordered = frame.sort_values(["started_at", "run_id"], na_position="first", kind="stable")
+    return ordered.drop_duplicates("cell_id", keep="last").reset_index(drop=True)
+
+
+def passes_fidelity(frame: pd.DataFrame, require_fidelity: bool = False) -> pd.Series:
+    """True where a row's numerics are acceptable under the module's fidelity rule."""
+    nonfinite = frame["nonfinite"].astype("boolean").fillna(False)
+    fidelity = frame["fidelity_ok"].astype("boolean")
+    accepted = fidelity.fillna(not require_fidelity)
+    return (accepted & ~nonfinite).astype(bool)
+
+
+def is_plain_default(frame: pd.DataFrame) -> pd.Series:
+    """True for rows with the plain default knobs, any precision (precision is chosen per device)."""
+    channels_last = frame["channels_last"].astype("boolean").fillna(False)
+    vae = frame["vae"].fillna("default")
+    return (
+        (frame["attention"] == "sdpa") & (frame["compile"] == "none") & ~channels_last & (vae == "default")
+    ).astype(bool)
+
+
+def default_precision(device: str, ok_precisions: set[str]) -> str:
+    """fp32 on CPU; fp16 elsewhere, or bf16 when only bf16 ran ok."""
+    if str(device).split(":")[0] == "cpu":
+        return "fp32"
+    if "fp16" not in ok_precisions and "bf16" in ok_precisions:
+        return "bf16"
+    return "fp16"
+
+
+def fastest_settings(frame: pd.DataFrame, require_fidelity: bool = False) -> pd.DataFrame:
+    """One row per workload: its fastest passing configuration and the speed-up over the default.
+
+    Workloads where nothing passes keep a row with null configuration and a `reason`.
+    """
+    rows = latest_per_cell(_with_config_columns(frame))
+    if rows.empty:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    results = [
+        _best_of_workload(group, require_fidelity)
+        for _, group in rows.groupby(WORKLOAD, dropna=False, sort=True)
+    ]
+    return pd.DataFrame(results, columns=RESULT_COLUMNS).reset_index(drop=True)
+
+
+def _with_config_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for name in ("channels_last", "vae", "nonfinite", "fidelity_ok", "ref_rel_err", "started_at", "run_id"):
+        if name not in frame:
+            frame[name] = None
+    return frame
+
+
+def _best_of_workload(group: pd.DataFrame, require_fidelity: bool) -> dict:
+    first = group.iloc[0]
+    ok = group[(group["status"] == "ok") & group["median_ms"].notna()]
+    passing = ok[passes_fidelity(ok, require_fidelity)]
+    result = {name: first[name] for name in WORKLOAD}
+    result |= {
+        "device_name": first.get("device_name"),
+        "candidates": len(passing),
+        "rejected_fidelity": len(ok) - len(passing),
+        "not_ok": len(group) - len(ok),
+    }
+    default_row = _default_row(ok, str(first["device"]))
+    result["default_precision"] = default_precision(str(first["device"]), set(ok["precision"]))
+    result["default_median_ms"] = None if default_row is None else float(default_row["median_ms"])
+    if passing.empty:
+        result["reason"] = _no_candidate_reason(len(group), len(ok), require_fidelity)
+        return result
+    best = passing.sort_values(["median_ms", "ci95_high_ms"], na_position="last", kind="stable").iloc[0]
+    result |= {name: best[name] for name in CONFIG}
+    result |= {
+        name: best[name]
+        for name in ("median_ms", "ci95_low_ms", "ci95_high_ms", "it_per_s", "images_per_s", "run_id", "cell_id")
+    }
+    result["fidelity_ok"] = None if pd.isna(best["fidelity_ok"]) else bool(best["fidelity_ok"])
+    result["fidelity_checked"] = result["fidelity_ok"] is not None
+    result["ref_rel_err"] = best["ref_rel_err"]
+    if result["default_median_ms"] is not None:
+        result["speedup"] = result["default_median_ms"] / float(best["median_ms"])
+    return result
+
+
+def _default_row(ok: pd.DataFrame, device: str) -> pd.Series | None:
+    precision = default_precision(device, set(ok["precision"]))
+    plain = ok[is_plain_default(ok) & (ok["precision"] == precision)]
+    if plain.empty:
+        return None
+    return plain.sort_values("median_ms", kind="stable").iloc[0]
+
+
+def _no_candidate_reason(total: int, ok: int, require_fidelity: bool) -> str:
+    if ok == 0:
+        return f"none of {total} configurations finished ok"
+    rule = "fidelity not measured or failed" if require_fidelity else "fidelity failed or non-finite output"
+    return f"all {ok} ok configurations rejected ({rule})"
+
+
+def compile_gains(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per compiled ok row: its compile time and speed-up over the same configuration uncompiled."""
+    rows = latest_per_cell(_with_config_columns(frame))
+    ok = rows[(rows["status"] == "ok") & rows["median_ms"].notna()]
+    keys = [*WORKLOAD, "precision", "attention", "channels_last", "vae"]
+    ok = _fill_keys(ok)
+    compiled = ok[ok["compile"] != "none"]
+    eager = ok[ok["compile"] == "none"][[*keys, "median_ms"]].rename(columns={"median_ms": "eager_median_ms"})
+    joined = compiled.merge(eager, on=keys, how="inner")
+    joined["speedup"] = joined["eager_median_ms"] / joined["median_ms"]
+    columns = [*keys, "compile", "compile_s", "median_ms", "eager_median_ms", "speedup", "cell_id"]
+    return joined[columns].reset_index(drop=True)
+
+
+def _fill_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    # Merging on nullable keys needs equal sentinels on both sides: NaN never equals NaN.
+    frame = frame.copy()
+    frame["channels_last"] = frame["channels_last"].astype("boolean").fillna(False).astype(bool)
+    frame["vae"] = frame["vae"].fillna("default")
+    return frame

@@ -1,0 +1,83 @@
+"""Choose a display unit per column from its values, and format numbers for people to read."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+@dataclass(frozen=True)
+class Unit:
+    """How a column is shown: displayed value = stored value / scale, followed by the label."""
+
+    label: str
+    scale: float = 1.0
+
+    def show(self, value: object) -> str:
+        number = as_number(value)
+        return "" if number is None else format_number(number / self.scale)
+
+
+def as_number(value: object) -> float | None:
+    """A finite float, or None for null / NaN / non-numbers (nulls mean "not measured")."""
+    if value is None or isinstance(value, bool | str):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def format_number(value: float) -> str:
+    """Three significant figures, thousands separated; no scientific notation for everyday sizes."""
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 0.01 or magnitude == 0:
+        return f"{value:.2f}"
+    return f"{value:.2g}"
+
+
+def _largest(values: Iterable[object]) -> float:
+    numbers = [abs(n) for n in (as_number(v) for v in values) if n is not None]
+    return max(numbers, default=0.0)
+
+
+def time_unit(values_ms: Iterable[object]) -> Unit:
+    largest = _largest(values_ms)
+    if 0 < largest < 1:
+        return Unit("µs", 1e-3)
+    return Unit("s", 1000.0) if largest >= 10_000 else Unit("ms")
+
+
+def bytes_unit(values: Iterable[object]) -> Unit:
+    return Unit("GiB", GIB) if _largest(values) >= GIB else Unit("MiB", MIB)
+
+
+def energy_unit(values_j: Iterable[object]) -> Unit:
+    largest = _largest(values_j)
+    if 0 < largest < 1:
+        return Unit("mJ", 1e-3)
+    return Unit("kJ", 1000.0) if largest >= 10_000 else Unit("J")
+
+
+def flop_rate_unit(values_tflops: Iterable[object]) -> Unit:
+    return Unit("GFLOP/s", 1e-3) if 0 < _largest(values_tflops) < 1 else Unit("TFLOP/s")
+
+
+def flops_unit(values: Iterable[object]) -> Unit:
+    largest = _largest(values)
+    if largest >= 1e12:
+        return Unit("TFLOP", 1e12)
+    return Unit("GFLOP", 1e9) if largest >= 1e9 else Unit("MFLOP", 1e6)
+
+
+PERCENT = Unit("%", 0.01)
+PLAIN = Unit("")
