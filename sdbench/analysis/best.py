@@ -67,7 +67,10 @@ def is_plain_default(frame: pd.DataFrame) -> pd.Series:
     channels_last = frame["channels_last"].astype("boolean").fillna(False)
     vae = frame["vae"].fillna("default")
     return (
-        (frame["attention"] == "sdpa") & (frame["compile"] == "none") & ~channels_last & (vae == "default")
+        (frame["attention"] == "sdpa")
+        & (frame["compile"] == "none")
+        & ~channels_last
+        & (vae == "default")
     ).astype(bool)
 
 
@@ -97,7 +100,15 @@ def fastest_settings(frame: pd.DataFrame, require_fidelity: bool = False) -> pd.
 
 def _with_config_columns(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
-    for name in ("channels_last", "vae", "nonfinite", "fidelity_ok", "ref_rel_err", "started_at", "run_id"):
+    for name in (
+        "channels_last",
+        "vae",
+        "nonfinite",
+        "fidelity_ok",
+        "ref_rel_err",
+        "started_at",
+        "run_id",
+    ):
         if name not in frame:
             frame[name] = None
     return frame
@@ -120,11 +131,21 @@ def _best_of_workload(group: pd.DataFrame, require_fidelity: bool) -> dict:
     if passing.empty:
         result["reason"] = _no_candidate_reason(len(group), len(ok), require_fidelity)
         return result
-    best = passing.sort_values(["median_ms", "ci95_high_ms"], na_position="last", kind="stable").iloc[0]
+    best = passing.sort_values(
+        ["median_ms", "ci95_high_ms"], na_position="last", kind="stable"
+    ).iloc[0]
     result |= {name: best[name] for name in CONFIG}
     result |= {
         name: best[name]
-        for name in ("median_ms", "ci95_low_ms", "ci95_high_ms", "it_per_s", "images_per_s", "run_id", "cell_id")
+        for name in (
+            "median_ms",
+            "ci95_low_ms",
+            "ci95_high_ms",
+            "it_per_s",
+            "images_per_s",
+            "run_id",
+            "cell_id",
+        )
     }
     result["fidelity_ok"] = None if pd.isna(best["fidelity_ok"]) else bool(best["fidelity_ok"])
     result["fidelity_checked"] = result["fidelity_ok"] is not None
@@ -145,7 +166,11 @@ def _default_row(ok: pd.DataFrame, device: str) -> pd.Series | None:
 def _no_candidate_reason(total: int, ok: int, require_fidelity: bool) -> str:
     if ok == 0:
         return f"none of {total} configurations finished ok"
-    rule = "fidelity not measured or failed" if require_fidelity else "fidelity failed or non-finite output"
+    rule = (
+        "fidelity not measured or failed"
+        if require_fidelity
+        else "fidelity failed or non-finite output"
+    )
     return f"all {ok} ok configurations rejected ({rule})"
 
 
@@ -156,7 +181,9 @@ def compile_gains(frame: pd.DataFrame) -> pd.DataFrame:
     keys = [*WORKLOAD, "precision", "attention", "channels_last", "vae"]
     ok = _fill_keys(ok)
     compiled = ok[ok["compile"] != "none"]
-    eager = ok[ok["compile"] == "none"][[*keys, "median_ms"]].rename(columns={"median_ms": "eager_median_ms"})
+    eager = ok[ok["compile"] == "none"][[*keys, "median_ms"]].rename(
+        columns={"median_ms": "eager_median_ms"}
+    )
     joined = compiled.merge(eager, on=keys, how="inner")
     joined["speedup"] = joined["eager_median_ms"] / joined["median_ms"]
     columns = [*keys, "compile", "compile_s", "median_ms", "eager_median_ms", "speedup", "cell_id"]

@@ -72,7 +72,9 @@ def _fill_buffers_(module: nn.Module) -> None:
         if name.endswith("position_ids"):
             buffer.copy_(torch.arange(buffer.shape[-1], device=buffer.device).expand_as(buffer))
         else:
-            raise RuntimeError(f"don't know how to initialise buffer {name} of {type(module).__name__}")
+            raise RuntimeError(
+                f"don't know how to initialise buffer {name} of {type(module).__name__}"
+            )
 
 
 def materialise(

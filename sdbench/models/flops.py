@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 
-import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sdbench.cell import Cell
@@ -29,7 +28,10 @@ def count_flops(
     from sdbench.runner.workload import build_workload
 
     if stage == "pipeline":  # the scheduler's elementwise arithmetic is negligible (< 1e-6)
-        per_stage = {s: count_flops(model, s, height, width, batch_size, cfg, steps) for s in ("text_encoder", "unet", "vae_decode")}
+        per_stage = {
+            s: count_flops(model, s, height, width, batch_size, cfg, steps)
+            for s in ("text_encoder", "unet", "vae_decode")
+        }
         return per_stage["text_encoder"] + steps * per_stage["unet"] + per_stage["vae_decode"]
 
     cell = Cell(
@@ -52,4 +54,6 @@ def count_flops(
 
 
 def cell_flops(cell: Cell) -> int:
-    return count_flops(cell.model, cell.stage, cell.height, cell.width, cell.batch_size, cell.cfg, cell.steps)
+    return count_flops(
+        cell.model, cell.stage, cell.height, cell.width, cell.batch_size, cell.cfg, cell.steps
+    )

@@ -16,10 +16,17 @@ class Unit:
 
     label: str
     scale: float = 1.0
+    integer: bool = False
 
     def show(self, value: object) -> str:
         number = as_number(value)
-        return "" if number is None else format_number(number / self.scale)
+        if number is None:
+            return ""
+        return (
+            f"{round(number / self.scale):,}"
+            if self.integer
+            else format_number(number / self.scale)
+        )
 
 
 def as_number(value: object) -> float | None:
@@ -50,11 +57,17 @@ def _largest(values: Iterable[object]) -> float:
     return max(numbers, default=0.0)
 
 
+def _typical(values: Iterable[object]) -> float:
+    numbers = sorted(abs(n) for n in (as_number(v) for v in values) if n is not None)
+    return numbers[len(numbers) // 2] if numbers else 0.0
+
+
 def time_unit(values_ms: Iterable[object]) -> Unit:
-    largest = _largest(values_ms)
-    if 0 < largest < 1:
+    """By the typical value, so a column mixing CPU seconds and GPU milliseconds keeps its digits."""
+    typical = _typical(values_ms)
+    if 0 < typical < 1:
         return Unit("µs", 1e-3)
-    return Unit("s", 1000.0) if largest >= 10_000 else Unit("ms")
+    return Unit("s", 1000.0) if typical >= 10_000 else Unit("ms")
 
 
 def bytes_unit(values: Iterable[object]) -> Unit:
@@ -81,3 +94,4 @@ def flops_unit(values: Iterable[object]) -> Unit:
 
 PERCENT = Unit("%", 0.01)
 PLAIN = Unit("")
+COUNT = Unit("", integer=True)

@@ -37,7 +37,9 @@ class Workload:
     run: Callable[[dict[str, nn.Module], dict[str, torch.Tensor]], torch.Tensor]
     images_per_call: int
     iterations_per_call: int
-    extra_context: list[Callable[[], contextlib.AbstractContextManager]] = field(default_factory=list)
+    extra_context: list[Callable[[], contextlib.AbstractContextManager]] = field(
+        default_factory=list
+    )
 
     def call(self) -> torch.Tensor:
         """Run one timed call: the stage under the cell's kernel and precision settings."""
@@ -116,7 +118,12 @@ def build_workload(cell: Cell, cache: ModelCache | None = None) -> Workload:
         for name in ("unet", "vae"):
             if name in modules:
                 modules[name].to(memory_format=torch.channels_last)
-    builder = {"text_encoder": _text_encoder, "unet": _unet, "vae_decode": _vae_decode, "pipeline": _pipeline}
+    builder = {
+        "text_encoder": _text_encoder,
+        "unet": _unet,
+        "vae_decode": _vae_decode,
+        "pipeline": _pipeline,
+    }
     return builder[cell.stage](cell, spec, modules)
 
 
@@ -125,11 +132,18 @@ def guided_batch(cell: Cell) -> int:
 
 
 def _latents(cell: Cell, spec: ModelSpec, batch: int, seed: int = 2) -> torch.Tensor:
-    shape = (batch, spec.latent_channels, cell.height // spec.vae_scale_factor, cell.width // spec.vae_scale_factor)
+    shape = (
+        batch,
+        spec.latent_channels,
+        cell.height // spec.vae_scale_factor,
+        cell.width // spec.vae_scale_factor,
+    )
     return _randn(shape, seed, cell.device, DTYPES[cell.precision])
 
 
-def encode_text(spec: ModelSpec, modules: dict[str, nn.Module], ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+def encode_text(
+    spec: ModelSpec, modules: dict[str, nn.Module], ids: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Prompt embeddings as the pipelines build them (SDXL: both encoders' penultimate layers)."""
     if "text_encoder_2" not in modules:
         return modules["text_encoder"](ids)[0], None
@@ -152,21 +166,33 @@ def _unet_conditioning(cell: Cell, spec: ModelSpec, batch: int) -> dict[str, tor
     dtype = DTYPES[cell.precision]
     unet_config = spec.components["unet"].config
     inputs = {
-        "encoder_hidden_states": _randn((batch, spec.text_length, unet_config["cross_attention_dim"]), 3, cell.device, dtype),
+        "encoder_hidden_states": _randn(
+            (batch, spec.text_length, unet_config["cross_attention_dim"]), 3, cell.device, dtype
+        ),
     }
     if unet_config.get("addition_embed_type") == "text_time":
-        pooled = unet_config["projection_class_embeddings_input_dim"] - 6 * unet_config["addition_time_embed_dim"]
+        pooled = (
+            unet_config["projection_class_embeddings_input_dim"]
+            - 6 * unet_config["addition_time_embed_dim"]
+        )
         inputs["text_embeds"] = _randn((batch, pooled), 4, cell.device, dtype)
         size = torch.tensor([cell.height, cell.width, 0, 0, cell.height, cell.width], dtype=dtype)
         inputs["time_ids"] = size.repeat(batch, 1).to(cell.device)
     return inputs
 
 
-def unet_step(unet: nn.Module, latents: torch.Tensor, timestep: torch.Tensor, inputs: dict) -> torch.Tensor:
+def unet_step(
+    unet: nn.Module, latents: torch.Tensor, timestep: torch.Tensor, inputs: dict
+) -> torch.Tensor:
     added = None
     if "time_ids" in inputs:
         added = {"text_embeds": inputs["text_embeds"], "time_ids": inputs["time_ids"]}
-    return unet(latents, timestep, encoder_hidden_states=inputs["encoder_hidden_states"], added_cond_kwargs=added).sample
+    return unet(
+        latents,
+        timestep,
+        encoder_hidden_states=inputs["encoder_hidden_states"],
+        added_cond_kwargs=added,
+    ).sample
 
 
 def _unet(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Workload:
@@ -180,7 +206,9 @@ def _unet(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Workloa
     def run(modules, inputs):
         return unet_step(modules["unet"], inputs["latents"], inputs["timestep"], inputs)
 
-    return Workload(cell, spec, modules, inputs, run, images_per_call=cell.batch_size, iterations_per_call=1)
+    return Workload(
+        cell, spec, modules, inputs, run, images_per_call=cell.batch_size, iterations_per_call=1
+    )
 
 
 def _vae_decode(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Workload:
@@ -189,7 +217,9 @@ def _vae_decode(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> W
     def run(modules, inputs):
         return modules["vae"].decode(inputs["latents"] / spec.scaling_factor).sample
 
-    return Workload(cell, spec, modules, inputs, run, images_per_call=cell.batch_size, iterations_per_call=0)
+    return Workload(
+        cell, spec, modules, inputs, run, images_per_call=cell.batch_size, iterations_per_call=0
+    )
 
 
 def make_scheduler():
@@ -197,7 +227,12 @@ def make_scheduler():
     from diffusers import EulerDiscreteScheduler
 
     return EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000, timestep_spacing="leading", steps_offset=1
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        timestep_spacing="leading",
+        steps_offset=1,
     )
 
 
@@ -206,7 +241,11 @@ def _pipeline(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Wor
     inputs = {
         "ids": _token_ids(spec, guided_batch(cell), cell.device),
         "noise": _latents(cell, spec, cell.batch_size, seed=5),
-        **{k: v for k, v in _unet_conditioning(cell, spec, guided_batch(cell)).items() if k == "time_ids"},
+        **{
+            k: v
+            for k, v in _unet_conditioning(cell, spec, guided_batch(cell)).items()
+            if k == "time_ids"
+        },
     }
     scheduler = make_scheduler()
     guidance = 7.5
@@ -228,4 +267,12 @@ def _pipeline(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Wor
             latents = scheduler.step(noise, t, latents).prev_sample.to(latents.dtype)
         return modules["vae"].decode(latents / spec.scaling_factor).sample
 
-    return Workload(cell, spec, modules, inputs, run, images_per_call=cell.batch_size, iterations_per_call=cell.steps)
+    return Workload(
+        cell,
+        spec,
+        modules,
+        inputs,
+        run,
+        images_per_call=cell.batch_size,
+        iterations_per_call=cell.steps,
+    )

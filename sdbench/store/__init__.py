@@ -4,4 +4,12 @@ from sdbench.store.files import read_results, results_files, write_run
 from sdbench.store.journal import Journal, read_journal
 from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
 
-__all__ = ["COLUMNS", "SCHEMA_VERSION", "Journal", "read_journal", "read_results", "results_files", "write_run"]
+__all__ = [
+    "COLUMNS",
+    "SCHEMA_VERSION",
+    "Journal",
+    "read_journal",
+    "read_results",
+    "results_files",
+    "write_run",
+]

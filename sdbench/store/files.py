@@ -55,12 +55,16 @@ def results_files(paths: Iterable[str | Path]) -> list[Path]:
         path = Path(given)
         if path.is_dir():
             found += sorted(
-                p for p in path.rglob("*.parquet") if not any(part[0] in "._" for part in p.relative_to(path).parts)
+                p
+                for p in path.rglob("*.parquet")
+                if not any(part[0] in "._" for part in p.relative_to(path).parts)
             )
         elif path.is_file():
             found.append(path)
         else:
-            raise BadInput(f'"{path}" does not exist. Give result files (.parquet) or folders of them.')
+            raise BadInput(
+                f'"{path}" does not exist. Give result files (.parquet) or folders of them.'
+            )
     return found
 
 
@@ -69,7 +73,9 @@ def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
     files = results_files(paths)
     if not files:
         raise BadInput(
-            "No result files found in " + ", ".join(str(p) for p in paths) + ". Run `sdbench run SUITE` first."
+            "No result files found in "
+            + ", ".join(str(p) for p in paths)
+            + ". Run `sdbench run SUITE` first."
         )
     frames = []
     for file in files:

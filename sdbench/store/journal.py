@@ -56,7 +56,9 @@ def read_journal(path: Path) -> tuple[dict, list[dict]]:
     """The header and every complete row of a journal; a torn last line is skipped."""
     path = Path(path)
     if not path.is_file():
-        raise BadInput(f'No journal at "{path}": nothing to resume. Check the run id and --out folder.')
+        raise BadInput(
+            f'No journal at "{path}": nothing to resume. Check the run id and --out folder.'
+        )
     header: dict | None = None
     rows: dict[str, dict] = {}
     with open(path, encoding="utf-8", errors="replace") as handle:

@@ -45,7 +45,10 @@ def _excluded(cell_values: dict, excludes: Sequence[dict]) -> bool:
 def _matches(key: str, value: object, allowed: tuple) -> bool:
     if key == "device":
         family = str(value).split(":")[0]
-        return any(a in ("auto", value, family) or a.replace("rocm", "cuda") in (value, family) for a in allowed)
+        return any(
+            a in ("auto", value, family) or a.replace("rocm", "cuda") in (value, family)
+            for a in allowed
+        )
     return value in allowed
 
 

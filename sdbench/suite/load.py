@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from sdbench.cell import Measure
 from sdbench.errors import BadInput, did_you_mean
@@ -58,13 +59,17 @@ def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite file."""
     path = Path(path)
     if not path.is_file():
-        known = sorted(p.stem for p in Path("suites").glob("*.toml")) if Path("suites").is_dir() else []
+        known = (
+            sorted(p.stem for p in Path("suites").glob("*.toml")) if Path("suites").is_dir() else []
+        )
         hint = f" Suites in ./suites: {', '.join(known)}." if known else ""
         raise BadInput(f'Suite file "{path}" does not exist.{hint} Pass the path of a .toml file.')
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f'Cannot read suite file "{path}": {exc}. Pass a readable UTF-8 TOML file.') from None
+        raise BadInput(
+            f'Cannot read suite file "{path}": {exc}. Pass a readable UTF-8 TOML file.'
+        ) from None
     return parse_suite(text, source=str(path))
 
 
@@ -79,7 +84,7 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
         if section not in SECTIONS:
             raise ctx.fail(
                 section,
-                f'unknown section.{did_you_mean(section, SECTIONS)} Allowed sections: {", ".join(SECTIONS)}.',
+                f"unknown section.{did_you_mean(section, SECTIONS)} Allowed sections: {', '.join(SECTIONS)}.",
             )
     info = _table(ctx, data, "suite")
     for key in info:
@@ -132,7 +137,9 @@ def _matrix(ctx: _Context, table: dict) -> dict[str, tuple]:
         if not isinstance(values, list):
             values = [values]
         if not values:
-            raise ctx.fail(f"matrix.{axis}", "is empty. Give at least one value or leave the axis out.")
+            raise ctx.fail(
+                f"matrix.{axis}", "is empty. Give at least one value or leave the axis out."
+            )
         matrix[axis] = tuple(_dedupe([_axis_value(ctx, axis, v) for v in values]))
     return matrix
 
@@ -183,7 +190,9 @@ def parse_device(value: Any, key: str = "device", source: str = "command line") 
     return value.strip().lower()
 
 
-def parse_resolution(value: Any, key: str = "resolution", source: str = "command line") -> Resolution:
+def parse_resolution(
+    value: Any, key: str = "resolution", source: str = "command line"
+) -> Resolution:
     """An int N (square) or "WxH"; both sides multiples of 8 between 64 and 8192."""
     width = height = None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -213,7 +222,11 @@ def _int(ctx: _Context, key: str, value: Any, minimum: int, maximum: int) -> int
 
 
 def _number(ctx: _Context, key: str, value: Any, minimum: float, maximum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value <= maximum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not minimum <= value <= maximum
+    ):
         raise ctx.fail(key, f"must be a number from {minimum} to {maximum}, got {value!r}.")
     return float(value)
 
@@ -273,9 +286,15 @@ def _measure(ctx: _Context, table: dict) -> Measure:
     for key, value in table.items():
         name = f"measure.{key}"
         if key not in limits:
-            raise ctx.fail(name, f"unknown key.{did_you_mean(key, limits)} Allowed: {', '.join(limits)}.")
+            raise ctx.fail(
+                name, f"unknown key.{did_you_mean(key, limits)} Allowed: {', '.join(limits)}."
+            )
         low, high, kind = limits[key]
-        values[key] = _int(ctx, name, value, low, high) if kind is int else _number(ctx, name, value, low, high)
+        values[key] = (
+            _int(ctx, name, value, low, high)
+            if kind is int
+            else _number(ctx, name, value, low, high)
+        )
     measure = Measure(**values)
     if measure.max_repeats < measure.min_repeats:
         raise ctx.fail(
@@ -291,7 +310,9 @@ def _excludes(ctx: _Context, value: Any) -> tuple[dict[str, tuple], ...]:
     excludes = []
     for index, rule in enumerate(value):
         if not rule:
-            raise ctx.fail(f"exclude.{index}", "is empty and would exclude every cell. Name at least one axis.")
+            raise ctx.fail(
+                f"exclude.{index}", "is empty and would exclude every cell. Name at least one axis."
+            )
         parsed = {}
         for key, values in rule.items():
             if key not in axes.AXES:

@@ -1,0 +1,505 @@
+"""Compare two sets of runs cell by cell and decide, per metric, whether anything really changed.
+
+Cells are matched by `cell_id` (a stable hash of the configuration), never by row position.
+When one side holds several runs of a cell, the latest (by `started_at`, then `run_id`) is used:
+pooling samples across runs would treat run-to-run drift as within-run noise and make the test
+overconfident. Latency verdicts need two things to agree: a Mann-Whitney U test on the raw
+samples (p < alpha) and a practical threshold on the ratio of medians. The bootstrap 95% CI of
+that ratio is reported alongside. Memory changes beyond a byte threshold are always reported.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from sdbench.errors import BadInput
+
+MIB = 1024**2
+
+# metric -> kind; the kind decides how a change is judged.
+METRICS: dict[str, str] = {
+    "median_ms": "latency",
+    "peak_mem_reserved_bytes": "memory",
+    "peak_rss_bytes": "memory",
+    "energy_j": "energy",
+    "energy_per_image_j": "energy",
+    "ref_rel_err": "fidelity",
+}
+HARDWARE_COLUMNS = ("device_name", "cpu_model", "gpu_count")
+SOFTWARE_COLUMNS = ("torch", "diffusers", "cuda", "driver", "python")
+FAILED = ("oom", "error", "timeout", "unsupported")
+VERDICTS = ("status changed", "slower", "worse", "missing", "new", "faster", "better", "unchanged")
+TABLE_COLUMNS = (
+    "cell_id",
+    "label",
+    "metric",
+    "baseline",
+    "current",
+    "ratio",
+    "ratio_ci_low",
+    "ratio_ci_high",
+    "change_pct",
+    "p_value",
+    "test",
+    "verdict",
+    "regression",
+    "baseline_status",
+    "current_status",
+    "baseline_run_id",
+    "current_run_id",
+    "note",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How big and how certain a change must be before it is called one."""
+
+    threshold_pct: float = 5.0  # latency: practical threshold on the ratio of medians
+    alpha: float = 0.01  # latency: Mann-Whitney U two-sided significance level
+    memory_threshold_bytes: int = 64 * MIB
+    energy_threshold_pct: float = 10.0  # a single reading per cell, so a wider band than latency
+    fidelity_threshold_pct: float = 50.0  # error growth that matters is in orders of magnitude
+    fidelity_floor: float = 1e-4  # relative errors below this are all "exact enough"
+    bootstrap_resamples: int = 2000
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One row per cell x metric, what to warn about, and whether anything regressed."""
+
+    table: pd.DataFrame
+    environment_warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    settings: Settings = Settings()
+
+    @property
+    def has_regression(self) -> bool:
+        return bool(self.table["regression"].any()) if len(self.table) else False
+
+    @property
+    def regressions(self) -> pd.DataFrame:
+        return self.table[self.table["regression"]]
+
+    def verdict_counts(self) -> dict[str, int]:
+        """How many rows got each verdict, regressions counted apart."""
+        counts = {v: int(n) for v, n in self.table["verdict"].value_counts().items()}
+        counts["regression"] = int(self.table["regression"].sum())
+        return counts
+
+
+def compare_runs(
+    baseline: pd.DataFrame,
+    current: pd.DataFrame,
+    threshold_pct: float = 5.0,
+    *,
+    alpha: float = 0.01,
+    memory_threshold_bytes: int = 64 * MIB,
+    energy_threshold_pct: float = 10.0,
+    fidelity_threshold_pct: float = 50.0,
+    metrics: Sequence[str] = tuple(METRICS),
+) -> Comparison:
+    """Compare the latest run of every cell in `current` with the latest in `baseline`."""
+    settings = Settings(
+        threshold_pct=threshold_pct,
+        alpha=alpha,
+        memory_threshold_bytes=memory_threshold_bytes,
+        energy_threshold_pct=energy_threshold_pct,
+        fidelity_threshold_pct=fidelity_threshold_pct,
+    )
+    _check_settings(settings, metrics)
+    base, base_runs = latest_per_cell(baseline, "baseline")
+    cur, cur_runs = latest_per_cell(current, "current")
+    rows: list[dict] = []
+    for cell_id in _ordered_union(base.index, cur.index):
+        b = base.loc[cell_id] if cell_id in base.index else None
+        c = cur.loc[cell_id] if cell_id in cur.index else None
+        rows += compare_cell(cell_id, b, c, settings, metrics)
+    table = _sorted(pd.DataFrame(rows, columns=list(TABLE_COLUMNS)))
+    matched = base.index.intersection(cur.index)
+    warnings = environment_warnings(base.loc[matched], cur.loc[matched])
+    if len(matched) == 0:
+        warnings.append(
+            "NO CELLS IN COMMON: every baseline cell is missing from current and every current cell is new. "
+            "Compare runs of the same suite (cells match on their configuration, device included)."
+        )
+    notes = [n for n in (_runs_note("baseline", base_runs), _runs_note("current", cur_runs)) if n]
+    return Comparison(table=table, environment_warnings=warnings, notes=notes, settings=settings)
+
+
+def _check_settings(settings: Settings, metrics: Sequence[str]) -> None:
+    if not 0 <= settings.threshold_pct < 1000:
+        raise BadInput(
+            f"--threshold must be a percentage from 0 to 1000, got {settings.threshold_pct}."
+        )
+    if not 0 < settings.alpha < 1:
+        raise BadInput(f"alpha must be between 0 and 1, got {settings.alpha}.")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise BadInput(f"Unknown metric(s) {', '.join(unknown)}. Known: {', '.join(METRICS)}.")
+
+
+def latest_per_cell(frame: pd.DataFrame, side: str) -> tuple[pd.DataFrame, pd.Series]:
+    """The latest row of each cell (indexed by cell_id) and how many runs each cell had."""
+    if "cell_id" not in frame or frame["cell_id"].isna().any():
+        raise BadInput(
+            f"The {side} results have rows without a cell_id, so their cells cannot be matched. "
+            "Give files written by `sdbench run` or `sdbench ingest`."
+        )
+    ordered = frame.assign(_order=pd.to_datetime(frame.get("started_at"), utc=True))
+    ordered = ordered.sort_values(["_order", "run_id"], kind="stable", na_position="first")
+    runs = ordered.groupby("cell_id", sort=False)["run_id"].nunique(dropna=False)
+    latest = ordered.drop_duplicates("cell_id", keep="last").drop(columns="_order")
+    return latest.set_index("cell_id", drop=False), runs
+
+
+def _runs_note(side: str, runs: pd.Series) -> str:
+    several = runs[runs > 1]
+    if several.empty:
+        return ""
+    return (
+        f"{side}: {len(several)} cell(s) appear in up to {int(several.max())} runs; "
+        "each is compared through its latest run (by started_at)."
+    )
+
+
+def _ordered_union(first: pd.Index, second: pd.Index) -> list[str]:
+    seen = dict.fromkeys(first)
+    seen.update(dict.fromkeys(second))
+    return list(seen)
+
+
+def compare_cell(
+    cell_id: str,
+    base: pd.Series | None,
+    cur: pd.Series | None,
+    settings: Settings,
+    metrics: Sequence[str],
+) -> list[dict]:
+    """The rows for one cell: a status row when it is new, missing or failing, else one per metric."""
+    row_of = base if base is not None else cur
+    assert row_of is not None
+    common = {
+        "cell_id": cell_id,
+        "label": cell_label(row_of),
+        "baseline_status": None if base is None else base["status"],
+        "current_status": None if cur is None else cur["status"],
+        "baseline_run_id": None if base is None else base["run_id"],
+        "current_run_id": None if cur is None else cur["run_id"],
+    }
+    if base is None or cur is None:
+        verdict = "new" if base is None else "missing"
+        return [_row(common, metric="status", verdict=verdict, test="match")]
+    if base["status"] != cur["status"]:
+        regression = base["status"] == "ok"
+        note = _short(cur.get("error")) if regression else ""
+        return [
+            _row(
+                common,
+                metric="status",
+                verdict="status changed",
+                regression=regression,
+                note=note,
+                test="match",
+            )
+        ]
+    if base["status"] != "ok":
+        return [
+            _row(
+                common,
+                metric="status",
+                verdict="unchanged",
+                note=_short(cur.get("error")),
+                test="match",
+            )
+        ]
+    rows = []
+    for metric in metrics:
+        judged = judge_metric(
+            metric, base, cur, settings, seed=zlib.crc32(f"{cell_id}/{metric}".encode())
+        )
+        if judged is not None:
+            rows.append(_row(common, metric=metric, **judged))
+    return rows
+
+
+def _row(common: dict, **values: object) -> dict:
+    row = dict.fromkeys(TABLE_COLUMNS)
+    row.update(common)
+    row.update({"regression": False, "note": ""})
+    row.update(values)
+    return row
+
+
+def _short(text: object, limit: int = 120) -> str:
+    if not isinstance(text, str):
+        return ""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def cell_label(row: pd.Series) -> str:
+    """A short human name for a cell: its configuration, or the benchmark name it came from."""
+    model = row.get("model")
+    if isinstance(model, str) and model:
+        parts = [
+            model,
+            row.get("stage"),
+            f"{_int(row.get('width'))}x{_int(row.get('height'))}",
+            f"bs{_int(row.get('batch_size'))}",
+            row.get("precision"),
+            row.get("attention"),
+            None if row.get("compile") in (None, "none") else row.get("compile"),
+            None if row.get("cfg") in (None, True) else "no-cfg",
+        ]
+        return " ".join(str(p) for p in parts if _present(p)) + f" @ {row.get('device')}"
+    for name in ("benchmark_name", "name"):
+        if _present(row.get(name)):
+            return str(row.get(name))
+    return str(row.get("cell_id"))
+
+
+def _int(value: object) -> object:
+    return int(value) if _present(value) else "?"
+
+
+def _present(value: object) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, float) and math.isnan(value):
+        return False
+    return value is not pd.NA and value is not pd.NaT
+
+
+def judge_metric(
+    metric: str, base: pd.Series, cur: pd.Series, settings: Settings, seed: int = 0
+) -> dict | None:
+    """Baseline, current, ratio, CI and verdict of one metric of one cell; None if neither side has it."""
+    kind = METRICS[metric]
+    if kind == "latency":
+        return judge_latency(base, cur, settings, seed)
+    b, c = _number(base.get(metric)), _number(cur.get(metric))
+    if kind == "fidelity" and _truthy(cur.get("nonfinite")) and not _truthy(base.get("nonfinite")):
+        return {"baseline": b, "current": c, "verdict": "worse", "regression": True, "test": "nonfinite",
+                "note": "current output contains NaN or inf"}  # fmt: skip
+    if b is None and c is None:
+        return None
+    if b is None or c is None:
+        verdict = "new" if b is None else "missing"
+        return {
+            "baseline": b,
+            "current": c,
+            "verdict": verdict,
+            "test": "measured",
+            "note": "measured on one side only",
+        }
+    if kind == "memory":
+        return judge_memory(b, c, settings.memory_threshold_bytes)
+    if kind == "energy":
+        return judge_threshold(b, c, settings.energy_threshold_pct, floor=0.0)
+    return judge_threshold(b, c, settings.fidelity_threshold_pct, floor=settings.fidelity_floor)
+
+
+def _number(value: object) -> float | None:
+    if not _present(value):
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(number) else number
+
+
+def _truthy(value: object) -> bool:
+    return _present(value) and bool(value)
+
+
+def judge_memory(base_bytes: float, cur_bytes: float, threshold_bytes: int) -> dict:
+    """A memory change is reported whenever it exceeds the byte threshold; more memory is a regression."""
+    delta = cur_bytes - base_bytes
+    verdict = "unchanged"
+    if abs(delta) >= threshold_bytes:
+        verdict = "worse" if delta > 0 else "better"
+    return {
+        "baseline": base_bytes,
+        "current": cur_bytes,
+        "ratio": cur_bytes / base_bytes if base_bytes else None,
+        "change_pct": 100 * delta / base_bytes if base_bytes else None,
+        "verdict": verdict,
+        "regression": verdict == "worse",
+        "test": "byte threshold",
+        "note": f"{delta / MIB:+.1f} MiB",
+    }
+
+
+def judge_threshold(base: float, cur: float, threshold_pct: float, floor: float) -> dict:
+    """A single reading per side: only the relative change can be judged (lower is better)."""
+    ratio = cur / base if base else (math.inf if cur > floor else 1.0)
+    change_pct = 100 * (ratio - 1) if math.isfinite(ratio) else math.inf
+    verdict = "unchanged"
+    if max(base, cur) >= floor and abs(change_pct) >= threshold_pct:
+        verdict = "worse" if change_pct > 0 else "better"
+    return {
+        "baseline": base,
+        "current": cur,
+        "ratio": ratio,
+        "change_pct": change_pct,
+        "verdict": verdict,
+        "regression": verdict == "worse",
+        "test": "threshold",
+    }
+
+
+def judge_latency(
+    base: pd.Series, cur: pd.Series, settings: Settings, seed: int = 0
+) -> dict | None:
+    """Slower/faster only when the samples differ significantly AND the medians differ by the threshold."""
+    b, c = _samples(base), _samples(cur)
+    if len(b) >= 2 and len(c) >= 2:
+        ratio = float(np.median(c) / np.median(b))
+        p_value = float(scipy_stats.mannwhitneyu(c, b, alternative="two-sided").pvalue)
+        low, high = bootstrap_ratio_ci(b, c, settings.bootstrap_resamples, seed)
+        significant, test, note = p_value < settings.alpha, "mann-whitney", ""
+        values = {
+            "baseline": float(np.median(b)),
+            "current": float(np.median(c)),
+            "p_value": p_value,
+        }
+    else:
+        bm, cm = _number(base.get("median_ms")), _number(cur.get("median_ms"))
+        if bm is None and cm is None:
+            return None
+        if bm is None or cm is None:
+            return {
+                "baseline": bm,
+                "current": cm,
+                "verdict": "new" if bm is None else "missing",
+                "test": "measured",
+            }
+        ratio, p_value = cm / bm, None
+        low, high, significant = _interval_ratio(base, cur)
+        test = "ci overlap" if low is not None else "threshold only"
+        note = "fewer than 2 samples on a side: no significance test"
+        values = {"baseline": bm, "current": cm}
+    change_pct = 100 * (ratio - 1)
+    verdict = "unchanged"
+    if significant and change_pct >= settings.threshold_pct:
+        verdict = "slower"
+    elif significant and change_pct <= -settings.threshold_pct:
+        verdict = "faster"
+    if (
+        verdict == "unchanged"
+        and abs(change_pct) >= settings.threshold_pct
+        and test == "mann-whitney"
+    ):
+        note = f"moved {change_pct:+.1f}% but not significant (p={p_value:.2g}): noisy; take more samples"
+    return values | {
+        "ratio": ratio,
+        "ratio_ci_low": low,
+        "ratio_ci_high": high,
+        "change_pct": change_pct,
+        "verdict": verdict,
+        "regression": verdict == "slower",
+        "test": test,
+        "note": note,
+    }
+
+
+def _samples(row: pd.Series) -> np.ndarray:
+    raw = row.get("samples_ms")
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        return np.empty(0)
+    values = np.asarray(list(raw), dtype=float)
+    return values[np.isfinite(values) & (values > 0)]
+
+
+def _interval_ratio(base: pd.Series, cur: pd.Series) -> tuple[float | None, float | None, bool]:
+    """Ratio bounds from the stored 95% CIs of the medians; disjoint intervals count as significant."""
+    bl, bh = _number(base.get("ci95_low_ms")), _number(base.get("ci95_high_ms"))
+    cl, ch = _number(cur.get("ci95_low_ms")), _number(cur.get("ci95_high_ms"))
+    if None in (bl, bh, cl, ch) or not bl or not bh:
+        return None, None, True  # nothing but the medians: the threshold alone decides
+    disjoint = cl > bh or ch < bl  # type: ignore[operator]
+    return cl / bh, ch / bl, disjoint  # type: ignore[operator]
+
+
+def bootstrap_ratio_ci(
+    base_ms: np.ndarray,
+    cur_ms: np.ndarray,
+    resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of median(current) / median(baseline), resampling each side."""
+    rng = np.random.default_rng(seed)
+    base_medians = np.median(
+        base_ms[rng.integers(0, len(base_ms), (resamples, len(base_ms)))], axis=1
+    )
+    cur_medians = np.median(cur_ms[rng.integers(0, len(cur_ms), (resamples, len(cur_ms)))], axis=1)
+    ratios = cur_medians / base_medians
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _sorted(table: pd.DataFrame) -> pd.DataFrame:
+    if table.empty:
+        return table.astype({"regression": bool})
+    order = {v: i for i, v in enumerate(VERDICTS)}
+    metric_order = {m: i for i, m in enumerate(("status", *METRICS))}
+    keyed = table.assign(
+        _r=~table["regression"].astype(bool),
+        _v=table["verdict"].map(order),
+        _m=table["metric"].map(metric_order),
+    )
+    keyed = keyed.sort_values(["_r", "_v", "label", "_m"], kind="stable")
+    result = keyed.drop(columns=["_r", "_v", "_m"]).reset_index(drop=True)
+    return result.astype({"regression": bool})
+
+
+def environment_warnings(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
+    """Loud warnings for every hardware or software column whose value differs between matched cells."""
+    warnings = []
+    for column in HARDWARE_COLUMNS + SOFTWARE_COLUMNS:
+        pairs = _differing_pairs(base.get(column), cur.get(column))
+        if not pairs:
+            continue
+        shown = "; ".join(
+            f"baseline {b} vs current {c} ({n} cell{'s' * (n > 1)})" for (b, c), n in pairs[:3]
+        )
+        if column in HARDWARE_COLUMNS:
+            warnings.append(
+                f"HARDWARE DIFFERS ({column}): {shown}. Changes below may come from the machine, not the code: "
+                "compare runs made on the same hardware."
+            )
+        else:
+            warnings.append(
+                f"SOFTWARE DIFFERS ({column}): {shown}. Changes below may come from that upgrade: "
+                "pin the environment, or re-run the baseline with the same versions."
+            )
+    return warnings
+
+
+def _differing_pairs(
+    base: pd.Series | None, cur: pd.Series | None
+) -> list[tuple[tuple[str, str], int]]:
+    if base is None or cur is None:
+        return []
+    counts: dict[tuple[str, str], int] = {}
+    for b, c in zip(base.tolist(), cur.tolist(), strict=True):
+        b_text, c_text = _env_text(b), _env_text(c)
+        if b_text != c_text and not (b_text == c_text == "(not recorded)"):
+            counts[(b_text, c_text)] = counts.get((b_text, c_text), 0) + 1
+    return sorted(counts.items(), key=lambda item: -item[1])
+
+
+def _env_text(value: object) -> str:
+    if not _present(value):
+        return "(not recorded)"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

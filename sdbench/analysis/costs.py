@@ -1,0 +1,107 @@
+"""FLOPs and bytes moved by each stage of a workload: from the shipped table, a fit, or a live count.
+
+`sdbench/data/flops.csv` (made by scripts/make_flops_table.py) holds counts per model, stage,
+square resolution, batch 1 and 2 and attention kind. Everything here grows linearly in batch,
+so batch 1 and 2 give any batch. A resolution that is not in the table is fitted as
+a + b*pixels + c*pixels^2 over the model's tabled resolutions (convolutions and projections
+grow with pixels, attention with pixels squared); a model that is not in the table at all is
+counted live on the meta device when torch is importable.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from sdbench.errors import BadInput
+
+COUNTS = ("flops", "matmul_elements", "other_elements")
+DTYPE_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 2}
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """One timed call of one stage: arithmetic and the traffic of its operators."""
+
+    flops: float
+    matmul_bytes: float  # read + written by matmuls and convolutions (compute-bound operators)
+    other_bytes: float  # read + written by everything else (memory-bound operators)
+
+
+def attention_kind(attention: str) -> str:
+    """Which counted traffic an attention setting has: the attention matrix materialised or not."""
+    return "classic" if attention in ("classic", "sliced") else "sdpa"
+
+
+@functools.lru_cache(maxsize=1)
+def cost_table() -> pd.DataFrame:
+    with (
+        resources.files("sdbench")
+        .joinpath("data", "flops.csv")
+        .open("r", encoding="utf-8") as handle
+    ):
+        return pd.read_csv(handle)
+
+
+def stage_cost(
+    model: str,
+    stage: str,
+    height: int,
+    width: int,
+    batch_size: int,
+    attention: str = "sdpa",
+    precision: str = "fp16",
+) -> StageCost:
+    """FLOPs and bytes of one call of `stage` (cfg on: the UNet and text encoders see 2 x batch)."""
+    per_batch = _counts(model, stage, height, width, attention_kind(attention))
+    one, two = per_batch
+    counts = {k: one[k] + (batch_size - 1) * (two[k] - one[k]) for k in COUNTS}
+    dtype_bytes = DTYPE_BYTES.get(precision, 2)
+    return StageCost(
+        flops=counts["flops"],
+        matmul_bytes=counts["matmul_elements"] * dtype_bytes,
+        other_bytes=counts["other_elements"] * dtype_bytes,
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _counts(model: str, stage: str, height: int, width: int, kind: str) -> tuple[dict, dict]:
+    table = cost_table()
+    rows = table[
+        (table["model"] == model) & (table["stage"] == stage) & (table["attention"] == kind)
+    ]
+    if rows.empty:
+        return _live(model, stage, height, width, kind)
+    if stage == "text_encoder":  # prompts do not depend on the image size
+        rows = rows[rows["height"] == rows["height"].min()]
+        height = width = int(rows["height"].iloc[0])
+    exact = rows[(rows["height"] == height) & (rows["width"] == width)]
+    if len(exact) == 2:
+        return tuple(exact.sort_values("batch_size")[list(COUNTS)].to_dict("records"))  # type: ignore[return-value]
+    return tuple(_fit_pixels(rows[rows["batch_size"] == b], height * width) for b in (1, 2))  # type: ignore[return-value]
+
+
+def _fit_pixels(rows: pd.DataFrame, pixels: int) -> dict:
+    x = (rows["height"] * rows["width"]).to_numpy(dtype=float)
+    design = np.stack([np.ones_like(x), x, x**2], axis=1)[:, : min(3, len(x))]
+    point = np.array([1.0, pixels, float(pixels) ** 2])[: design.shape[1]]
+    out = {}
+    for key in COUNTS:
+        coefficients, *_ = np.linalg.lstsq(design, rows[key].to_numpy(dtype=float), rcond=None)
+        out[key] = float(max(point @ coefficients, 0.0))
+    return out
+
+
+def _live(model: str, stage: str, height: int, width: int, kind: str) -> tuple[dict, dict]:
+    try:
+        from sdbench.analysis.cost_count import count_cost
+    except ImportError:  # pragma: no cover - only without torch
+        raise BadInput(
+            f'Model "{model}" is not in the shipped FLOPs table and torch is not installed to count it. '
+            "Install torch, or regenerate the table with scripts/make_flops_table.py."
+        ) from None
+    return tuple(count_cost(model, stage, height, width, b, kind) for b in (1, 2))  # type: ignore[return-value]

@@ -1,0 +1,346 @@
+"""The performance model: time per stage from FLOPs and bytes against a GPU's roofs, calibrated.
+
+For each stage (text encoder, one UNet step, VAE decode) the time on a GPU is
+
+    max(flops / (e_c * peak_flops), matmul_bytes / (e_b * bandwidth)) + other_bytes / (e_b * bandwidth)
+
+times a software factor (attention kernel, torch.compile, torch 1.x era, fp32), plus a fixed
+overhead per UNet step and per pipeline call. The compute efficiency e_c is calibrated per
+architecture family and work regime (a step under 4 TFLOP leaves big GPUs partly idle), shrunk
+towards one global value so a family with little data borrows from the rest; e_b and the
+overheads are global. Nothing is fitted per GPU, so the model predicts GPUs it never saw from
+their datasheet figures alone. Calibration data: sdbench/data/reference_results.csv plus any
+measured results given.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+from sdbench.analysis.costs import stage_cost
+from sdbench.errors import BadInput
+from sdbench.gpus import GPU, find_gpu
+
+SMALL_STEP_FLOPS = 4e12  # below this, one UNet step cannot fill a large GPU
+METRICS = ("it_per_s", "s_per_call", "a1111_it_per_s")
+SOFTWARE_FACTORS = (
+    "classic",
+    "xformers",
+    "coreml",
+    "compile_default",
+    "compile_autotune",
+    "torch1",
+    "fp32",
+)
+GLOBALS = ("compute", "bandwidth", "small_step", "step_overhead", "call_overhead", "a1111_overhead")
+# A family without calibration data borrows the closest one's (same vendor line, one generation apart).
+FAMILY_FALLBACK = {
+    "blackwell": "ada",
+    "blackwell-dc": "hopper",
+    "rdna4": "rdna3",
+    "rdna2": "rdna3",
+    "cdna3": "cdna2",
+    "battlemage": "alchemist",
+    "volta": "turing",
+}
+MODEL_FAMILY = {"sd14": "sd15", "sd15": "sd15", "sd21": "sd21", "sdxl": "sdxl", "tiny": "tiny"}
+RIDGE_FAMILY = 0.3
+RIDGE_FAMILY_REGIME = 3.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is run: a txt2img configuration, independent of the GPU."""
+
+    model: str
+    height: int
+    width: int
+    batch_size: int = 1
+    precision: str = "fp16"
+    steps: int = 20
+    attention: str = "sdpa"
+    compile: str = "none"
+    software: str = "torch2"  # torch2 | torch1 | coreml
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One calibration figure: a GPU, a workload, a metric and its value, with where it came from."""
+
+    gpu: GPU
+    workload: Workload
+    metric: str
+    value: float
+    source: str
+
+
+@dataclass
+class Calibration:
+    """Fitted log-parameters by name; families seen in the data."""
+
+    params: dict[str, float]
+    families: frozenset[str]
+    regimes: frozenset[str] = field(default_factory=frozenset)
+
+    def family_for(self, family: str) -> str | None:
+        seen = family
+        while seen not in self.families and seen in FAMILY_FALLBACK:
+            seen = FAMILY_FALLBACK[seen]
+        return seen if seen in self.families else None
+
+
+# --- calibration data ----------------------------------------------------------------------
+
+
+def _software(era: str, attention: str) -> str:
+    if attention == "coreml":
+        return "coreml"
+    return "torch1" if ("torch 1." in era or era.strip() == "2022") else "torch2"
+
+
+@functools.lru_cache(maxsize=1)
+def reference_observations() -> tuple[Observation, ...]:
+    """Published results whose GPU is in the catalogue (CPU rows are left out)."""
+    with (
+        resources.files("sdbench")
+        .joinpath("data", "reference_results.csv")
+        .open("r", encoding="utf-8") as handle
+    ):
+        frame = pd.read_csv(handle)
+    found = []
+    for row in frame.to_dict("records"):
+        try:
+            gpu = find_gpu(row["gpu"])
+        except BadInput:
+            continue
+        workload = Workload(
+            model=row["model"], height=int(row["resolution"]), width=int(row["resolution"]),
+            batch_size=int(row["batch"]), precision=row["precision"], steps=int(row["steps"]),
+            attention=row["attention"], compile=row["compile"], software=_software(row["era"], row["attention"]),
+        )  # fmt: skip
+        found.append(Observation(gpu, workload, row["metric"], float(row["value"]), row["source"]))
+    return tuple(found)
+
+
+def measured_observations(results: pd.DataFrame | None) -> list[Observation]:
+    """Ok rows of the user's results on catalogue GPUs: unet rows as it/s, pipeline rows as s/call."""
+    if results is None or results.empty:
+        return []
+    found = []
+    ok = results[(results["status"] == "ok") & results["stage"].isin(["unet", "pipeline"])]
+    for row in ok.to_dict("records"):
+        try:
+            gpu = find_gpu(str(row.get("device_name") or ""))
+        except BadInput:
+            continue
+        workload = workload_of_row(row)
+        if row["stage"] == "unet" and row.get("it_per_s"):
+            found.append(Observation(gpu, workload, "it_per_s", float(row["it_per_s"]), "measured"))
+        elif row["stage"] == "pipeline" and row.get("median_ms"):
+            found.append(
+                Observation(gpu, workload, "s_per_call", float(row["median_ms"]) / 1000, "measured")
+            )
+    return found
+
+
+def workload_of_row(row: dict) -> Workload:
+    return Workload(
+        model=str(row["model"]), height=int(row["height"]), width=int(row["width"]),
+        batch_size=int(row["batch_size"]), precision=str(row["precision"]), steps=int(row.get("steps") or 20),
+        attention=str(row.get("attention") or "sdpa"), compile=str(row.get("compile") or "none"),
+    )  # fmt: skip
+
+
+# --- features: everything about a row that does not depend on the parameters -----------------
+
+
+def _stage_costs(workload: Workload) -> np.ndarray:
+    """3 x 3: rows text_encoder, unet, vae_decode; columns flops, matmul bytes, other bytes."""
+    model = "sd15" if workload.model == "sd14" else workload.model
+    out = []
+    for stage in ("text_encoder", "unet", "vae_decode"):
+        cost = stage_cost(model, stage, workload.height, workload.width, workload.batch_size,
+                          workload.attention, workload.precision)  # fmt: skip
+        out.append([cost.flops, cost.matmul_bytes, cost.other_bytes])
+    return np.array(out, dtype=float)
+
+
+def _software_flags(workload: Workload) -> list[float]:
+    return [
+        float(workload.attention in ("classic", "sliced")),
+        float(workload.attention == "xformers"),
+        float(workload.software == "coreml"),
+        float(workload.compile == "default"),
+        float(workload.compile in ("reduce-overhead", "max-autotune")),
+        float(workload.software == "torch1"),
+        float(workload.precision in ("fp32", "tf32")),
+    ]
+
+
+@dataclass
+class Features:
+    """Column arrays for a batch of (GPU, workload, metric) rows."""
+
+    costs: np.ndarray  # n x 3 x 3
+    peak_flops: np.ndarray
+    bandwidth: np.ndarray
+    families: list[str]
+    small: np.ndarray
+    steps: np.ndarray
+    batch: np.ndarray
+    flags: np.ndarray  # n x len(SOFTWARE_FACTORS)
+    metric: np.ndarray  # index into METRICS
+
+    @classmethod
+    def build(cls, rows: list[tuple[GPU, Workload, str]]) -> Features:
+        costs = np.stack([_stage_costs(w) for _, w, _ in rows])
+        return cls(
+            costs=costs,
+            peak_flops=np.array([g.peak_tflops(w.precision) * 1e12 for g, w, _ in rows]),
+            bandwidth=np.array([g.mem_bandwidth_gbs * 1e9 for g, _, _ in rows]),
+            families=[g.family for g, _, _ in rows],
+            small=costs[:, 1, 0] < SMALL_STEP_FLOPS,
+            steps=np.array([w.steps for _, w, _ in rows], dtype=float),
+            batch=np.array([w.batch_size for _, w, _ in rows], dtype=float),
+            flags=np.array([_software_flags(w) for _, w, _ in rows]),
+            metric=np.array([METRICS.index(m) for _, _, m in rows]),
+        )
+
+
+# --- the model ---------------------------------------------------------------------------
+
+
+def _log_compute_efficiency(
+    features: Features, params: dict[str, float], calibration_families: Calibration
+) -> np.ndarray:
+    out = np.full(len(features.families), params["compute"])
+    out += params["small_step"] * features.small
+    for i, family in enumerate(features.families):
+        seen = calibration_families.family_for(family)
+        if seen is None:
+            continue
+        regime = "small" if features.small[i] else "large"
+        out[i] += params.get(f"family:{seen}", 0.0) + params.get(f"regime:{seen}:{regime}", 0.0)
+    return out
+
+
+def stage_seconds(features: Features, calibration: Calibration) -> np.ndarray:
+    """n x 3 seconds of text encoder, one UNet step and VAE decode (software factors applied)."""
+    params = calibration.params
+    compute = np.exp(_log_compute_efficiency(features, params, calibration)) * features.peak_flops
+    bandwidth = math.exp(params["bandwidth"]) * features.bandwidth
+    flops, matmul_bytes, other_bytes = (features.costs[:, :, k] for k in range(3))
+    seconds = (
+        np.maximum(flops / compute[:, None], matmul_bytes / bandwidth[:, None])
+        + other_bytes / bandwidth[:, None]
+    )
+    factors = np.array([params[f"software:{name}"] for name in SOFTWARE_FACTORS])
+    return seconds * np.exp(features.flags @ factors)[:, None]
+
+
+def predict_metric(features: Features, calibration: Calibration) -> np.ndarray:
+    """Each row's metric value: it/s, seconds per call or A1111 it/s."""
+    params = calibration.params
+    seconds = stage_seconds(features, calibration)
+    factors = np.array([params[f"software:{name}"] for name in SOFTWARE_FACTORS])
+    step_s = seconds[:, 1] + math.exp(params["step_overhead"]) * np.exp(features.flags @ factors)
+    call_s = features.steps * step_s + seconds[:, 0] + seconds[:, 2]
+    pipeline_s = call_s + math.exp(params["call_overhead"])
+    a1111_s = call_s + math.exp(params["a1111_overhead"])
+    return np.choose(
+        features.metric, [1.0 / step_s, pipeline_s, features.steps * features.batch / a1111_s]
+    )
+
+
+# --- calibration -----------------------------------------------------------------------------
+
+
+def _parameter_names(features: Features) -> list[str]:
+    families = sorted(set(features.families))
+    names = (
+        list(GLOBALS)
+        + [f"software:{n}" for n in SOFTWARE_FACTORS]
+        + [f"family:{f}" for f in families]
+    )
+    names += [f"regime:{f}:{r}" for f in families for r in ("small", "large")]
+    return names
+
+
+def _initial(name: str) -> float:
+    return {"compute": math.log(0.3), "bandwidth": math.log(0.5), "step_overhead": math.log(0.005),
+            "call_overhead": math.log(0.3), "a1111_overhead": math.log(0.5)}.get(name, 0.0)  # fmt: skip
+
+
+def calibrate(observations: list[Observation]) -> Calibration:
+    """Fit the parameters to the observations by least squares on log values, with shrinkage."""
+    usable = [o for o in observations if o.metric in METRICS]
+    if not usable:
+        raise BadInput(
+            "No calibration data: the reference results file is empty or has no known GPUs."
+        )
+    features = Features.build([(o.gpu, o.workload, o.metric) for o in usable])
+    observed = np.log([o.value for o in usable])
+    names = _parameter_names(features)
+    families = frozenset(features.families)
+    ridge = np.array([_ridge(n) for n in names])
+
+    def residuals(vector: np.ndarray) -> np.ndarray:
+        calibration = Calibration(dict(zip(names, vector, strict=True)), families)
+        predicted = np.log(np.maximum(predict_metric(features, calibration), 1e-12))
+        return np.concatenate([predicted - observed, ridge * vector])
+
+    start = np.array([_initial(n) for n in names])
+    fit = least_squares(residuals, start, method="trf", loss="soft_l1", f_scale=0.2, max_nfev=2000)
+    return Calibration(dict(zip(names, fit.x, strict=True)), families)
+
+
+def _ridge(name: str) -> float:
+    if name.startswith("family:"):
+        return math.sqrt(RIDGE_FAMILY)
+    if name.startswith("regime:"):
+        return math.sqrt(RIDGE_FAMILY_REGIME)
+    if name.startswith("software:"):
+        return 0.1
+    return 0.0
+
+
+@functools.lru_cache(maxsize=1)
+def reference_calibration() -> Calibration:
+    """The model calibrated on the shipped reference results (cached per process)."""
+    return calibrate(list(reference_observations()))
+
+
+def calibration_for(results: pd.DataFrame | None) -> Calibration:
+    """Reference calibration, refitted with the user's measured rows when there are any."""
+    measured = measured_observations(results)
+    if not measured:
+        return reference_calibration()
+    return calibrate(list(reference_observations()) + measured)
+
+
+def predict_stage_seconds(
+    gpu: GPU, workload: Workload, calibration: Calibration
+) -> dict[str, float]:
+    """Seconds of each stage of one call on `gpu`: text_encoder, unet_step (overhead in), vae_decode, call."""
+    features = Features.build([(gpu, workload, "it_per_s")])
+    seconds = stage_seconds(features, calibration)[0]
+    step_s = 1.0 / float(predict_metric(features, calibration)[0])
+    call_s = (
+        workload.steps * step_s
+        + seconds[0]
+        + seconds[2]
+        + math.exp(calibration.params["call_overhead"])
+    )
+    return {
+        "text_encoder": float(seconds[0]),
+        "unet_step": step_s,
+        "vae_decode": float(seconds[2]),
+        "call": call_s,
+    }

@@ -1,0 +1,84 @@
+"""Leave-one-GPU-out cross-validation of the performance model on the reference results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from sdbench.analysis.perfmodel import (
+    MODEL_FAMILY,
+    Features,
+    Observation,
+    calibrate,
+    predict_metric,
+    reference_observations,
+)
+
+
+@dataclass(frozen=True)
+class FamilyError:
+    """How well held-out GPUs of one model family were predicted."""
+
+    model_family: str
+    rows: int
+    gpus: int
+    median_abs_pct_error: float
+    p90_abs_pct_error: float
+    spearman: float
+
+
+def _seconds_per_image_step(metric: str, value: float, steps: int, batch: int) -> float:
+    """A figure comparable across metrics: seconds per image per denoising step."""
+    if metric == "it_per_s":
+        return 1.0 / value / batch
+    if metric == "a1111_it_per_s":
+        return 1.0 / value
+    return value / steps / batch
+
+
+def cross_validate(observations: list[Observation] | None = None) -> pd.DataFrame:
+    """One row per observation: the value predicted with its whole GPU left out of calibration."""
+    observations = list(observations if observations is not None else reference_observations())
+    rows = []
+    for gpu_name in sorted({o.gpu.name for o in observations}):
+        held_out = [o for o in observations if o.gpu.name == gpu_name]
+        calibration = calibrate([o for o in observations if o.gpu.name != gpu_name])
+        features = Features.build([(o.gpu, o.workload, o.metric) for o in held_out])
+        for observation, predicted in zip(
+            held_out, predict_metric(features, calibration), strict=True
+        ):
+            w = observation.workload
+            rows.append({
+                "gpu": gpu_name, "model": w.model, "model_family": MODEL_FAMILY.get(w.model, w.model),
+                "height": w.height, "width": w.width, "batch_size": w.batch_size, "precision": w.precision,
+                "steps": w.steps, "attention": w.attention, "compile": w.compile, "metric": observation.metric,
+                "measured": observation.value, "predicted": float(predicted),
+                "abs_pct_error": abs(predicted / observation.value - 1.0) * 100.0,
+                "measured_s_per_image_step": _seconds_per_image_step(observation.metric, observation.value, w.steps, w.batch_size),
+                "predicted_s_per_image_step": _seconds_per_image_step(observation.metric, float(predicted), w.steps, w.batch_size),
+                "source": observation.source,
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def summarise(cv: pd.DataFrame) -> list[FamilyError]:
+    """Median and 90th-percentile absolute % error and Spearman rank correlation per model family.
+
+    Spearman compares seconds per image per step, so rows of different metrics and batch sizes
+    rank on one scale.
+    """
+    out = []
+    for family, group in cv.groupby("model_family", sort=True):
+        rho = spearmanr(
+            group["measured_s_per_image_step"], group["predicted_s_per_image_step"]
+        ).statistic
+        out.append(FamilyError(
+            model_family=str(family), rows=len(group), gpus=group["gpu"].nunique(),
+            median_abs_pct_error=float(np.median(group["abs_pct_error"])),
+            p90_abs_pct_error=float(np.percentile(group["abs_pct_error"], 90)),
+            spearman=float(rho) if len(group) > 2 else float("nan"),
+        ))  # fmt: skip
+    return out

@@ -1,0 +1,211 @@
+"""`sdbench compare BASELINE CURRENT`: per-cell verdicts as text, markdown (PR comment) or json; exit 1 on regression."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from sdbench.commands.output import format_table, human_bytes, print_json
+
+FORMATS = ("text", "markdown", "json")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="compare two runs cell by cell; exit 1 on a significant regression",
+        description=(
+            "Match cells by configuration and judge every metric: latency by a Mann-Whitney U test on the "
+            "raw samples AND a practical threshold, memory by a byte threshold. Exit 0 when nothing "
+            "regressed, 1 when something did, 2 on bad input."
+        ),
+    )
+    parser.add_argument(
+        "baseline", metavar="BASELINE", help="results file or folder of the reference run(s)"
+    )
+    parser.add_argument(
+        "current", metavar="CURRENT", help="results file or folder of the run(s) to judge"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=5.0,
+        metavar="PCT",
+        help="smallest latency change that counts (default 5)",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=0.01,
+        help="significance level of the Mann-Whitney U test (default 0.01)",
+    )
+    parser.add_argument(
+        "--memory-threshold-mib",
+        type=float,
+        default=64.0,
+        metavar="MIB",
+        help="smallest peak-memory change that counts, in MiB (default 64)",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--all", action="store_true", help="text format: list unchanged rows too")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sdbench.analysis.compare import MIB, compare_runs
+    from sdbench.store import read_results
+
+    baseline = read_results([args.baseline])
+    current = read_results([args.current])
+    result = compare_runs(
+        baseline,
+        current,
+        threshold_pct=args.threshold,
+        alpha=args.alpha,
+        memory_threshold_bytes=int(args.memory_threshold_mib * MIB),
+    )
+    if args.format == "json":
+        print_json(as_json(result))
+    elif args.format == "markdown":
+        sys.stdout.write(as_markdown(result, args.baseline, args.current))
+    else:
+        sys.stdout.write(as_text(result, show_all=args.all))
+    if args.format != "text":
+        for warning in result.environment_warnings:
+            print(f"WARNING: {warning}", file=sys.stderr)
+    return 1 if result.has_regression else 0
+
+
+def as_json(result) -> dict:
+    return {
+        "has_regression": result.has_regression,
+        "threshold_pct": result.settings.threshold_pct,
+        "alpha": result.settings.alpha,
+        "memory_threshold_bytes": result.settings.memory_threshold_bytes,
+        "environment_warnings": result.environment_warnings,
+        "notes": result.notes,
+        "counts": result.verdict_counts(),
+        "rows": result.table.astype(object).where(result.table.notna(), None).to_dict("records"),
+    }
+
+
+def format_value(metric: str, value: object) -> str:
+    """A figure in the unit its metric name carries."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    number = float(value)  # type: ignore[arg-type]
+    if metric.endswith("_bytes"):
+        return human_bytes(number)
+    if metric.endswith("_ms"):
+        return f"{number:.4g} ms"
+    if metric.endswith("_j"):
+        return f"{number:.4g} J"
+    return f"{number:.3g}"
+
+
+def _change(row) -> str:
+    value = row["change_pct"]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return "+inf%" if math.isinf(value) else f"{value:+.1f}%"
+
+
+def _interval(row) -> str:
+    low, high = row["ratio_ci_low"], row["ratio_ci_high"]
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return "-"
+    return f"{low:.3f}-{high:.3f}"
+
+
+def _p(row) -> str:
+    value = row["p_value"]
+    return "-" if value is None or math.isnan(value) else f"{value:.2g}"
+
+
+def _cells(row) -> list[str]:
+    if row["metric"] == "status":
+        base, cur = row["baseline_status"] or "-", row["current_status"] or "-"
+    else:
+        base, cur = (
+            format_value(row["metric"], row["baseline"]),
+            format_value(row["metric"], row["current"]),
+        )
+    return [
+        row["label"],
+        row["metric"],
+        base,
+        cur,
+        _change(row),
+        _interval(row),
+        _p(row),
+        row["verdict"],
+    ]
+
+
+HEADERS = ["cell", "metric", "baseline", "current", "change", "95% CI of ratio", "p", "verdict"]
+
+
+def _summary(result) -> str:
+    counts = result.verdict_counts()
+    parts = [
+        f"{counts.get(v, 0)} {v}"
+        for v in ("slower", "faster", "worse", "better", "status changed", "new", "missing")
+    ]
+    parts = [p for p in parts if not p.startswith("0 ")]
+    regressions = counts["regression"]
+    head = f"{regressions} regression{'s' * (regressions != 1)}" if regressions else "no regression"
+    return head + (" (" + ", ".join(parts) + ")" if parts else "")
+
+
+def as_text(result, show_all: bool = False) -> str:
+    lines = [f"WARNING: {w}" for w in result.environment_warnings]
+    lines += [f"note: {n}" for n in result.notes]
+    table = result.table if show_all else result.table[result.table["verdict"] != "unchanged"]
+    if len(table):
+        rows = [_cells(r) + [r["note"] or ""] for _, r in table.iterrows()]
+        lines += ["", format_table(HEADERS + ["note"], rows)]
+    hidden = len(result.table) - len(table)
+    lines += [
+        "",
+        f"sdbench compare: {_summary(result)}; threshold {result.settings.threshold_pct:g}%",
+    ]
+    if hidden:
+        lines[-1] += f"; {hidden} unchanged row{'s' * (hidden != 1)} hidden (--all shows them)"
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _md_table(table) -> list[str]:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for _, row in table.iterrows():
+        cells = [_md_escape(c) for c in _cells(row)]
+        if row["regression"]:
+            cells[-1] = f"**{cells[-1]}**"
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def as_markdown(result, baseline: str, current: str) -> str:
+    """A PR comment: headline, loud environment warnings, the changes, unchanged rows folded away."""
+    mark = ":x:" if result.has_regression else ":white_check_mark:"
+    lines = [
+        f"### {mark} sdbench compare: {_summary(result)}",
+        "",
+        f"Baseline `{_md_escape(baseline)}` vs current `{_md_escape(current)}`; latency threshold "
+        f"{result.settings.threshold_pct:g}% (Mann-Whitney p < {result.settings.alpha:g}), memory threshold "
+        f"{human_bytes(result.settings.memory_threshold_bytes)}.",
+    ]
+    for warning in result.environment_warnings:
+        lines += ["", "> [!WARNING]", f"> **{_md_escape(warning)}**"]
+    changed = result.table[result.table["verdict"] != "unchanged"]
+    unchanged = result.table[result.table["verdict"] == "unchanged"]
+    if len(changed):
+        lines += [""] + _md_table(changed)
+    if len(unchanged):
+        lines += ["", f"<details><summary>{len(unchanged)} unchanged</summary>", ""]
+        lines += _md_table(unchanged) + ["", "</details>"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,52 @@
+"""`sdbench run SUITE`: measure a suite's matrix on this machine's devices."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run a benchmark suite and write results/<run_id>.parquet"
+    )
+    parser.add_argument(
+        "suite", nargs="?", help="suite file, e.g. suites/quick.toml (not needed with --resume)"
+    )
+    parser.add_argument("--out", default="results", help="results folder (default: results)")
+    parser.add_argument(
+        "--device", help="run on this device instead of the suite's (cpu, cuda:0, mps, ...)"
+    )
+    parser.add_argument(
+        "--resume", metavar="RUN", help="continue a run that was killed, from its journal"
+    )
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    parser.add_argument(
+        "--ray-address", default=None, help="Ray cluster address (auto, or HOST:PORT)"
+    )
+    parser.add_argument(
+        "--gpu-type", default=None, help="with ray: only use nodes with this accelerator type label"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the expanded cells and exit")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sdbench.errors import BadInput
+    from sdbench.runner.run import plan, print_summary, run_suite
+
+    if not args.suite and not args.resume:
+        raise BadInput("Give a suite file (sdbench run suites/quick.toml) or --resume RUN.")
+    if args.dry_run:
+        _, cells, devices = plan(args.suite, args.device)
+        for cell in cells:
+            print(f"{cell.cell_id}  {cell.label()}")
+        print(
+            f"{len(cells)} cells on {', '.join(d['id'] for d in devices if any(c.device == d['id'] for c in cells))}"
+        )
+        return 0
+    options = {}
+    if args.executor == "ray":
+        options = {"address": args.ray_address, "gpu_type": args.gpu_type}
+    outcome = run_suite(args.suite, args.out, args.device, args.resume, args.executor, options)
+    print_summary(outcome)
+    return 130 if outcome.interrupted else 0

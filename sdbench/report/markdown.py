@@ -1,0 +1,61 @@
+"""The markdown summary of results for READMEs and pull requests: overview, fastest settings, failures."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sdbench.report.sections import Page, Section
+from sdbench.report.tables import Table
+
+
+def escape(text: object) -> str:
+    """Text safe inside a markdown table cell: no pipes, newlines or raw HTML."""
+    value = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def table_markdown(table: Table) -> str:
+    header = "| " + " | ".join(escape(c.label) for c in table.columns) + " |"
+    rule = "|" + "|".join("---:" if c.numeric else "---" for c in table.columns) + "|"
+    rows = ["| " + " | ".join(escape(_cell_text(cell)) for cell in row) + " |" for row in table.rows]
+    return "\n".join([header, rule, *rows])
+
+
+def _cell_text(cell) -> str:
+    if cell.lines and not cell.text:
+        return "; ".join(cell.lines)
+    if cell.lines and cell.css.startswith("status"):
+        return f"{cell.text}: {cell.lines[0]}"
+    return cell.text
+
+
+def section_markdown(section: Section, include_tables: bool = True) -> list[str]:
+    out = [f"## {escape(section.title)}", ""]
+    if section.intro:
+        out += [escape(section.intro), ""]
+    if section.facts:
+        out += [", ".join(f"**{escape(v)}** {escape(k)}" for k, v in section.facts), ""]
+    out += [f"> {escape(note)}" for note in section.notes]
+    if section.notes:
+        out.append("")
+    for table in section.tables if include_tables else []:
+        out += [f"### {escape(table.title)}", "", table_markdown(table), ""]
+    return out
+
+
+def render_markdown(page: Page) -> str:
+    """Overview, fastest settings and history tables; the matrix stays in the HTML report."""
+    lines = [f"# {escape(page.title)}", ""]
+    if page.subtitle:
+        lines += [escape(page.subtitle), ""]
+    for section in page.sections:
+        if section.anchor in ("plots", "matrix"):
+            continue
+        lines += section_markdown(section)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def markdown_report(frame: pd.DataFrame, title: str | None = None) -> str:
+    from sdbench.report.sections import build_page
+
+    return render_markdown(build_page(frame, [], title, with_plots=False))

@@ -1,0 +1,528 @@
+"""The report's figures as inline SVG (matplotlib, Agg): each function picks a slice and draws it.
+
+Plots draw values the results or the analysis already hold; they never compute statistics. A plot
+whose data is absent comes back with `skipped` set to the reason instead of an SVG.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from sdbench.analysis.best import default_precision, is_plain_default  # noqa: E402
+from sdbench.report.tables import peak_memory_bytes  # noqa: E402
+from sdbench.report.units import GIB, flops_unit, format_number  # noqa: E402
+
+VRAM_SIZES_GB = (8, 12, 16, 24, 48, 80)
+MAX_FACETS = 6
+PRECISION_COLORS = {
+    "fp32": "#1f5fa8",
+    "tf32": "#3fa7d6",
+    "fp16": "#e07b24",
+    "bf16": "#2e9c5a",
+    "fp8": "#c0392b",
+}
+OTHER_COLORS = ("#7b4fa0", "#8c6d31", "#d4477f", "#5b6770", "#b5a300")
+SERIES_COLORS = (
+    "#1f5fa8",
+    "#e07b24",
+    "#2e9c5a",
+    "#7b4fa0",
+    "#c0392b",
+    "#8c6d31",
+    "#3fa7d6",
+    "#d4477f",
+)
+MARKERS = ("o", "s", "^", "D", "v", "P")
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.color": "#e3e6ea",
+    "grid.linewidth": 0.8,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "svg.fonttype": "none",  # real <text>: selectable, small, and escaped by matplotlib's XML writer
+    "svg.hashsalt": "sdbench",  # stable ids, so the same results give the same page
+    "text.parse_math": False,  # a "$" in a device name is text, not mathtext
+}
+
+
+@dataclass(frozen=True)
+class Plot:
+    anchor: str
+    title: str
+    caption: str
+    svg: str = ""
+    skipped: str = ""
+
+
+def figure_svg(figure: Figure, anchor: str) -> str:
+    """The figure as an <svg> element for inlining: no XML prolog, ids prefixed to stay unique."""
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(figure)
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]
+    prefix = re.sub(r"[^A-Za-z0-9_-]", "-", anchor) + "-"
+    text = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}\1"', text)
+    text = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}\1)", text)
+    text = re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{prefix}\1"', text)
+    # Scale with the page, never beyond the drawn size.
+    size = re.search(r'<svg[^>]*?\swidth="([\d.]+)pt"\s+height="([\d.]+)pt"', text)
+    if size:
+        text = text.replace(
+            size.group(0),
+            size.group(0).replace(f'width="{size.group(1)}pt" height="{size.group(2)}pt"', ""),
+        )
+        text = text.replace("<svg", f'<svg role="img" style="max-width:{size.group(1)}pt"', 1)
+    return text
+
+
+def _ok(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    ok = frame[frame["status"] == "ok"]
+    for column in columns:
+        ok = (
+            ok[pd.to_numeric(ok[column], errors="coerce").notna()] if column in ok else ok.iloc[0:0]
+        )
+    return ok
+
+
+def _facets(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple[tuple, pd.DataFrame]]:
+    groups = [
+        (key if isinstance(key, tuple) else (key,), group)
+        for key, group in frame.groupby(list(keys), sort=True)
+    ]
+    return groups[:MAX_FACETS]
+
+
+def _grid(
+    count: int, width_in: float | None = None, row_height_in: float = 3.3
+) -> tuple[Figure, list]:
+    columns = 1 if count == 1 else 2
+    rows = (count + columns - 1) // columns
+    width_in = width_in or (8.0 if columns == 1 else 11.5)
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(
+            rows,
+            columns,
+            figsize=(width_in, row_height_in * rows),
+            squeeze=False,
+            layout="constrained",
+        )
+    flat = list(axes.flat)
+    for extra in flat[count:]:
+        extra.set_visible(False)
+    return figure, flat[:count]
+
+
+def _series_label(device_name: object, precision: object, several_devices: bool) -> str:
+    return f"{device_name} · {precision}" if several_devices else str(precision)
+
+
+def _precision_order(precision: object) -> tuple[int, str]:
+    order = list(PRECISION_COLORS)
+    return (order.index(precision) if precision in order else len(order), str(precision))
+
+
+def _color(precision: object, index: int) -> str:
+    return PRECISION_COLORS.get(str(precision), OTHER_COLORS[index % len(OTHER_COLORS)])
+
+
+def _series(frame: pd.DataFrame, by: list[str]) -> Iterator[tuple[int, tuple, pd.DataFrame]]:
+    for index, (key, group) in enumerate(frame.groupby(by, sort=True)):
+        yield index, (key if isinstance(key, tuple) else (key,)), group
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows with default attention/compile knobs; all rows when none are plain."""
+    plain = frame[is_plain_default(_knob_columns(frame))]
+    return plain if not plain.empty else frame
+
+
+def _knob_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    missing = {name: None for name in ("channels_last", "vae") if name not in frame}
+    return frame.assign(**missing) if missing else frame
+
+
+def _styled(function):
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            return function(*args, **kwargs)
+
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+def _resolution_ticks(axis, group: pd.DataFrame) -> None:
+    pairs = group[["width", "height"]].drop_duplicates().sort_values(["width", "height"])
+    axis.set_xticks([w * h for w, h in pairs.itertuples(index=False)])
+    axis.set_xticklabels([f"{w}×{h}" for w, h in pairs.itertuples(index=False)])
+
+
+def _log_if_wide(axis, values: pd.Series) -> None:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if len(values) and values.min() > 0 and values.max() / values.min() > 20:
+        _log_scale(axis, "y")
+
+
+def _log_scale(axis, which: str) -> None:
+    """A log axis labelled with plain numbers (1, 2, 5, 10, ...) rather than powers of ten."""
+    (axis.set_yscale if which == "y" else axis.set_xscale)("log")
+    scale_axis = axis.yaxis if which == "y" else axis.xaxis
+    plain = ticker.FuncFormatter(lambda value, _: format_number(value))
+    scale_axis.set_major_formatter(plain)
+    scale_axis.set_minor_locator(ticker.LogLocator(subs=(2.0, 5.0)))
+    scale_axis.set_minor_formatter(plain)
+
+
+def _shared_legend(figure: Figure, axes: list, title: str | None = None) -> None:
+    """One legend under the plots with every series of every panel, so no line is hidden."""
+    seen: dict[str, object] = {}
+    for axis in axes:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    if seen:
+        figure.legend(
+            list(seen.values()),
+            list(seen),
+            loc="outside lower center",
+            ncols=min(len(seen), 4),
+            title=title,
+        )
+
+
+@_styled
+def latency_vs_resolution(frame: pd.DataFrame) -> Plot:
+    anchor, title = "plot-latency-resolution", "Latency vs resolution, per precision"
+    ok = _plain(_ok(frame, "median_ms"))
+    ok = ok[ok["batch_size"] == ok.groupby(["model", "stage"])["batch_size"].transform("min")]
+    if ok[["width", "height"]].drop_duplicates().shape[0] < 2:
+        return Plot(anchor, title, "", skipped="These results hold fewer than two resolutions.")
+    several = ok["device"].nunique() > 1
+    facets = _facets(ok, ("model", "stage"))
+    figure, axes = _grid(len(facets))
+    for axis, ((model, stage), group) in zip(axes, facets, strict=True):
+        for index, (device_name, precision), series in _series(group, ["device_name", "precision"]):
+            series = series.sort_values(["width", "height"])
+            axis.plot(
+                series["width"] * series["height"], series["median_ms"], marker=MARKERS[index % len(MARKERS)],
+                color=_color(precision, index), label=_series_label(device_name, precision, several),
+            )  # fmt: skip
+        _resolution_ticks(axis, group)
+        _log_if_wide(axis, group["median_ms"])
+        axis.set_title(f"{model} · {stage} · batch {int(group['batch_size'].min())}")
+        axis.set_xlabel("resolution (pixels per image)")
+        axis.set_ylabel("median latency per call (ms)")
+    _shared_legend(figure, axes)
+    caption = "Default attention and compile settings, smallest batch size in the results. Lower is better."
+    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+
+
+@_styled
+def throughput_vs_batch(frame: pd.DataFrame) -> Plot:
+    anchor, title = "plot-throughput-batch", "Throughput vs batch size"
+    ok = _plain(_ok(frame, "images_per_s"))
+    if ok["batch_size"].nunique() < 2:
+        return Plot(anchor, title, "", skipped="These results hold a single batch size.")
+    several = ok["device"].nunique() > 1
+    facets = _facets(ok, ("model", "stage", "width", "height"))
+    figure, axes = _grid(len(facets))
+    for axis, ((model, stage, width, height), group) in zip(axes, facets, strict=True):
+        for index, (device_name, precision), series in _series(group, ["device_name", "precision"]):
+            series = series.sort_values("batch_size")
+            axis.plot(
+                series["batch_size"], series["images_per_s"], marker=MARKERS[index % len(MARKERS)],
+                color=_color(precision, index), label=_series_label(device_name, precision, several),
+            )  # fmt: skip
+        axis.set_xticks(sorted(group["batch_size"].unique()))
+        _log_if_wide(axis, group["images_per_s"])
+        axis.set_title(f"{model} · {stage} · {width}×{height}")
+        axis.set_xlabel("batch size (images per call)")
+        axis.set_ylabel("images per second")
+    _shared_legend(figure, axes)
+    caption = (
+        "Images per second as the batch grows; a flat line means the device is already saturated."
+    )
+    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+
+
+@_styled
+def memory_vs_resolution(frame: pd.DataFrame) -> Plot:
+    anchor, title = "plot-memory", "Peak memory vs resolution and batch size"
+    ok = _plain(_ok(frame.assign(peak_memory_bytes=peak_memory_bytes(frame)), "peak_memory_bytes"))
+    if ok.empty:
+        return Plot(anchor, title, "", skipped="No peak memory was recorded in these results.")
+    default = ok.apply(lambda r: default_precision(r["device"], set(ok["precision"])), axis=1)
+    ok = ok[ok["precision"] == default] if (ok["precision"] == default).any() else ok
+    several = ok["device"].nunique() > 1
+    facets = _facets(ok, ("model", "stage"))
+    figure, axes = _grid(len(facets))
+    for axis, ((model, stage), group) in zip(axes, facets, strict=True):
+        for index, (device_name, precision, batch), series in _series(
+            group, ["device_name", "precision", "batch_size"]
+        ):
+            series = series.sort_values(["width", "height"])
+            label = f"{_series_label(device_name, precision, several)} · batch {batch}"
+            axis.plot(
+                series["width"] * series["height"], series["peak_memory_bytes"] / GIB,
+                marker=MARKERS[index % len(MARKERS)], color=SERIES_COLORS[index % len(SERIES_COLORS)], label=label,
+            )  # fmt: skip
+        _vram_lines(axis, group["peak_memory_bytes"].max() / GIB)
+        _resolution_ticks(axis, group)
+        _log_scale(axis, "y")
+        axis.set_title(f"{model} · {stage}")
+        axis.set_xlabel("resolution (pixels per image)")
+        axis.set_ylabel("peak memory (GiB)")
+    _shared_legend(figure, axes)
+    caption = (
+        "Allocator-reserved device memory (process RSS on CPU) at each device's default precision. "
+        "Dashed lines: common GPU memory sizes; a point above a line does not fit that card."
+    )
+    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+
+
+def _vram_lines(axis, largest_gib: float) -> None:
+    for size_gb in VRAM_SIZES_GB:
+        axis.axhline(size_gb, color="#9aa3ad", linestyle="--", linewidth=0.8, zorder=0)
+        axis.annotate(f"{size_gb} GB", (1.0, size_gb), xycoords=("axes fraction", "data"), fontsize=7,
+                      color="#6b7580", ha="right", va="bottom")  # fmt: skip
+        if size_gb >= largest_gib:
+            break  # the first card size above the data is enough context
+
+
+@_styled
+def attention_precision_bars(frame: pd.DataFrame, metric: str = "median_ms") -> Plot:
+    """Grouped bars: attention kernels side by side, one bar per precision, at each workload's most tried size."""
+    energy = metric == "energy_per_image_j"
+    anchor = "plot-energy" if energy else "plot-attention-precision"
+    title = "Energy per image" if energy else "Attention kernels and precisions side by side"
+    compiled = frame["compile"].fillna("none") == "none"
+    rows = frame[compiled]
+    ok = _ok(rows, metric)
+    if ok.empty or (not energy and ok[["attention", "precision"]].drop_duplicates().shape[0] < 2):
+        reason = "No energy was measured in these results (CPU runs have no energy counter)." if energy else (
+            "These results hold a single attention kernel and precision.")  # fmt: skip
+        return Plot(anchor, title, "", skipped=reason)
+    workloads = ok.groupby(["device", "model", "stage", "width", "height", "batch_size"]).size()
+    chosen = workloads.groupby(level=[0, 1, 2]).idxmax().tolist()[:MAX_FACETS]
+    figure, axes = _grid(len(chosen))
+    for axis, key in zip(axes, chosen, strict=True):
+        selected = rows.set_index(
+            ["device", "model", "stage", "width", "height", "batch_size"]
+        ).loc[[key]]
+        _bars(axis, selected.reset_index(), metric)
+        device_name = selected["device_name"].iloc[0]
+        axis.set_title(f"{device_name} · {key[1]} · {key[2]} · {key[3]}×{key[4]} · batch {key[5]}")
+        axis.set_ylabel("energy per image (J)" if energy else "median latency per call (ms)")
+    _shared_legend(figure, axes, title="precision")
+    caption = (
+        "Energy per image from the device's energy counter; lower is better."
+        if energy
+        else "Median latency per call, no compilation; lower is better. Cells that did not run ok show their status."
+    )
+    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+
+
+def _bars(axis, rows: pd.DataFrame, metric: str) -> None:
+    attentions = sorted(rows["attention"].dropna().unique())
+    precisions = sorted(rows["precision"].dropna().unique(), key=_precision_order)
+    width = 0.8 / max(len(precisions), 1)
+    top = pd.to_numeric(rows[metric], errors="coerce").max()
+    labelled: set[str] = set()
+    for index, precision in enumerate(precisions):
+        for position, attention in enumerate(attentions):
+            cell = rows[(rows["precision"] == precision) & (rows["attention"] == attention)]
+            x = position - 0.4 + width * (index + 0.5)
+            value = pd.to_numeric(cell[metric], errors="coerce").dropna()
+            if cell.empty:
+                continue
+            if cell["status"].iloc[0] == "ok" and len(value):
+                label = None if precision in labelled else precision
+                labelled.add(precision)
+                axis.bar(
+                    x, value.iloc[0], width * 0.92, color=_color(precision, index), label=label
+                )
+            else:
+                axis.text(x, top * 0.02, str(cell["status"].iloc[0]), rotation=90, ha="center", va="bottom",
+                          fontsize=7, color="#c0392b")  # fmt: skip
+    axis.set_xticks(range(len(attentions)))
+    axis.set_xticklabels(attentions)
+    axis.grid(axis="x", visible=False)
+
+
+@_styled
+def roofline(frame: pd.DataFrame) -> Plot:
+    """Achieved TFLOP/s under the device's probed roofs; a true roofline needs arithmetic intensity."""
+    anchor = "plot-roofline"
+    ok = _ok(frame, "tflops_per_s")
+    if ok.empty:
+        return Plot(
+            anchor, "Roofline", "", skipped="No achieved TFLOP/s in these results (no FLOP counts)."
+        )
+    if "arithmetic_intensity" in ok and ok["arithmetic_intensity"].notna().any():
+        return _true_roofline(ok[ok["arithmetic_intensity"].notna()], anchor)
+    return _compute_roof(ok, anchor)
+
+
+def _device_roofs(ok: pd.DataFrame) -> pd.DataFrame:
+    columns = [c for c in ("peak_tflops", "peak_bandwidth_gbps") if c in ok]
+    return (
+        ok.groupby("device_name")[columns].max()
+        if columns
+        else pd.DataFrame(index=ok["device_name"].unique())
+    )
+
+
+def _true_roofline(ok: pd.DataFrame, anchor: str) -> Plot:
+    figure, (axis,) = _grid(1, row_height_in=4.2)
+    roofs = _device_roofs(ok)
+    for index, (device_name, group) in enumerate(ok.groupby("device_name", sort=True)):
+        color = SERIES_COLORS[index % len(SERIES_COLORS)]
+        axis.scatter(
+            group["arithmetic_intensity"],
+            group["tflops_per_s"],
+            color=color,
+            s=18,
+            label=str(device_name),
+        )
+        _draw_roofs(axis, roofs.loc[device_name], group["arithmetic_intensity"], color)
+    _log_scale(axis, "x")
+    _log_scale(axis, "y")
+    axis.set_xlabel("arithmetic intensity (FLOP per byte moved)")
+    axis.set_ylabel("achieved TFLOP/s")
+    axis.set_title("Roofline")
+    axis.legend()
+    caption = "Each point is one ok cell. Roofs are the probed matmul peak and memory bandwidth of each device."
+    return Plot(anchor, "Roofline", caption, figure_svg(figure, anchor))
+
+
+def _draw_roofs(axis, roofs: pd.Series, intensity: pd.Series, color: str) -> None:
+    import numpy as np
+
+    peak_tflops = roofs.get("peak_tflops")
+    bandwidth_gbps = roofs.get("peak_bandwidth_gbps")
+    low, high = float(intensity.min()) / 4, float(intensity.max()) * 4
+    x = np.geomspace(low, high, 200)
+    if pd.notna(bandwidth_gbps) and pd.notna(peak_tflops):
+        axis.plot(x, np.minimum(x * bandwidth_gbps / 1000, peak_tflops), color=color, linewidth=1.2)
+    elif pd.notna(peak_tflops):
+        axis.axhline(peak_tflops, color=color, linewidth=1.2)
+    elif pd.notna(bandwidth_gbps):
+        axis.plot(x, x * bandwidth_gbps / 1000, color=color, linewidth=1.2)
+
+
+def _compute_roof(ok: pd.DataFrame, anchor: str) -> Plot:
+    title = "Achieved compute under the probed peak"
+    roofs = _device_roofs(ok)
+    work = flops_unit(ok["flops"])
+    figure, axes = _grid(min(ok["device_name"].nunique(), MAX_FACETS))
+    for axis, (device_name, group) in zip(
+        axes, list(ok.groupby("device_name", sort=True))[:MAX_FACETS], strict=True
+    ):
+        for index, precision, series in _series(group, ["precision"]):
+            axis.scatter(series["flops"] / work.scale, series["tflops_per_s"], s=18, color=_color(precision[0], index),
+                         label=str(precision[0]))  # fmt: skip
+        peak = roofs.loc[device_name].get("peak_tflops") if "peak_tflops" in roofs else None
+        if peak is not None and pd.notna(peak):
+            axis.axhline(peak, color="#c0392b", linestyle="--", linewidth=1)
+            axis.annotate(f"probed peak {peak:.3g} TFLOP/s", (0.01, peak), xycoords=("axes fraction", "data"),
+                          fontsize=7, color="#c0392b", va="bottom")  # fmt: skip
+        _log_scale(axis, "x")
+        axis.set_title(str(device_name))
+        axis.set_xlabel(f"work per call ({work.label})")
+        axis.set_ylabel("achieved TFLOP/s")
+    _shared_legend(figure, axes, title="precision")
+    caption = (
+        "No arithmetic-intensity column (FLOP per byte moved) is in these results, so this is not a full "
+        "roofline: it shows achieved TFLOP/s per cell against each device's probed matmul peak (column peak_tflops)."
+    )
+    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+
+
+@_styled
+def compile_time_vs_gain(gains: pd.DataFrame) -> Plot:
+    """Scatter of compile time against speed-up over eager, from `best.compile_gains`."""
+    anchor, title = "plot-compile", "Compile time vs gain"
+    gains = gains[gains["compile_s"].notna() & gains["speedup"].notna()]
+    if gains.empty:
+        return Plot(
+            anchor,
+            title,
+            "",
+            skipped="No compiled cell has an uncompiled twin with a compile time.",
+        )
+    figure, (axis,) = _grid(1, row_height_in=3.4)
+    for index, mode, series in _series(gains, ["compile"]):
+        axis.scatter(series["compile_s"], series["speedup"], s=24, color=SERIES_COLORS[index % len(SERIES_COLORS)],
+                     marker=MARKERS[index % len(MARKERS)], label=str(mode[0]))  # fmt: skip
+        for _, row in series.iterrows():
+            label = f"{row['model']} {row['stage']} {row['width']}×{row['height']} b{row['batch_size']} {row['precision']}"
+            axis.annotate(label, (row["compile_s"], row["speedup"]), fontsize=7, color="#4a525a",
+                          xytext=(4, 3), textcoords="offset points")  # fmt: skip
+    axis.axhline(1.0, color="#9aa3ad", linestyle="--", linewidth=0.8)
+    axis.set_xlabel("compile time (s)")
+    axis.set_ylabel("speed-up over uncompiled (×)")
+    axis.legend(title="torch.compile mode")
+    caption = "Each point is one compiled cell against the same configuration uncompiled; above 1× is faster."
+    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+
+
+@_styled
+def history_series(
+    frame: pd.DataFrame, cell_labels: dict[str, str], changes: pd.DataFrame | None
+) -> Plot:
+    """Median latency of each repeated cell per run, with change points marked where analysis found them."""
+    anchor, title = "plot-history", "History of repeated cells"
+    figure, (axis,) = _grid(1, row_height_in=3.8)
+    for index, cell_id in enumerate(cell_labels):
+        series = frame[frame["cell_id"] == cell_id].sort_values("started_at")
+        color = SERIES_COLORS[index % len(SERIES_COLORS)]
+        axis.plot(
+            series["started_at"],
+            series["median_ms"],
+            marker="o",
+            color=color,
+            label=cell_labels[cell_id],
+        )
+        if changes is not None and not changes.empty and "cell_id" in changes:
+            _mark_changes(axis, series, changes[changes["cell_id"] == cell_id], color)
+    _log_if_wide(axis, frame["median_ms"])
+    axis.set_ylabel("median latency per call (ms)")
+    axis.set_xlabel("run started at (UTC)")
+    figure.autofmt_xdate()
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    caption = "One line per cell that appears in several runs; circled points are change points found by the history analysis."
+    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+
+
+def _mark_changes(axis, series: pd.DataFrame, changes: pd.DataFrame, color: str) -> None:
+    key = "run_id" if "run_id" in changes else None
+    if key is None:
+        return
+    marked = series[series["run_id"].isin(changes["run_id"])]
+    axis.scatter(
+        marked["started_at"],
+        marked["median_ms"],
+        s=110,
+        facecolors="none",
+        edgecolors=color,
+        linewidths=1.6,
+    )

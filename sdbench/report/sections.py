@@ -1,0 +1,320 @@
+"""Assemble the report's sections from results and analysis: which tables, plots and notes go where."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from sdbench.analysis.best import compile_gains, fastest_settings, latest_per_cell
+from sdbench.report import plots, units
+from sdbench.report.tables import Table, frame_table, generic_table, matrix_table
+from sdbench.store.schema import STATUSES
+
+MAX_HISTORY_CELLS = 8
+ENVIRONMENT = (
+    "host",
+    "os",
+    "cpu_model",
+    "python",
+    "torch",
+    "diffusers",
+    "cuda",
+    "driver",
+    "sdbench_version",
+    "git_sha",
+)
+
+
+@dataclass
+class Section:
+    anchor: str
+    title: str
+    intro: str = ""
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    plots: list[plots.Plot] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Page:
+    title: str
+    subtitle: str
+    sections: list[Section]
+    downloads: list[tuple[str, str]]
+
+
+def build_page(
+    frame: pd.DataFrame, downloads: list[tuple[str, str]], title: str | None = None
+) -> Page:
+    """Every section of the report for these results, in reading order."""
+    latest = latest_per_cell(frame)
+    suites = sorted(frame["suite"].dropna().astype(str).unique())
+    title = title or "sdbench report · " + ", ".join(suites or ["unnamed suite"])
+    started = pd.to_datetime(frame["started_at"], utc=True).dropna()
+    span = (
+        ""
+        if started.empty
+        else f"Runs from {started.min():%Y-%m-%d %H:%M} to {started.max():%Y-%m-%d %H:%M} UTC"
+    )
+    sections = [
+        overview_section(frame),
+        matrix_section(latest),
+        plots_section(latest),
+        fastest_section(frame),
+        which_gpu_section(latest),
+        history_section(frame),
+    ]
+    return Page(title, span, [s for s in sections if s is not None], downloads)
+
+
+def overview_section(frame: pd.DataFrame) -> Section:
+    devices = sorted(frame["device_name"].fillna(frame["device"]).dropna().astype(str).unique())
+    counts = frame["status"].value_counts()
+    facts = [
+        ("runs", str(frame["run_id"].nunique())),
+        ("cells", str(len(frame))),
+        ("devices", ", ".join(devices) or "–"),
+        *((status, str(int(counts.get(status, 0)))) for status in STATUSES),
+    ]
+    section = Section("overview", "Overview", facts=facts)
+    section.tables = [
+        runs_table(frame),
+        environment_table(frame),
+        warnings_table(frame),
+        not_ok_table(frame),
+    ]
+    section.tables = [t for t in section.tables if t.rows]
+    return section
+
+
+def runs_table(frame: pd.DataFrame) -> Table:
+    rows = []
+    for run_id, run in frame.groupby("run_id", sort=False):
+        counts = run["status"].value_counts()
+        rows.append(
+            {
+                "run_id": run_id,
+                "suite": run["suite"].iloc[0],
+                "started_at": _timestamp(run["started_at"].min()),
+                "devices": ", ".join(
+                    sorted(run["device_name"].fillna(run["device"]).astype(str).unique())
+                ),
+                "cells": len(run),
+                **{status: int(counts.get(status, 0)) for status in STATUSES},
+            }
+        )
+    columns = [
+        ("run", "run_id", None),
+        ("suite", "suite", None),
+        ("started (UTC)", "started_at", None),
+    ]
+    columns += [("devices", "devices", None), ("cells", "cells", units.COUNT)]
+    columns += [(status, status, units.COUNT) for status in STATUSES]
+    table = pd.DataFrame(rows).sort_values("started_at") if rows else pd.DataFrame(rows)
+    return frame_table(table, "Runs", columns, "Cells per run by outcome.", "runs")
+
+
+def _timestamp(value: object) -> str:
+    return "–" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d %H:%M}"
+
+
+def environment_table(frame: pd.DataFrame) -> Table:
+    present = [name for name in ENVIRONMENT if name in frame]
+    environments = frame[["device_name", *present]].astype("string").drop_duplicates().fillna("–")
+    columns = [("device", "device_name", None)] + [(name, name, None) for name in present]
+    return frame_table(
+        environments, "Environments", columns, "Each distinct machine and software stack.", "envs"
+    )
+
+
+def warnings_table(frame: pd.DataFrame) -> Table:
+    exploded = frame[["warnings", "cell_id"]].assign(label=cell_labels(frame)).explode("warnings")
+    exploded = exploded[exploded["warnings"].notna()]
+    if exploded.empty:
+        return Table("Warnings", [], [])
+    grouped = exploded.groupby("warnings", sort=True).agg(
+        cells=("cell_id", "nunique"), example=("label", "first")
+    )
+    grouped = grouped.reset_index().sort_values("cells", ascending=False, kind="stable")
+    columns = [
+        ("warning", "warnings", None),
+        ("cells", "cells", units.COUNT),
+        ("for example", "example", None),
+    ]
+    return frame_table(
+        grouped,
+        "Warnings",
+        columns,
+        "What the measurements flagged, and what to do about it.",
+        "warnings",
+    )
+
+
+def not_ok_table(frame: pd.DataFrame) -> Table:
+    failed = frame[frame["status"] != "ok"].assign(label=cell_labels(frame))
+    columns = [
+        ("status", "status", None),
+        ("cell", "label", None),
+        ("run", "run_id", None),
+        ("reason", "error", None),
+    ]
+    caption = "An out-of-memory cell is a finding: that configuration does not fit the device."
+    return frame_table(
+        failed.sort_values(["status", "label"]),
+        "Cells that did not finish ok",
+        columns,
+        caption,
+        "not-ok",
+    )
+
+
+def cell_labels(frame: pd.DataFrame) -> pd.Series:
+    """A short readable name per row: device, model, stage, size, batch and knobs."""
+    return frame.apply(
+        lambda r: (
+            f"{r['device']} {r['model']} {r['stage']} {r['width']}×{r['height']} b{r['batch_size']} "
+            f"{r['precision']} {r['attention']}"
+            + ("" if r["compile"] in (None, "none") else f" compile={r['compile']}")
+        ),
+        axis=1,
+    )
+
+
+def matrix_section(latest: pd.DataFrame) -> Section:
+    section = Section(
+        "matrix", "Matrix", "Every cell, latest run of each. Units are chosen per column."
+    )
+    order = ["device", "width", "height", "batch_size", "precision", "attention", "compile"]
+    for (model, stage), rows in latest.groupby(["model", "stage"], sort=True):
+        section.tables.append(
+            matrix_table(rows.sort_values(order, kind="stable"), str(model), str(stage))
+        )
+    return section
+
+
+def plots_section(latest: pd.DataFrame) -> Section:
+    figures = [
+        plots.latency_vs_resolution(latest),
+        plots.throughput_vs_batch(latest),
+        plots.memory_vs_resolution(latest),
+        plots.attention_precision_bars(latest),
+        plots.roofline(latest),
+        plots.attention_precision_bars(latest, metric="energy_per_image_j"),
+        plots.compile_time_vs_gain(compile_gains(latest)),
+    ]
+    section = Section("plots", "Plots", plots=[p for p in figures if p.svg])
+    section.notes = [f"{p.title}: not drawn. {p.skipped}" for p in figures if p.skipped]
+    return section
+
+
+FASTEST_COLUMNS = [
+    ("device", "device_name", None),
+    ("model", "model", None),
+    ("stage", "stage", None),
+    ("width", "width", units.COUNT),
+    ("height", "height", units.COUNT),
+    ("batch", "batch_size", units.COUNT),
+    ("precision", "precision", None),
+    ("attention", "attention", None),
+    ("compile", "compile", None),
+    ("median", "median_ms", units.Unit("ms")),
+    ("default", "default_precision", None),
+    ("default median", "default_median_ms", units.Unit("ms")),
+    ("speed-up (×)", "speedup", units.PLAIN),
+    ("fidelity checked", "fidelity_checked", None),
+    ("candidates", "candidates", units.COUNT),
+    ("why none", "reason", None),
+]
+
+
+def fastest_section(frame: pd.DataFrame) -> Section:
+    best = fastest_settings(frame)
+    intro = (
+        "Per workload, the fastest configuration that finished ok with passing fidelity (or fidelity not "
+        "measured, marked in the table), and its speed-up over the plain default: sdpa attention, no compile, "
+        "fp16 on GPUs (bf16 when fp16 did not run), fp32 on CPU. Same as `sdbench best`."
+    )
+    caption = "A speed-up is missing when the plain default did not run ok for that workload."
+    table = frame_table(best, "Fastest passing settings", FASTEST_COLUMNS, caption, "fastest-table")
+    return Section("fastest", "Fastest settings", intro, tables=[table])
+
+
+def _optional(module: str):
+    """An analysis module another part of sdbench provides, or None when this build lacks it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name == module:
+            return None
+        raise
+
+
+def which_gpu_section(latest: pd.DataFrame) -> Section:
+    section = Section("which-gpu", "Which GPU")
+    recommend = _optional("sdbench.analysis.recommend")
+    if recommend is None:
+        section.notes = [
+            "No GPU recommendations: this build of sdbench has no recommendation model yet."
+        ]
+        return section
+    section.notes = [
+        "Recommendations are not rendered yet: the report does not know this model's inputs."
+    ]
+    return section
+
+
+def history_section(frame: pd.DataFrame) -> Section | None:
+    runs_per_cell = frame.groupby("cell_id")["run_id"].nunique()
+    repeated = runs_per_cell[runs_per_cell > 1].index
+    if frame["run_id"].nunique() < 2:
+        return None
+    section = Section("history", "History")
+    if repeated.empty:
+        section.notes = [
+            "Several runs were given but no cell appears in more than one, so there is no history."
+        ]
+        return section
+    rows = frame[frame["cell_id"].isin(repeated) & (frame["status"] == "ok")]
+    history = _optional("sdbench.analysis.history")
+    changes = history.change_points(rows, metric="median_ms") if history else None
+    chosen = _history_cells(rows, changes)
+    labels = dict(zip(rows["cell_id"], cell_labels(rows), strict=True))
+    section.plots = [plots.history_series(rows, {c: labels[c] for c in chosen}, changes)]
+    if history is None:
+        section.notes.append(
+            "Change points are not marked: this build of sdbench has no history analysis."
+        )
+    elif changes is not None and not changes.empty:
+        section.tables.append(generic_table(changes, "Change points", anchor="change-points"))
+    section.tables += _compare_tables(frame, section.notes)
+    return section
+
+
+def _history_cells(rows: pd.DataFrame, changes: pd.DataFrame | None) -> list[str]:
+    """Cells with change points first, then the rest in a stable order, at most MAX_HISTORY_CELLS."""
+    flagged = (
+        []
+        if changes is None or "cell_id" not in changes
+        else list(dict.fromkeys(changes["cell_id"]))
+    )
+    rest = sorted(set(rows["cell_id"]) - set(flagged))
+    return (flagged + rest)[:MAX_HISTORY_CELLS]
+
+
+def _compare_tables(frame: pd.DataFrame, notes: list[str]) -> list[Table]:
+    compare = _optional("sdbench.analysis.compare")
+    if compare is None:
+        notes.append("No compare table: this build of sdbench has no run comparison yet.")
+        return []
+    order = frame.groupby("run_id")["started_at"].min().sort_values().index
+    baseline, current = frame[frame["run_id"] == order[-2]], frame[frame["run_id"] == order[-1]]
+    result = compare.compare_runs(baseline, current, threshold_pct=5.0)
+    table = result if isinstance(result, pd.DataFrame) else getattr(result, "table", None)
+    if not isinstance(table, pd.DataFrame):
+        notes.append("No compare table: the comparison returned no table.")
+        return []
+    caption = f"Run {order[-1]} against the previous run {order[-2]}."
+    return [generic_table(table, "Against the previous run", caption, "compare")]

@@ -1,0 +1,143 @@
+"""Run groups of cells on worker processes: one thread per device, one worker per group.
+
+Groups of different devices run in parallel (every GPU of a host busy at once); groups of one
+device run one after another so they never share the device. Each result goes to `on_result`
+as soon as it exists (the caller journals it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from itertools import groupby
+
+from sdbench.cell import Cell, Measure
+from sdbench.runner.process import WorkerLost, WorkerProcess
+
+ResultCallback = Callable[[Cell, dict, dict], None]  # (cell, measured fields, worker environment)
+
+
+def group_cells(cells: Sequence[Cell]) -> list[list[Cell]]:
+    """Contiguous (device, model, precision) groups, smaller batches first within each shape."""
+    groups = []
+    for _, members in groupby(cells, key=lambda c: c.group):
+        groups.append(sorted(members, key=lambda c: c.batch_size))
+    return groups
+
+
+class OomTracker:
+    """After a batch size runs out of memory, larger batches of the same shape are not tried."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._smallest: dict[tuple, int] = {}
+
+    @staticmethod
+    def _shape(cell: Cell) -> tuple:
+        values = cell.to_dict()
+        values.pop("batch_size")
+        return tuple(sorted(values.items()))
+
+    def skip_reason(self, cell: Cell) -> str | None:
+        smallest = self._smallest.get(self._shape(cell))
+        if self.enabled and smallest is not None and cell.batch_size > smallest:
+            return f"skipped: smaller batch already out of memory (batch {smallest})"
+        return None
+
+    def record(self, cell: Cell, status: str) -> None:
+        if status == "oom":
+            key = self._shape(cell)
+            self._smallest[key] = min(cell.batch_size, self._smallest.get(key, cell.batch_size))
+
+
+class LocalExecutor:
+    """Worker processes on this host."""
+
+    def __init__(
+        self, measure: Measure, skip_larger_after_oom: bool = True, worker_env: dict | None = None
+    ):
+        self.measure = measure
+        self.oom = OomTracker(skip_larger_after_oom)
+        self.worker_env = worker_env
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._workers: set[WorkerProcess] = set()
+
+    def run(self, cells: Sequence[Cell], on_result: ResultCallback) -> None:
+        by_device: dict[str, list[list[Cell]]] = defaultdict(list)
+        for group in group_cells(cells):
+            by_device[group[0].device].append(group)
+        threads = [
+            threading.Thread(
+                target=self._run_device, args=(groups, on_result), daemon=True, name=device
+            )
+            for device, groups in by_device.items()
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(timeout=0.5)
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Abandon the cells in flight: kill every worker."""
+        self._stopping.set()
+        with self._lock:
+            workers = list(self._workers)
+        for worker in workers:
+            worker.kill()
+
+    def _run_device(self, groups: list[list[Cell]], on_result: ResultCallback) -> None:
+        for group in groups:
+            if self._stopping.is_set():
+                return
+            self._run_group(group, on_result)
+
+    def _run_group(self, group: list[Cell], on_result: ResultCallback) -> None:
+        worker: WorkerProcess | None = None
+        environment: dict = {}
+        try:
+            for cell in group:
+                if self._stopping.is_set():
+                    return
+                reason = self.oom.skip_reason(cell)
+                if reason:
+                    on_result(cell, {"status": "oom", "error": reason}, environment)
+                    continue
+                try:
+                    if worker is None:
+                        worker = self._start(cell.device)
+                        environment = worker.hello
+                    result = worker.request(cell, self.measure)
+                except WorkerLost as lost:
+                    if self._stopping.is_set():
+                        return
+                    result = {"status": lost.status, "error": lost.reason}
+                    if worker is not None:
+                        self._forget(worker)
+                        worker.kill()
+                    worker = None  # a fresh one for the rest of the group
+                self.oom.record(cell, result["status"])
+                on_result(cell, result, environment)
+        finally:
+            if worker is not None:
+                worker.stop()
+                self._forget(worker)
+
+    def _start(self, device: str) -> WorkerProcess:
+        worker = WorkerProcess(device, env=self.worker_env)
+        with self._lock:
+            self._workers.add(worker)
+        if self._stopping.is_set():
+            worker.kill()
+            raise WorkerLost("error", "run interrupted")
+        return worker
+
+    def _forget(self, worker: WorkerProcess) -> None:
+        with self._lock:
+            self._workers.discard(worker)

@@ -1,0 +1,80 @@
+"""Numerical fidelity: compare a cell's output with an fp32, math-attention reference of the same weights.
+
+The reference upcasts the cell's own (already rounded) weights, so the error measured is the
+error of the arithmetic (precision, kernel, compiler), not of weight rounding. A configuration
+whose error exceeds its precision's tolerance, or whose output has NaN/inf, fails fidelity and
+can never "win" a comparison.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from sdbench.runner import attention as attention_settings
+from sdbench.runner.workload import Workload
+
+# Relative L2 error each precision may show against fp32 on these networks (random weights,
+# one call). Measured spreads are ~10x below these; a broken kernel is far above.
+TOLERANCE_REL = {"fp32": 1e-3, "tf32": 1e-2, "fp16": 3e-2, "bf16": 8e-2, "fp8": 0.25}
+
+
+class ReferenceCache:
+    """fp32 copies of a worker's modules and the reference outputs already computed, per shape."""
+
+    def __init__(self) -> None:
+        self._modules: dict[int, nn.Module] = {}
+        self._outputs: dict[tuple, torch.Tensor] = {}
+
+    def module(self, module: nn.Module) -> nn.Module:
+        if next(module.parameters()).dtype == torch.float32:
+            return module
+        key = id(module)
+        if key not in self._modules:
+            self._modules[key] = copy.deepcopy(module).float()
+        return self._modules[key]
+
+    def output(self, workload: Workload) -> torch.Tensor:
+        cell = workload.cell
+        key = (
+            cell.stage,
+            cell.height,
+            cell.width,
+            cell.batch_size,
+            cell.cfg,
+            cell.steps,
+            cell.channels_last,
+        )
+        if key not in self._outputs:
+            self._outputs[key] = reference_output(workload, self)
+        return self._outputs[key]
+
+
+def reference_output(workload: Workload, cache: ReferenceCache) -> torch.Tensor:
+    modules = {name: cache.module(m) for name, m in workload.modules.items()}
+    attention_settings.install(modules, "sdpa")
+    inputs = {k: v.float() if v.is_floating_point() else v for k, v in workload.inputs.items()}
+    with attention_settings.kernel_context("math"), torch.no_grad():
+        output = workload.run(modules, inputs)
+    attention_settings.install(workload.modules, workload.cell.attention)  # shared when fp32
+    return output.float()
+
+
+def fidelity(workload: Workload, output: torch.Tensor, cache: ReferenceCache) -> dict[str, object]:
+    """ref_max_abs_err, ref_rel_err, nonfinite and fidelity_ok of `output` against the reference."""
+    output = output.float()
+    nonfinite = not bool(torch.isfinite(output).all())
+    reference = cache.output(workload)
+    difference = (output - reference).nan_to_num(nan=float("inf"))
+    max_abs = float(difference.abs().max())
+    rel = float(difference.norm() / reference.norm().clamp_min(1e-30))
+    tolerance = TOLERANCE_REL[workload.cell.precision]
+    return {
+        "ref_max_abs_err": max_abs if max_abs != float("inf") else None,
+        "ref_rel_err": rel if rel != float("inf") else None,
+        "nonfinite": nonfinite,
+        "fidelity_ok": (not nonfinite) and rel <= tolerance,
+        "fidelity_tolerance": tolerance,
+    }

@@ -1,0 +1,104 @@
+"""Measure one cell in-process: build, (compile,) time, read memory, telemetry and fidelity.
+
+Returns the row's measured fields. Every outcome is a row: unsupported, oom, error or ok.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sdbench.cell import Cell, Measure
+from sdbench.models.flops import cell_flops
+from sdbench.quality import timing_warnings
+from sdbench.runner import inject, memory
+from sdbench.runner.capability import unsupported_reason
+from sdbench.runner.compile import compile_workload
+from sdbench.runner.derived import derived_figures
+from sdbench.runner.fidelity import ReferenceCache, fidelity
+from sdbench.runner.timing import Timer, time_calls
+from sdbench.runner.worker import WorkerState
+from sdbench.runner.workload import ModelCache, build_workload
+from sdbench.stats import summarize
+from sdbench.telemetry import open_telemetry
+
+
+def new_state(device: str) -> WorkerState:
+    return WorkerState(
+        models=ModelCache(),
+        references=ReferenceCache(),
+        telemetry={"backend": open_telemetry(device)},
+    )
+
+
+def run_cell(cell: Cell, measure: Measure, state: WorkerState) -> dict:
+    """The measured fields of one cell's row."""
+    reason = unsupported_reason(cell)
+    if reason:
+        return {"status": "unsupported", "error": reason}
+    fault = inject.fault_for(cell)
+    memory.reset_peaks(cell.device)
+    try:
+        if fault and fault != "nan":
+            inject.trigger(fault)
+        return _measure(cell, measure, state, fault)
+    except Exception as error:
+        if memory.is_out_of_memory(error):
+            return {"status": "oom", "error": _one_line(error), **memory.peaks(cell.device)}
+        return {"status": "error", "error": f"{type(error).__name__}: {_one_line(error)}"}
+    finally:
+        if cell.compile != "none":
+            torch._dynamo.reset()
+        memory.release(cell.device)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:500] if text else type(error).__name__
+
+
+def _measure(cell: Cell, measure: Measure, state: WorkerState, fault: str | None) -> dict:
+    workload = build_workload(cell, state.models)
+    if cell.compile != "none":
+        compile_workload(workload)
+    flops = cell_flops(cell)
+    last_output: list[torch.Tensor] = []
+
+    def call() -> None:
+        last_output[:] = [workload.call()]
+
+    telemetry = state.telemetry["backend"]
+    window: dict = {}
+
+    def on_window(opening: bool) -> None:
+        if opening:
+            telemetry.start()
+        else:
+            window.update(telemetry.stop())
+
+    timing = time_calls(call, Timer(cell.device, workload.synchronize), measure, on_window)
+    row: dict = {"status": "ok", "error": None, "warmup": measure.warmup, "timed_s": timing.timed_s}
+    row["first_call_ms"] = timing.first_call_ms
+    if cell.compile != "none" and timing.warmup_ms:
+        row["compile_s"] = max(0.0, (timing.warmup_ms[0] - min(timing.samples_ms)) / 1000.0)
+    summary = summarize(timing.samples_ms)
+    row.update(summary.as_columns())
+    row.update(memory.peaks(cell.device))
+    row.update(window)
+    row.update(derived_figures(cell, workload.images_per_call, summary.median_ms, flops, state))
+    output = last_output[0]
+    if fault == "nan":
+        output = torch.full_like(output, float("nan"))
+    row.update(fidelity(workload, output, state.references))
+    row["warnings"] = timing_warnings(
+        timing.samples_ms, timing.warmup_ms, summary.rel_ci_half_width, measure.target_rel_ci
+    )
+    if row["nonfinite"]:
+        row["warnings"].append(
+            "output has NaN/inf: this configuration is numerically broken (fidelity fails)"
+        )
+    elif not row["fidelity_ok"]:
+        row["warnings"].append(
+            f"output differs from the fp32 reference by {row['ref_rel_err']:.2g} (relative L2), above the "
+            f"{cell.precision} tolerance {row['fidelity_tolerance']:.2g}"
+        )
+    return row

@@ -1,0 +1,124 @@
+"""A worker process seen from the manager: start it, send a cell, wait for its row with a timeout.
+
+The manager never imports torch. A worker that dies or hangs costs only the cell in flight; the
+caller records it and starts a fresh worker for the rest of the group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+
+from sdbench.cell import Cell, Measure
+
+HELLO_TIMEOUT_S = 600.0  # importing torch + diffusers on a cold disk can take minutes
+
+
+class WorkerLost(Exception):
+    """The worker died or hung; `status` is error or timeout and `reason` says why."""
+
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class WorkerProcess:
+    def __init__(self, device: str, env: dict[str, str] | None = None):
+        self.device = device
+        self.stderr_tail: deque[str] = deque(maxlen=30)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sdbench.runner.worker", device],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # Ctrl-C reaches the manager, which decides what workers do
+        )
+        self._buffer = b""
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self.hello = self._read_message(HELLO_TIMEOUT_S, what="start")["hello"]
+
+    def _drain_stderr(self) -> None:
+        for raw in self.process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if line:
+                self.stderr_tail.append(line)
+
+    def request(self, cell: Cell, measure: Measure) -> dict:
+        """Send one cell; its measured fields, or WorkerLost."""
+        message = json.dumps({"cell": cell.to_dict(), "measure": measure.__dict__}) + "\n"
+        try:
+            self.process.stdin.write(message.encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._lost("error", "worker exited before the cell started") from None
+        return self._read_message(measure.cell_timeout_s, what="cell")["result"]
+
+    def _read_message(self, timeout_s: float, what: str) -> dict:
+        deadline = time.monotonic() + timeout_s
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.kill()
+                    raise self._lost(
+                        "timeout",
+                        f"no answer within {timeout_s:.0f} s ({what}); the worker was killed",
+                    )
+                if not selector.select(timeout=min(remaining, 1.0)):
+                    continue
+                chunk = os.read(self.process.stdout.fileno(), 1 << 16)
+                if not chunk:
+                    raise self._lost("error", self._death_reason())
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def _death_reason(self) -> str:
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.process.wait()
+        time.sleep(0.1)  # let the stderr thread catch the last lines
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            cause = f"worker killed by {name}"
+        else:
+            cause = f"worker exited with code {code}"
+        tail = " | ".join(list(self.stderr_tail)[-5:])
+        return f"{cause}; last stderr: {tail}" if tail else cause
+
+    def _lost(self, status: str, reason: str) -> WorkerLost:
+        return WorkerLost(status, reason)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+
+    def stop(self) -> None:
+        """Close stdin so the worker ends after its current cell; kill it if it lingers."""
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()

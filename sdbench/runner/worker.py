@@ -1,0 +1,124 @@
+"""The worker process: builds models once per group and measures cells sent by the manager.
+
+Protocol: the manager writes one JSON request per line to stdin ({"cell": ..., "measure": ...});
+the worker answers each with one JSON line on a private copy of the original stdout (fd 1 is
+redirected to stderr so library prints cannot corrupt the protocol). The first line it writes is
+{"hello": environment}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from sdbench.cell import Cell, Measure
+
+
+@dataclass
+class WorkerState:
+    """What a worker keeps between cells of its group."""
+
+    models: object = None
+    references: object = None
+    telemetry: dict = field(default_factory=dict)
+    probe: dict = field(default_factory=dict)
+
+
+def configure_torch() -> int:
+    """Quiet library logs and use every physical core on the CPU; returns the thread count."""
+    import psutil
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    threads = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    return threads
+
+
+def environment(device: str) -> dict:
+    import platform
+
+    import diffusers
+    import torch
+
+    from sdbench.devices.detect import cpu_model
+
+    kind = device.split(":")[0]
+    name = cpu_model()
+    if kind == "cuda":
+        name = torch.cuda.get_device_name(device)
+    elif kind == "xpu":
+        name = torch.xpu.get_device_properties(device).name
+    elif kind == "mps":
+        name = f"Apple {platform.machine()} GPU (MPS)"
+    return {
+        "device_name": name,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "cuda": torch.version.cuda or (f"rocm {torch.version.hip}" if torch.version.hip else None),
+        "driver": _driver_version(),
+        "cpu_model": cpu_model(),
+        "gpu_count": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "cpu_threads": torch.get_num_threads(),
+    }
+
+
+def _driver_version() -> str | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            version = pynvml.nvmlSystemGetDriverVersion()
+            return version.decode() if isinstance(version, bytes) else version
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no NVIDIA driver: the field is "not measured"
+        return None
+
+
+def serve(input_stream, output_stream, device: str) -> None:
+    from sdbench.runner.measure import new_state, run_cell
+
+    configure_torch()
+    state = new_state(device)
+    _send(output_stream, {"hello": environment(device)})
+    for line in input_stream:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        cell, measure = Cell.from_dict(request["cell"]), Measure(**request["measure"])
+        begin = time.perf_counter()
+        try:
+            result = run_cell(cell, measure, state)
+        except (
+            Exception
+        ) as error:  # a bug in sdbench itself: still one row, with the traceback tail
+            result = {
+                "status": "error",
+                "error": f"sdbench internal error: {error!r}\n{traceback.format_exc(limit=-3)}",
+            }
+        result["cell_wall_s"] = time.perf_counter() - begin
+        _send(output_stream, {"result": result})
+
+
+def _send(stream, message: dict) -> None:
+    stream.write(json.dumps(message, default=str) + "\n")
+    stream.flush()
+
+
+def main() -> None:
+    device = sys.argv[1]
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything printed by libraries goes to stderr, which the manager keeps a tail of
+    sys.stdout = sys.stderr
+    serve(sys.stdin, protocol, device)
+
+
+if __name__ == "__main__":
+    main()
