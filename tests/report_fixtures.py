@@ -52,12 +52,23 @@ def _timing(median_ms: float) -> dict:
     }
 
 
-def _row(run_id: str, suite: str, started_at: datetime, device: str, config: tuple, scale: float) -> dict:
+def _row(
+    run_id: str, suite: str, started_at: datetime, device: str, config: tuple, scale: float
+) -> dict:
     model, stage, resolution, batch, precision, attention, compile_mode = config
     gpu = device != "cpu"
-    base_ms = (40.0 if gpu else 900.0) * (resolution / 256) ** 2 * batch * (1.0 if stage == "unet" else 0.6)
+    base_ms = (
+        (40.0 if gpu else 900.0)
+        * (resolution / 256) ** 2
+        * batch
+        * (1.0 if stage == "unet" else 0.6)
+    )
     median_ms = (
-        base_ms * PRECISION_FACTOR[precision] * ATTENTION_FACTOR[attention] * COMPILE_FACTOR[compile_mode] * scale
+        base_ms
+        * PRECISION_FACTOR[precision]
+        * ATTENTION_FACTOR[attention]
+        * COMPILE_FACTOR[compile_mode]
+        * scale
     )
     flops = 1.0e11 * (resolution / 256) ** 2 * batch
     row = {
@@ -118,7 +129,14 @@ def _configs(device: str) -> list[tuple]:
 def _mark_outcomes(rows: list[dict]) -> None:
     """Give a few cells each non-ok outcome, a fidelity failure and some warnings."""
     for row in rows:
-        key = (row["device"], row["stage"], row["height"], row["batch_size"], row["precision"], row["attention"])
+        key = (
+            row["device"],
+            row["stage"],
+            row["height"],
+            row["batch_size"],
+            row["precision"],
+            row["attention"],
+        )
         if key == ("cuda:0", "vae_decode", 512, 2, "fp32", "math"):
             _fail(row, "oom", "CUDA out of memory. Tried to allocate 4.00 GiB")
         elif key == ("cuda:0", "unet", 512, 2, "fp32", "flash"):
@@ -128,7 +146,10 @@ def _mark_outcomes(rows: list[dict]) -> None:
         elif key == ("cpu", "unet", 512, 2, "bf16", "sdpa"):
             _fail(row, "error", "RuntimeError: synthetic <b>failure</b> & more")
         elif key == ("cuda:0", "unet", 256, 1, "fp16", "flash"):
-            row["fidelity_ok"], row["ref_rel_err"] = False, 0.4  # fastest at this workload, but wrong
+            row["fidelity_ok"], row["ref_rel_err"] = (
+                False,
+                0.4,
+            )  # fastest at this workload, but wrong
         elif key == ("cuda:0", "unet", 256, 2, "fp16", "flash"):
             row["nonfinite"], row["fidelity_ok"] = True, None
         if row["status"] == "ok" and row["device"] == "cpu" and row["height"] == 512:
@@ -139,7 +160,15 @@ def _mark_outcomes(rows: list[dict]) -> None:
 
 def _fail(row: dict, status: str, error: str) -> None:
     row["status"], row["error"] = status, error
-    for name in ("samples_ms", "n_samples", "median_ms", "mean_ms", "std_ms", "iqr_ms", "ci95_low_ms"):
+    for name in (
+        "samples_ms",
+        "n_samples",
+        "median_ms",
+        "mean_ms",
+        "std_ms",
+        "iqr_ms",
+        "ci95_low_ms",
+    ):
         row[name] = [] if name == "samples_ms" else None
     for name in ("ci95_high_ms", "it_per_s", "images_per_s", "tflops_per_s", "mfu", "energy_j"):
         row[name] = None
@@ -164,9 +193,13 @@ def write_synthetic_run(folder: Path, run_id: str = "run-a", **kwargs) -> Path:
     return write_run(synthetic_rows(run_id=run_id, **kwargs), Path(folder) / f"{run_id}.parquet")
 
 
-def write_history(folder: Path, scales: tuple[float, ...] = (1.0, 1.0, 1.25), suite: str = "quick") -> list[Path]:
+def write_history(
+    folder: Path, scales: tuple[float, ...] = (1.0, 1.0, 1.25), suite: str = "quick"
+) -> list[Path]:
     """Several runs of the same cells a day apart; the last one 25% slower by default."""
     return [
-        write_synthetic_run(folder, f"run-{i}", suite=suite, started_at=START + timedelta(days=i), scale=scale)
+        write_synthetic_run(
+            folder, f"run-{i}", suite=suite, started_at=START + timedelta(days=i), scale=scale
+        )
         for i, scale in enumerate(scales)
     ]

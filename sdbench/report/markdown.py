@@ -17,7 +17,9 @@ def escape(text: object) -> str:
 def table_markdown(table: Table) -> str:
     header = "| " + " | ".join(escape(c.label) for c in table.columns) + " |"
     rule = "|" + "|".join("---:" if c.numeric else "---" for c in table.columns) + "|"
-    rows = ["| " + " | ".join(escape(_cell_text(cell)) for cell in row) + " |" for row in table.rows]
+    rows = [
+        "| " + " | ".join(escape(_cell_text(cell)) for cell in row) + " |" for row in table.rows
+    ]
     return "\n".join([header, rule, *rows])
 
 

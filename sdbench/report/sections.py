@@ -47,9 +47,12 @@ class Page:
 
 
 def build_page(
-    frame: pd.DataFrame, downloads: list[tuple[str, str]], title: str | None = None
+    frame: pd.DataFrame,
+    downloads: list[tuple[str, str]],
+    title: str | None = None,
+    with_plots: bool = True,
 ) -> Page:
-    """Every section of the report for these results, in reading order."""
+    """Every section of the report for these results, in reading order; plots only when asked."""
     latest = latest_per_cell(frame)
     suites = sorted(frame["suite"].dropna().astype(str).unique())
     title = title or "sdbench report · " + ", ".join(suites or ["unnamed suite"])
@@ -62,10 +65,10 @@ def build_page(
     sections = [
         overview_section(frame),
         matrix_section(latest),
-        plots_section(latest),
+        plots_section(latest) if with_plots else None,
         fastest_section(frame),
         which_gpu_section(latest),
-        history_section(frame),
+        history_section(frame, with_plots),
     ]
     return Page(title, span, [s for s in sections if s is not None], downloads)
 
@@ -266,7 +269,7 @@ def which_gpu_section(latest: pd.DataFrame) -> Section:
     return section
 
 
-def history_section(frame: pd.DataFrame) -> Section | None:
+def history_section(frame: pd.DataFrame, with_plots: bool = True) -> Section | None:
     runs_per_cell = frame.groupby("cell_id")["run_id"].nunique()
     repeated = runs_per_cell[runs_per_cell > 1].index
     if frame["run_id"].nunique() < 2:
@@ -282,7 +285,8 @@ def history_section(frame: pd.DataFrame) -> Section | None:
     changes = history.change_points(rows, metric="median_ms") if history else None
     chosen = _history_cells(rows, changes)
     labels = dict(zip(rows["cell_id"], cell_labels(rows), strict=True))
-    section.plots = [plots.history_series(rows, {c: labels[c] for c in chosen}, changes)]
+    if with_plots:
+        section.plots = [plots.history_series(rows, {c: labels[c] for c in chosen}, changes)]
     if history is None:
         section.notes.append(
             "Change points are not marked: this build of sdbench has no history analysis."

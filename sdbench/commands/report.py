@@ -1,0 +1,46 @@
+"""`sdbench report RESULTS... --out DIR`: write the static HTML site or a markdown summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write a static HTML report (or markdown summary) of result files",
+        description="Write a self-contained HTML site (index.html, results.parquet, results.csv) "
+        "or, with --format markdown, a markdown summary for READMEs and pull requests.",
+    )
+    parser.add_argument("results", nargs="+", help="result files (.parquet) or folders of them")
+    parser.add_argument(
+        "--out", required=True, help='output folder (HTML) or file (markdown; "-" for stdout)'
+    )
+    parser.add_argument("--format", choices=("html", "markdown"), default="html")
+    parser.add_argument("--title", help="page title (default: the suite names)")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sdbench.store import read_results
+
+    frame = read_results(args.results)
+    if args.format == "markdown":
+        from sdbench.report.markdown import markdown_report
+
+        text = markdown_report(frame, args.title)
+        if args.out == "-":
+            sys.stdout.write(text)
+            return 0
+        out = Path(args.out)
+        path = out if out.suffix == ".md" else out / "report.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(path)
+        return 0
+    from sdbench.report.site import write_site
+
+    print(write_site(frame, args.out, args.title))
+    return 0
