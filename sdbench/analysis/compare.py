@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
+from sdbench.cell import Cell
 from sdbench.errors import BadInput
 
 MIB = 1024**2
@@ -246,28 +247,18 @@ def _short(text: object, limit: int = 120) -> str:
 
 
 def cell_label(row: pd.Series) -> str:
-    """A short human name for a cell: its configuration, or the benchmark name it came from."""
-    model = row.get("model")
-    if isinstance(model, str) and model:
-        parts = [
-            model,
-            row.get("stage"),
-            f"{_int(row.get('width'))}x{_int(row.get('height'))}",
-            f"bs{_int(row.get('batch_size'))}",
-            row.get("precision"),
-            row.get("attention"),
-            None if row.get("compile") in (None, "none") else row.get("compile"),
-            None if row.get("cfg") in (None, True) else "no-cfg",
-        ]
-        return " ".join(str(p) for p in parts if _present(p)) + f" @ {row.get('device')}"
+    """A short human name for a cell (`Cell.label()`), or the benchmark name it came from."""
+    config = {f.name: row.get(f.name) for f in fields(Cell) if _present(row.get(f.name))}
+    required = [f.name for f in fields(Cell) if f.default is MISSING]
+    if all(name in config for name in required):
+        for name in ("height", "width", "batch_size", "steps"):
+            if name in config:
+                config[name] = int(config[name])  # type: ignore[arg-type]
+        return Cell.from_dict(config).label()
     for name in ("benchmark_name", "name"):
         if _present(row.get(name)):
             return str(row.get(name))
     return str(row.get("cell_id"))
-
-
-def _int(value: object) -> object:
-    return int(value) if _present(value) else "?"
 
 
 def _present(value: object) -> bool:
