@@ -97,11 +97,13 @@ def _fit_pixels(rows: pd.DataFrame, pixels: int) -> dict:
 
 
 def _live(model: str, stage: str, height: int, width: int, kind: str) -> tuple[dict, dict]:
-    try:
-        from sdbench.analysis.cost_count import count_cost
-    except ImportError:  # pragma: no cover - only without torch
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
         raise BadInput(
             f'Model "{model}" is not in the shipped FLOPs table and torch is not installed to count it. '
             "Install torch, or regenerate the table with scripts/make_flops_table.py."
-        ) from None
+        )
+    from sdbench.analysis.cost_count import count_cost
+
     return tuple(count_cost(model, stage, height, width, b, kind) for b in (1, 2))  # type: ignore[return-value]

@@ -38,6 +38,7 @@ SOFTWARE_FACTORS = (
     "compile_autotune",
     "torch1",
     "fp32",
+    "tf32",
 )
 GLOBALS = ("compute", "bandwidth", "small_step", "step_overhead", "call_overhead", "a1111_overhead")
 # A family without calibration data borrows the closest one's (same vendor line, one generation apart).
@@ -116,13 +117,17 @@ def reference_observations() -> tuple[Observation, ...]:
         frame = pd.read_csv(handle)
     found = []
     for row in frame.to_dict("records"):
+        if isinstance(row.get("exclude_reason"), str) and row["exclude_reason"]:
+            continue
         try:
             gpu = find_gpu(row["gpu"])
         except BadInput:
             continue
+        # PyTorch's defaults run "fp32" convolutions on TF32 tensor cores where they exist.
+        precision = "tf32" if row["precision"] == "fp32" and gpu.has_tf32 else row["precision"]
         workload = Workload(
             model=row["model"], height=int(row["resolution"]), width=int(row["resolution"]),
-            batch_size=int(row["batch"]), precision=row["precision"], steps=int(row["steps"]),
+            batch_size=int(row["batch"]), precision=precision, steps=int(row["steps"]),
             attention=row["attention"], compile=row["compile"], software=_software(row["era"], row["attention"]),
         )  # fmt: skip
         found.append(Observation(gpu, workload, row["metric"], float(row["value"]), row["source"]))
@@ -180,7 +185,8 @@ def _software_flags(workload: Workload) -> list[float]:
         float(workload.compile == "default"),
         float(workload.compile in ("reduce-overhead", "max-autotune")),
         float(workload.software == "torch1"),
-        float(workload.precision in ("fp32", "tf32")),
+        float(workload.precision == "fp32"),
+        float(workload.precision == "tf32"),
     ]
 
 

@@ -55,7 +55,16 @@ class GPU:
         """The compute roof a workload in `precision` runs against."""
         if precision in ("fp16", "bf16", "fp8"):
             return self.fp16_tensor_tflops
+        if precision == "tf32" and self.has_tf32:
+            return (
+                self.fp16_tensor_tflops / 2
+            )  # TF32 tensor rate is half the FP16 rate on every such GPU
         return self.fp32_tflops
+
+    @property
+    def has_tf32(self) -> bool:
+        """NVIDIA Ampere and later run fp32 convolutions and matmuls on TF32 tensor cores when allowed."""
+        return self.vendor == "NVIDIA" and self.family not in ("turing", "volta")
 
 
 def _optional(value: object) -> object | None:
