@@ -105,7 +105,7 @@ def _row(
         "mfu": flops / (median_ms / 1000) / 1e12 / (150.0 if gpu else 0.5),
         "peak_mem_reserved_bytes": int(2.0e9 * (resolution / 256) ** 2 * batch) if gpu else None,
         "peak_rss_bytes": int(8.0e8 * (resolution / 256) * batch) if not gpu else None,
-        "energy_per_image_j": 30.0 * median_ms / 1000 / batch * (300 if gpu else 60) / 30,
+        "energy_per_image_j": 300.0 * median_ms / 1000 / batch if gpu else None,
         "energy_j": 300.0 * median_ms / 1000 if gpu else None,
         "compile_s": 45.0 if compile_mode != "none" else None,
         "ref_rel_err": 0.0 if precision == "fp32" else 2e-3,

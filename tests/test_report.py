@@ -1,0 +1,174 @@
+"""The HTML report and markdown summary, without a browser: sections, escaping, plots, downloads."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from report_fixtures import HOSTILE, synthetic_rows, write_history, write_synthetic_run
+
+from sdbench.cli import main
+from sdbench.report import units
+from sdbench.report.markdown import markdown_report
+from sdbench.report.site import write_site
+from sdbench.store import read_results, write_run
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> tuple[str, object]:
+    """A report of three runs of the same cells plus one run whose suite name is hostile."""
+    folder = tmp_path_factory.mktemp("results")
+    write_history(folder)
+    write_synthetic_run(folder, "hostile", suite=HOSTILE, devices=("cuda:0",))
+    out = tmp_path_factory.mktemp("site")
+    index = write_site(read_results([folder]), out)
+    return index.read_text(encoding="utf-8"), out
+
+
+def test_writes_page_and_downloads(site):
+    html, out = site
+    assert (out / "index.html").is_file()
+    table = pq.read_table(out / "results.parquet")
+    assert table.num_rows == 3 * 106 + 73
+    csv = pd.read_csv(out / "results.csv")
+    assert len(csv) == table.num_rows
+    warned = csv["warnings"].dropna().map(json.loads)
+    assert any("high spread" in w[0] for w in warned if w)
+    assert 'href="results.parquet"' in html and 'href="results.csv"' in html
+
+
+def test_every_section_is_present(site):
+    html, _ = site
+    for anchor in ("overview", "matrix", "plots", "fastest", "which-gpu", "history", "downloads"):
+        assert f'<section id="{anchor}">' in html
+
+
+def test_hostile_suite_name_is_escaped(site):
+    html, _ = site
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)" not in html
+    assert html.count("<script>") == 1  # only the sorting script
+    # Error text with markup stays text too.
+    assert "synthetic &lt;b&gt;failure&lt;/b&gt; &amp; more" in html
+
+
+def test_every_plot_is_inline_svg_with_unique_ids(site):
+    html, _ = site
+    for anchor in (
+        "plot-latency-resolution",
+        "plot-throughput-batch",
+        "plot-memory",
+        "plot-attention-precision",
+        "plot-roofline",
+        "plot-energy",
+        "plot-compile",
+        "plot-history",
+    ):
+        block = html.split(f'id="{anchor}"', 1)[1].split("</figure>", 1)[0]
+        assert "<svg" in block and "<path" in block, anchor
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+
+
+def test_nothing_loads_from_the_network(site):
+    html, _ = site
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert "<link" not in html and "@import" not in html
+
+
+def test_matrix_shows_status_units_and_warnings(site):
+    html, _ = site
+    matrix = html.split('<section id="matrix">', 1)[1].split("</section>", 1)[0]
+    for status in ("ok", "oom", "error", "timeout", "unsupported"):
+        assert f'class="status status-{status}"' in matrix
+    assert "latency (ms)" in matrix and "peak memory (GiB)" in matrix and "MFU (%)" in matrix
+    assert "high spread: IQR/median 12%" in matrix
+    assert "CUDA out of memory" in matrix
+    assert "fail (rel err 0.40)" in matrix
+
+
+def test_overview_counts_statuses(site):
+    html, _ = site
+    overview = html.split('<section id="overview">', 1)[1].split("</section>", 1)[0]
+    assert "<dt>runs</dt><dd>4</dd>" in overview
+    assert "<dt>oom</dt><dd>4</dd>" in overview
+    assert "<dt>timeout</dt><dd>3</dd>" in overview
+
+
+def test_single_run_has_no_history_section(tmp_path):
+    path = write_synthetic_run(tmp_path / "results", devices=("cpu",))
+    html = write_site(read_results([path]), tmp_path / "site").read_text()
+    assert '<section id="history">' not in html
+    # No energy on a CPU-only run: the plot is skipped with its reason, not drawn empty.
+    assert 'id="plot-energy"' not in html
+    assert "Energy per image: not drawn. No energy was measured" in html
+
+
+def test_hostile_device_name_in_plots_stays_text(tmp_path):
+    rows = synthetic_rows(devices=("cuda:0",))
+    for row in rows:
+        row["device_name"] = "<img src=x onerror=alert(1)> $GPU$"
+    html = write_site(pd.DataFrame(rows), tmp_path).read_text()
+    assert "<img" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt; $GPU$" in html
+
+
+def test_markdown_summary(tmp_path):
+    write_synthetic_run(tmp_path, "hostile", suite=HOSTILE)
+    text = markdown_report(read_results([tmp_path]))
+    assert text.startswith("# sdbench report · &lt;script&gt;alert(1)&lt;/script&gt;")
+    assert "<script>" not in text
+    assert "## Fastest settings" in text
+    assert "| Synthetic GPU 24GB | sd15 | unet | 512 | 512 | 1 | fp16 | sdpa | default |" in text
+
+
+def test_cli_report_html_and_markdown(tmp_path, capsys):
+    path = write_synthetic_run(tmp_path / "results", devices=("cpu",))
+    assert main(["report", str(path), "--out", str(tmp_path / "site")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "site" / "index.html")
+    assert (
+        main(["report", str(path), "--out", str(tmp_path / "summary.md"), "--format", "markdown"])
+        == 0
+    )
+    assert (tmp_path / "summary.md").read_text().startswith("# sdbench report · quick")
+
+
+def test_cli_report_without_results_is_bad_input(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "site")]) == 2
+    assert "No result files" in capsys.readouterr().err
+
+
+def test_empty_run_file_renders(tmp_path):
+    rows = synthetic_rows(devices=("cpu",))[:1]
+    rows[0]["status"], rows[0]["median_ms"] = "error", None
+    path = write_run(rows, tmp_path / "one.parquet")
+    html = write_site(read_results([path]), tmp_path / "site").read_text()
+    assert "Latency vs resolution, per precision: not drawn." in html
+
+
+@pytest.mark.parametrize(
+    ("chooser", "values", "label", "shown"),
+    [
+        (units.time_unit, [0.2, 0.5], "µs", "500"),
+        (units.time_unit, [20.0, 500.0], "ms", "500"),
+        (units.time_unit, [20_000.0, 60_000.0, 10.0], "s", "60.0"),
+        (units.bytes_unit, [2 * units.GIB], "GiB", "2.00"),
+        (units.bytes_unit, [300 * units.MIB], "MiB", "300"),
+        (units.energy_unit, [0.5], "mJ", "500"),
+        (units.flop_rate_unit, [0.25], "GFLOP/s", "250"),
+    ],
+)
+def test_units_follow_the_values(chooser, values, label, shown):
+    unit = chooser(values)
+    assert unit.label == label
+    assert unit.show(max(values)) == shown
+
+
+def test_missing_values_show_blank():
+    assert units.Unit("ms").show(None) == ""
+    assert units.Unit("ms").show(float("nan")) == ""
+    assert units.COUNT.show(1234.0) == "1,234"
