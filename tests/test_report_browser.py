@@ -8,6 +8,7 @@ file descriptors 3 and 4), so the test needs nothing beyond the standard library
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -127,10 +128,8 @@ class DevTools:
             self._pump(deadline)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, OSError, queue.Empty):
             self.send("Browser.close")
-        except (RuntimeError, OSError, queue.Empty):
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -203,17 +202,17 @@ def page(tmp_path_factory):
         browser.close()
 
 
+def _is_error(event: dict) -> bool:
+    method, params = event["method"], event.get("params", {})
+    if method in ("Runtime.exceptionThrown", "Page.javascriptDialogOpening"):
+        return True
+    if method == "Runtime.consoleAPICalled":
+        return params.get("type") in ("error", "assert")
+    return method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error"
+
+
 def _errors(events: list[dict]) -> list[dict]:
-    found = []
-    for event in events:
-        method, params = event["method"], event.get("params", {})
-        if method == "Runtime.exceptionThrown" or method == "Page.javascriptDialogOpening":
-            found.append(event)
-        elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            found.append(event)
-        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
-            found.append(event)
-    return found
+    return [event for event in events if _is_error(event)]
 
 
 def test_no_console_errors_or_dialogs(page):
