@@ -1,0 +1,42 @@
+# The two README commands: `make bench` (set up, measure the quick suite, report, recommend)
+# and `make test` (set up, run the tests). Both create .venv on first use.
+VENV    ?= .venv
+PYTHON  ?= python3
+# A CPU build of torch 2.13 installs from local disk on the dev machines; on a GPU machine
+# override it, e.g. `make bench TORCH="torch --index-url https://download.pytorch.org/whl/cu128"`.
+TORCH   ?= torch==2.13.0
+SUITE   ?= suites/quick.toml
+RESULTS ?= results
+REPORT  ?= reports/quick
+PIP      = $(VENV)/bin/python -m pip
+SDBENCH  = $(VENV)/bin/sdbench
+
+.PHONY: bench test setup lint clean-venv browser
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "$(TORCH)"
+	$(PIP) install --quiet -e ".[dev,ray]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+bench: setup
+	$(SDBENCH) run $(SUITE) --out $(RESULTS) --report $(REPORT)
+	$(SDBENCH) recommend --model sd15 --resolution 512 --batch-size 1 --precision fp16 --results $(RESULTS)
+
+# Headless Chromium for the report's browser test (Debian package; skipped where apt is absent).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: the browser test will be skipped"; }
+
+test: setup browser
+	$(VENV)/bin/python -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean-venv:
+	rm -rf $(VENV)

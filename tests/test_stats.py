@@ -1,0 +1,47 @@
+"""Statistics over timing samples: median, spread and the median's confidence interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdbench.stats import median_ci95, summarize
+
+
+def test_summarize_gives_the_textbook_figures():
+    summary = summarize([10.0, 12.0, 11.0, 13.0, 14.0])
+    assert summary.median_ms == 12.0
+    assert summary.mean_ms == 12.0
+    assert summary.std_ms == pytest.approx(np.std([10, 12, 11, 13, 14], ddof=1))
+    assert summary.iqr_ms == pytest.approx(2.0)
+    assert summary.samples_ms == (10.0, 12.0, 11.0, 13.0, 14.0)
+
+
+def test_few_samples_get_the_range_as_interval():
+    assert median_ci95([3.0, 1.0, 2.0]) == (1.0, 3.0)
+
+
+def test_interval_brackets_the_median_and_narrows_with_more_samples():
+    rng = np.random.default_rng(0)
+    small = rng.normal(100, 5, 10)
+    large = rng.normal(100, 5, 200)
+    low_s, high_s = median_ci95(small)
+    low_l, high_l = median_ci95(large)
+    assert low_s <= np.median(small) <= high_s
+    assert low_l <= np.median(large) <= high_l
+    assert high_l - low_l < high_s - low_s
+
+
+def test_interval_covers_the_true_median_about_95_percent_of_the_time():
+    rng = np.random.default_rng(1)
+    trials, covered = 2000, 0
+    for _ in range(trials):
+        samples = rng.lognormal(mean=0.0, sigma=0.3, size=15)  # true median is exactly 1
+        low, high = median_ci95(samples)
+        covered += low <= 1.0 <= high
+    assert 0.93 <= covered / trials <= 0.995
+
+
+def test_no_samples_is_an_error():
+    with pytest.raises(ValueError):
+        summarize([])
