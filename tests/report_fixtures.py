@@ -194,9 +194,9 @@ def write_synthetic_run(folder: Path, run_id: str = "run-a", **kwargs) -> Path:
 
 
 def write_history(
-    folder: Path, scales: tuple[float, ...] = (1.0, 1.0, 1.25), suite: str = "quick"
+    folder: Path, scales: tuple[float, ...] = (1.0, 1.0, 1.25, 1.25), suite: str = "quick"
 ) -> list[Path]:
-    """Several runs of the same cells a day apart; the last one 25% slower by default."""
+    """Several runs of the same cells a day apart; the last two 25% slower by default."""
     return [
         write_synthetic_run(
             folder, f"run-{i}", suite=suite, started_at=START + timedelta(days=i), scale=scale

@@ -32,7 +32,7 @@ def test_writes_page_and_downloads(site):
     html, out = site
     assert (out / "index.html").is_file()
     table = pq.read_table(out / "results.parquet")
-    assert table.num_rows == 3 * 106 + 73
+    assert table.num_rows == 4 * 106 + 73
     csv = pd.read_csv(out / "results.csv")
     assert len(csv) == table.num_rows
     warned = csv["warnings"].dropna().map(json.loads)
@@ -93,9 +93,9 @@ def test_matrix_shows_status_units_and_warnings(site):
 def test_overview_counts_statuses(site):
     html, _ = site
     overview = html.split('<section id="overview">', 1)[1].split("</section>", 1)[0]
-    assert "<dt>runs</dt><dd>4</dd>" in overview
-    assert "<dt>oom</dt><dd>4</dd>" in overview
-    assert "<dt>timeout</dt><dd>3</dd>" in overview
+    assert "<dt>runs</dt><dd>5</dd>" in overview
+    assert "<dt>oom</dt><dd>5</dd>" in overview
+    assert "<dt>timeout</dt><dd>4</dd>" in overview
 
 
 def test_single_run_has_no_history_section(tmp_path):
@@ -172,3 +172,12 @@ def test_missing_values_show_blank():
     assert units.Unit("ms").show(None) == ""
     assert units.Unit("ms").show(float("nan")) == ""
     assert units.COUNT.show(1234.0) == "1,234"
+
+
+def test_history_marks_the_step_and_compares_with_the_previous_run(site):
+    html, _ = site
+    history = html.split('<section id="history">', 1)[1].split("</section>", 1)[0]
+    changes = history.split('id="change-points"', 1)[1].split("</figure>", 1)[0]
+    assert "run-2" in changes and "25.0" in changes  # every ok cell stepped up 25% at run-2
+    compare = history.split('id="compare"', 1)[1].split("</figure>", 1)[0]
+    assert "Run run-3 against the previous run" in compare

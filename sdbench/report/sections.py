@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from sdbench.analysis.best import compile_gains, fastest_settings, latest_per_cell
+from sdbench.errors import SdbenchError
 from sdbench.report import plots, units
-from sdbench.report.tables import Table, frame_table, generic_table, matrix_table
+from sdbench.report.tables import Table, frame_table, matrix_table
 from sdbench.store.schema import STATUSES
 
 MAX_HISTORY_CELLS = 8
@@ -255,6 +256,25 @@ def _optional(module: str):
         raise
 
 
+MAX_WORKLOADS = 4
+RECOMMEND_COLUMNS = [
+    ("budget", "tier", None),
+    ("criterion", "criterion", None),
+    ("GPU", "gpu", None),
+    ("price", "price_usd", units.Unit("USD")),
+    ("s/image", "s_per_image", units.Unit("s")),
+    ("low", "s_per_image_low", units.Unit("s")),
+    ("high", "s_per_image_high", units.Unit("s")),
+    ("images/min", "images_per_min", units.PLAIN),
+    ("peak VRAM", "peak_vram_bytes", units.Unit("GiB", units.GIB)),
+    ("fits", "fits", None),
+    ("energy/image", "energy_per_image_j", units.Unit("J")),
+    ("per 1000 images", "cost_per_1000_usd", units.Unit("USD")),
+    ("source", "source", None),
+    ("note", "note", None),
+]
+
+
 def which_gpu_section(latest: pd.DataFrame) -> Section:
     section = Section("which-gpu", "Which GPU")
     recommend = _optional("sdbench.analysis.recommend")
@@ -263,9 +283,35 @@ def which_gpu_section(latest: pd.DataFrame) -> Section:
             "No GPU recommendations: this build of sdbench has no recommendation model yet."
         ]
         return section
-    section.notes = [
-        "Recommendations are not rendered yet: the report does not know this model's inputs."
-    ]
+    section.intro = (
+        "For each workload in these results (fp16, default settings): the GPU to pick per purchase budget. "
+        "source says whether a figure was measured here or predicted by the performance model; "
+        "low and high bound the prediction."
+    )
+    workloads = (
+        latest[["model", "height", "width", "batch_size", "steps"]].dropna().drop_duplicates()
+    )
+    for _, w in (
+        workloads.sort_values(["model", "height", "width", "batch_size"])
+        .head(MAX_WORKLOADS)
+        .iterrows()
+    ):
+        name = (
+            f"{w['model']} {w['width']}×{w['height']} batch {w['batch_size']}, {w['steps']} steps"
+        )
+        try:
+            table = recommend.recommend(
+                str(w["model"]), int(w["height"]), int(w["width"]), int(w["batch_size"]),
+                steps=int(w["steps"]), results=latest,
+            )  # fmt: skip
+        except (
+            SdbenchError
+        ) as error:  # the model cannot answer for this workload: say so, per workload
+            section.notes.append(f"{name}: no recommendation. {error}")
+            continue
+        section.tables.append(
+            frame_table(table, name, RECOMMEND_COLUMNS, anchor=f"recommend-{len(section.tables)}")
+        )
     return section
 
 
@@ -292,7 +338,11 @@ def history_section(frame: pd.DataFrame, with_plots: bool = True) -> Section | N
             "Change points are not marked: this build of sdbench has no history analysis."
         )
     elif changes is not None and not changes.empty:
-        section.tables.append(generic_table(changes, "Change points", anchor="change-points"))
+        section.tables.append(
+            frame_table(changes, "Change points", CHANGE_COLUMNS, anchor="change-points")
+        )
+    elif changes is not None:
+        section.notes.append("No change points: every repeated cell stayed at one level.")
     section.tables += _compare_tables(frame, section.notes)
     return section
 
@@ -315,10 +365,35 @@ def _compare_tables(frame: pd.DataFrame, notes: list[str]) -> list[Table]:
         return []
     order = frame.groupby("run_id")["started_at"].min().sort_values().index
     baseline, current = frame[frame["run_id"] == order[-2]], frame[frame["run_id"] == order[-1]]
-    result = compare.compare_runs(baseline, current, threshold_pct=5.0)
-    table = result if isinstance(result, pd.DataFrame) else getattr(result, "table", None)
-    if not isinstance(table, pd.DataFrame):
-        notes.append("No compare table: the comparison returned no table.")
-        return []
-    caption = f"Run {order[-1]} against the previous run {order[-2]}."
-    return [generic_table(table, "Against the previous run", caption, "compare")]
+    comparison = compare.compare_runs(baseline, current, threshold_pct=5.0)
+    notes += [*comparison.environment_warnings, *comparison.notes]
+    table = comparison.table
+    changed = table[table["verdict"] != "unchanged"]
+    caption = (
+        f"Run {order[-1]} against the previous run {order[-2]}: {len(changed)} of {len(table)} "
+        "cell × metric rows changed; unchanged rows are left out. Same as `sdbench compare`."
+    )
+    return [frame_table(changed, "Against the previous run", COMPARE_COLUMNS, caption, "compare")]
+
+
+CHANGE_COLUMNS = [
+    ("cell", "label", None),
+    ("run", "run_id", None),
+    ("started (UTC)", "started_at", None),
+    ("before", "before", units.PLAIN),
+    ("after", "after", units.PLAIN),
+    ("change (%)", "change_pct", units.PLAIN),
+    ("runs before", "runs_before", units.COUNT),
+    ("runs after", "runs_after", units.COUNT),
+]
+COMPARE_COLUMNS = [
+    ("cell", "label", None),
+    ("metric", "metric", None),
+    ("baseline", "baseline", units.PLAIN),
+    ("current", "current", units.PLAIN),
+    ("change (%)", "change_pct", units.PLAIN),
+    ("p", "p_value", units.PLAIN),
+    ("verdict", "verdict", None),
+    ("regression", "regression", None),
+    ("note", "note", None),
+]
