@@ -45,7 +45,7 @@ def text_cell(value: object) -> Cell:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return Cell("–", "")
     text = str(value)
-    return Cell(text, text, "wrap" if len(text) > 40 else "")
+    return Cell(text, text, "long-text" if len(text) > 40 else "")
 
 
 def number_cell(value: object, unit: Unit) -> Cell:
