@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,12 +17,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "suite", nargs="?", help="suite file, e.g. suites/quick.toml (not needed with --resume)"
     )
-    parser.add_argument("--out", default="results", help="results folder (default: results)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="results folder (default: results; with --resume PATH, the folder PATH is in)",
+    )
     parser.add_argument(
         "--device", help="run on this device instead of the suite's (cpu, cuda:0, mps, ...)"
     )
     parser.add_argument(
-        "--resume", metavar="RUN", help="continue a run that was killed, from its journal"
+        "--resume",
+        metavar="RUN",
+        help="continue a run that was killed or interrupted, from its journal (run id or path)",
     )
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
     parser.add_argument(
@@ -47,6 +58,32 @@ def handle(args: argparse.Namespace) -> int:
     options = {}
     if args.executor == "ray":
         options = {"address": args.ray_address, "gpu_type": args.gpu_type}
-    outcome = run_suite(args.suite, args.out, args.device, args.resume, args.executor, options)
+    out = args.out or _resume_folder(args.resume) or "results"
+    with _terminate_as_interrupt():
+        outcome = run_suite(args.suite, out, args.device, args.resume, args.executor, options)
     print_summary(outcome)
     return 130 if outcome.interrupted else 0
+
+
+def _resume_folder(resume: str | None) -> str | None:
+    """`--resume results/RUN.journal` or `--resume gpu-runs/RUN`: the folder that path names."""
+    if not resume or Path(resume).parent == Path("."):
+        return None
+    return str(Path(resume).parent)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a batch scheduler's "time is up") ends a run like Ctrl-C: journal kept, resumable."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

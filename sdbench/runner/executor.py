@@ -2,7 +2,8 @@
 
 Groups of different devices run in parallel (every GPU of a host busy at once); groups of one
 device run one after another so they never share the device. Each result goes to `on_result`
-as soon as it exists (the caller journals it).
+as soon as it exists (the caller journals it). If `on_result` fails (a full disk), or a device
+thread hits a bug, every worker is stopped and the exception is raised from `run`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from sdbench.cell import Cell, Measure
 from sdbench.runner.process import WorkerLost, WorkerProcess
 
 ResultCallback = Callable[[Cell, dict, dict], None]  # (cell, measured fields, worker environment)
+MAX_FAILED_STARTS = 2  # a worker that cannot start twice in a row will not start for this group
+STOP_JOIN_S = 10.0  # after stop(), how long device threads get to notice their workers died
 
 
 def group_cells(cells: Sequence[Cell]) -> list[list[Cell]]:
@@ -63,6 +66,7 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._workers: set[WorkerProcess] = set()
+        self._failures: list[BaseException] = []
 
     def run(self, cells: Sequence[Cell], on_result: ResultCallback) -> None:
         by_device: dict[str, list[list[Cell]]] = defaultdict(list)
@@ -82,10 +86,15 @@ class LocalExecutor:
                     thread.join(timeout=0.5)
         except KeyboardInterrupt:
             self.stop()
+            # Let device threads return so no result is being journaled while the caller exits.
+            for thread in threads:
+                thread.join(timeout=STOP_JOIN_S)
             raise
+        if self._failures:
+            raise self._failures[0]
 
     def stop(self) -> None:
-        """Abandon the cells in flight: kill every worker."""
+        """Abandon the cells in flight: kill every worker (and any still starting)."""
         self._stopping.set()
         with self._lock:
             workers = list(self._workers)
@@ -93,32 +102,44 @@ class LocalExecutor:
             worker.kill()
 
     def _run_device(self, groups: list[list[Cell]], on_result: ResultCallback) -> None:
-        for group in groups:
-            if self._stopping.is_set():
-                return
-            self._run_group(group, on_result)
+        try:
+            for group in groups:
+                if self._stopping.is_set():
+                    return
+                self._run_group(group, on_result)
+        except BaseException as failure:  # re-raised by run() in the caller's thread
+            with self._lock:
+                self._failures.append(failure)
+            self.stop()
 
     def _run_group(self, group: list[Cell], on_result: ResultCallback) -> None:
         worker: WorkerProcess | None = None
         environment: dict = {}
+        failed_starts, start_failure = 0, ""
         try:
             for cell in group:
                 if self._stopping.is_set():
                     return
                 reason = self.oom.skip_reason(cell)
+                if failed_starts >= MAX_FAILED_STARTS:
+                    reason = f"worker could not start ({failed_starts} tries): {start_failure}"
+                    on_result(cell, {"status": "error", "error": reason}, environment)
+                    continue
                 if reason:
                     on_result(cell, {"status": "oom", "error": reason}, environment)
                     continue
                 try:
                     if worker is None:
                         worker = self._start(cell.device)
-                        environment = worker.hello
+                        environment, failed_starts = worker.hello, 0
                     result = worker.request(cell, self.measure)
                 except WorkerLost as lost:
                     if self._stopping.is_set():
                         return
                     result = {"status": lost.status, "error": lost.reason}
-                    if worker is not None:
+                    if worker is None:
+                        failed_starts, start_failure = failed_starts + 1, lost.reason
+                    else:
                         self._forget(worker)
                         worker.kill()
                     worker = None  # a fresh one for the rest of the group
@@ -130,13 +151,23 @@ class LocalExecutor:
                 self._forget(worker)
 
     def _start(self, device: str) -> WorkerProcess:
-        worker = WorkerProcess(device, env=self.worker_env)
-        with self._lock:
-            self._workers.add(worker)
-        if self._stopping.is_set():
-            worker.kill()
-            raise WorkerLost("error", "run interrupted")
-        return worker
+        """A ready worker; registered while it starts so stop() can kill it."""
+        spawned: list[WorkerProcess] = []
+
+        def register(worker: WorkerProcess) -> None:
+            spawned.append(worker)
+            with self._lock:
+                self._workers.add(worker)
+            if self._stopping.is_set():
+                worker.kill()
+
+        try:
+            return WorkerProcess(device, env=self.worker_env, on_spawn=register)
+        except BaseException:
+            for worker in spawned:
+                self._forget(worker)
+                worker.kill()
+            raise
 
     def _forget(self, worker: WorkerProcess) -> None:
         with self._lock:

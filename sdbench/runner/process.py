@@ -1,11 +1,13 @@
 """A worker process seen from the manager: start it, send a cell, wait for its row with a timeout.
 
 The manager never imports torch. A worker that dies or hangs costs only the cell in flight; the
-caller records it and starts a fresh worker for the rest of the group.
+caller records it and starts a fresh worker for the rest of the group. Workers die with their
+manager (see `sdbench.runner.worker.die_with_parent`), so a killed run leaves no orphans behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -15,10 +17,12 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from sdbench.cell import Cell, Measure
 
 HELLO_TIMEOUT_S = 600.0  # importing torch + diffusers on a cold disk can take minutes
+MANAGER_PID_ENV = "SDBENCH_MANAGER_PID"  # the worker exits when this process is gone
 
 
 class WorkerLost(Exception):
@@ -31,7 +35,19 @@ class WorkerLost(Exception):
 
 
 class WorkerProcess:
-    def __init__(self, device: str, env: dict[str, str] | None = None):
+    """One worker. `on_spawn(self)` runs once the process exists, before waiting for its hello,
+    so a caller can kill a worker that is still starting (Ctrl-C during torch's import).
+
+    On Linux the worker is killed when the *thread* that started it ends (PR_SET_PDEATHSIG), so
+    start it from a thread that outlives it.
+    """
+
+    def __init__(
+        self,
+        device: str,
+        env: dict[str, str] | None = None,
+        on_spawn: Callable[[WorkerProcess], None] | None = None,
+    ):
         self.device = device
         self.stderr_tail: deque[str] = deque(maxlen=30)
         self.process = subprocess.Popen(
@@ -39,11 +55,13 @@ class WorkerProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {}), MANAGER_PID_ENV: str(os.getpid())},
             start_new_session=True,  # Ctrl-C reaches the manager, which decides what workers do
         )
         self._buffer = b""
         threading.Thread(target=self._drain_stderr, daemon=True).start()
+        if on_spawn is not None:
+            on_spawn(self)
         self.hello = self._read_message(HELLO_TIMEOUT_S, what="start")["hello"]
 
     def _drain_stderr(self) -> None:
@@ -81,7 +99,12 @@ class WorkerProcess:
                     raise self._lost("error", self._death_reason())
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            self.kill()
+            text = line[:200].decode(errors="replace")
+            raise self._lost("error", f"worker sent an unreadable line: {text!r}") from None
 
     def _death_reason(self) -> str:
         try:
@@ -106,18 +129,14 @@ class WorkerProcess:
 
     def kill(self) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.process.wait()
 
     def stop(self) -> None:
         """Close stdin so the worker ends after its current cell; kill it if it lingers."""
-        try:
+        with contextlib.suppress(OSError):
             self.process.stdin.close()
-        except OSError:
-            pass
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -1,7 +1,8 @@
 """Run a suite end to end: expand, execute on workers, journal every row, write the Parquet file.
 
 The manager side: never imports torch. A killed run is continued with `resume`, which reads the
-journal, skips finished cells and writes the same single Parquet file.
+journal, skips finished cells and writes the same single Parquet file. Ctrl-C abandons the cells
+in flight, keeps every finished cell in the journal (no Parquet file yet) and prints how to resume.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from rich.console import Console
 
 from sdbench.cell import Cell, Measure
 from sdbench.devices import present_devices
-from sdbench.errors import BadInput
+from sdbench.errors import BadInput, SdbenchError
 from sdbench.runner.environment import host_environment
 from sdbench.runner.executor import LocalExecutor
 from sdbench.runner.progress import RunProgress, summary_table
 from sdbench.store.files import write_run
 from sdbench.store.journal import Journal, journal_path, read_journal
 from sdbench.store.schema import SCHEMA_VERSION
-from sdbench.suite import expand, load_suite, parse_suite
+from sdbench.suite import Suite, expand, load_suite, parse_suite
 from sdbench.suite.load import parse_device
 
 
@@ -87,6 +88,25 @@ def make_row(
     return row
 
 
+@dataclass
+class _Run:
+    """What a run needs after it is planned (new) or read back from its journal (resumed)."""
+
+    run_id: str
+    out_dir: Path
+    header: dict
+    suite: Suite
+    cells: list[Cell]
+    done_rows: list[dict]
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(journal_path(self.out_dir, self.run_id))
+
+    def resume_command(self) -> str:
+        return f"sdbench run --resume {self.run_id} --out {self.out_dir}"
+
+
 def run_suite(
     suite_path: str | None,
     out_dir: str | Path = "results",
@@ -96,77 +116,142 @@ def run_suite(
     executor_options: dict | None = None,
     console: Console | None = None,
 ) -> RunOutcome:
+    """Measure every cell not yet done; on Ctrl-C keep the journal and say how to resume.
+
+    Every finished cell is in the journal before the run goes on; the Parquet file is written
+    once, atomically, when every cell has a row, and only then is the journal removed.
+    """
     out_dir = Path(out_dir)
     console = console or Console(stderr=True)
+    run_id = _run_id_of(resume) if resume else None
     if resume:
-        run_id, header, done_rows = _resume_state(out_dir, resume)
-        suite = parse_suite(header["suite_text"], source=header["suite_path"])
-        cells = [Cell.from_dict(c) for c in header["cells"]]
+        _check_resumable(out_dir, run_id)
     else:
-        suite, cells, _ = plan(suite_path, device)
-        run_id = new_run_id(suite.name)
-        header = {
-            "run_id": run_id,
-            "suite_name": suite.name,
-            "suite_path": suite.path,
-            "suite_text": suite.text,
-            "started_at": datetime.now(timezone.utc).isoformat(),
-            "measure": suite.measure.__dict__,
-            "cells": [c.to_dict() for c in cells],
-        }
-        done_rows = []
-        out_dir.mkdir(parents=True, exist_ok=True)
-        Journal(journal_path(out_dir, run_id)).write_header(header)
-    journal = Journal(journal_path(out_dir, run_id))
-    done_ids = {row["cell_id"] for row in done_rows}
-    todo = [c for c in cells if c.cell_id not in done_ids]
-    rows = list(done_rows)
-    lock = threading.Lock()
-    host = host_environment()
-    measure = Measure(**header["measure"])
-    pool = _executor(executor, measure, suite.options, executor_options or {})
-    console.print(
-        f"run [bold]{run_id}[/]: {len(todo)} cells to measure"
-        + (f", {len(done_rows)} already done" if done_rows else "")
-    )
-    interrupted = False
-    with RunProgress(total=len(cells), done=len(done_rows), console=console) as progress:
-
-        def on_result(cell: Cell, result: dict, environment: dict) -> None:
-            row = make_row(
-                run_id, suite.name, header["started_at"], cell, result, environment, host
-            )
-            with lock:
-                journal.append_row(row)
-                rows.append(row)
-            progress.finished(cell.label(), row["status"], row.get("median_ms"))
-
+        run_id = _start_new(suite_path, out_dir, device)
+    with Journal(journal_path(out_dir, run_id)).locked():
+        run = _load(out_dir, run_id)
+        rows = list(run.done_rows)
         try:
-            pool.run(todo, on_result)
+            _execute(run, rows, executor, executor_options or {}, console)
+            path = _write_results(run, rows)
         except KeyboardInterrupt:
-            interrupted = True
-    order = {c.cell_id: i for i, c in enumerate(cells)}
-    rows.sort(key=lambda r: order.get(r["cell_id"], len(order)))
-    path = out_dir / f"{run_id}.parquet"
-    if interrupted:
-        console.print(
-            f"[yellow]Interrupted.[/] {len(rows)} of {len(cells)} cells are saved in the journal. "
-            f"Continue with: sdbench run --resume {run_id} --out {out_dir}"
-        )
-        return RunOutcome(run_id, None, rows, interrupted=True)
-    write_run(rows, path)
-    journal.path.unlink(missing_ok=True)
+            console.print(
+                f"[yellow]Interrupted.[/] {len(rows)} of {len(run.cells)} cells are saved in the "
+                f"journal {run.journal.path}; the cell in flight was abandoned. "
+                f"Continue with: {run.resume_command()}"
+            )
+            return RunOutcome(run_id, None, _in_cell_order(run, rows), interrupted=True)
+    run.journal.path.unlink(missing_ok=True)
     return RunOutcome(run_id, path, rows)
 
 
-def _resume_state(out_dir: Path, resume: str) -> tuple[str, dict, list[dict]]:
-    run_id = Path(resume).name.removesuffix(".parquet").removesuffix(".journal.jsonl").lstrip(".")
+def _run_id_of(resume: str) -> str:
+    name = Path(resume).name.removesuffix(".parquet").removesuffix(".journal.jsonl")
+    return name.lstrip(".")
+
+
+def _check_resumable(out_dir: Path, run_id: str) -> None:
     if (out_dir / f"{run_id}.parquet").exists() and not journal_path(out_dir, run_id).exists():
         raise BadInput(
             f"Run {run_id} in {out_dir} is already complete; there is nothing to resume."
         )
-    header, rows = read_journal(journal_path(out_dir, run_id))
-    return run_id, header, rows
+    if not journal_path(out_dir, run_id).exists():
+        raise BadInput(
+            f'No journal for run "{run_id}" in {out_dir}: nothing to resume. Check the run id '
+            f"and pass the folder the run wrote to with --out."
+        )
+
+
+def _start_new(suite_path: str | None, out_dir: Path, device: str | None) -> str:
+    """Plan the run and write its journal header; returns the new run id."""
+    suite, cells, _ = plan(suite_path, device)
+    run_id = new_run_id(suite.name)
+    header = {
+        "run_id": run_id,
+        "suite_name": suite.name,
+        "suite_path": suite.path,
+        "suite_text": suite.text,
+        "started_at": datetime.now(timezone.utc).isoformat(),
+        "measure": suite.measure.__dict__,
+        "cells": [c.to_dict() for c in cells],
+    }
+    path = journal_path(out_dir, run_id)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        Journal(path).write_header(header)
+    except OSError as error:
+        raise SdbenchError(
+            f'Cannot start a run in "{out_dir}": {error.strerror or error}. Free some space, fix '
+            "the folder's permissions or choose another one with --out."
+        ) from None
+    return run_id
+
+
+def _load(out_dir: Path, run_id: str) -> _Run:
+    """The run as its journal describes it (a torn last line is cut off first)."""
+    journal = Journal(journal_path(out_dir, run_id))
+    try:
+        journal.repair()
+    except OSError as error:
+        raise SdbenchError(f'Cannot repair "{journal.path}": {error}.') from None
+    header, done_rows = read_journal(journal.path)
+    suite = parse_suite(header["suite_text"], source=header["suite_path"])
+    cells = [Cell.from_dict(c) for c in header["cells"]]
+    return _Run(run_id, out_dir, header, suite, cells, done_rows)
+
+
+def _execute(
+    run: _Run, rows: list[dict], executor: str, executor_options: dict, console: Console
+) -> None:
+    """Measure the cells without a row, appending each result to the journal and to `rows`."""
+    done_ids = {row["cell_id"] for row in run.done_rows}
+    todo = [c for c in run.cells if c.cell_id not in done_ids]
+    lock = threading.Lock()
+    host = host_environment()
+    measure = Measure(**run.header["measure"])
+    pool = _executor(executor, measure, run.suite.options, executor_options)
+    journal = run.journal
+    console.print(
+        f"run [bold]{run.run_id}[/]: {len(todo)} cells to measure"
+        + (f", {len(done_ids)} already done" if done_ids else "")
+    )
+    with RunProgress(total=len(run.cells), done=len(done_ids), console=console) as progress:
+
+        def on_result(cell: Cell, result: dict, environment: dict) -> None:
+            started_at = run.header["started_at"]
+            row = make_row(run.run_id, run.suite.name, started_at, cell, result, environment, host)
+            with lock:
+                try:
+                    journal.append_row(row)
+                except OSError as error:
+                    what = f"the journal {journal.path}"
+                    raise _storage_error(run, what, error, len(rows)) from None
+                rows.append(row)
+            progress.finished(cell.label(), row["status"], row.get("median_ms"))
+
+        pool.run(todo, on_result)
+
+
+def _write_results(run: _Run, rows: list[dict]) -> Path:
+    rows[:] = _in_cell_order(run, rows)
+    path = run.out_dir / f"{run.run_id}.parquet"
+    try:
+        return write_run(rows, path)
+    except OSError as error:
+        raise _storage_error(run, f'the results file "{path}"', error, len(rows)) from None
+
+
+def _in_cell_order(run: _Run, rows: list[dict]) -> list[dict]:
+    order = {c.cell_id: i for i, c in enumerate(run.cells)}
+    return sorted(rows, key=lambda r: order.get(r["cell_id"], len(order)))
+
+
+def _storage_error(run: _Run, what: str, error: OSError, saved: int) -> SdbenchError:
+    return SdbenchError(
+        f"Could not write {what}: {error.strerror or error}. The {saved} cells finished before "
+        f"this are safe in the journal {run.journal.path}. Free some disk space (or fix the "
+        f"folder's permissions), then continue with: {run.resume_command()}"
+    )
 
 
 def _executor(name: str, measure: Measure, options: dict, executor_options: dict):

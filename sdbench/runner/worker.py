@@ -3,14 +3,19 @@
 Protocol: the manager writes one JSON request per line to stdin ({"cell": ..., "measure": ...});
 the worker answers each with one JSON line on a private copy of the original stdout (fd 1 is
 redirected to stderr so library prints cannot corrupt the protocol). The first line it writes is
-{"hello": environment}.
+{"hello": environment}. The worker ends when its stdin closes, and at once when the manager dies
+(kill -9 included), so no orphan keeps a GPU or CPU busy.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -112,7 +117,33 @@ def _send(stream, message: dict) -> None:
     stream.flush()
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """Exit when the manager that started us goes away, even in the middle of a cell.
+
+    Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG). Everywhere: a
+    watchdog thread checks once a second that the manager is still our parent.
+    """
+    manager_pid = int(os.environ.get("SDBENCH_MANAGER_PID") or os.getppid())
+    if sys.platform.startswith("linux"):
+        # Without prctl in this libc the watchdog below still works.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != manager_pid:  # the manager died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == manager_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watchdog").start()
+
+
 def main() -> None:
+    die_with_parent()
     device = sys.argv[1]
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything printed by libraries goes to stderr, which the manager keeps a tail of

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -31,21 +31,40 @@ def _table(rows: Sequence[dict]) -> pa.Table:
 
 
 def write_run(rows: Sequence[dict], path: str | Path) -> Path:
-    """Write rows to `path` through a temporary file in the same folder and an atomic rename."""
+    """Write rows to `path` through a temporary file in the same folder and an atomic rename.
+
+    The temporary name starts with "." so readers of the folder never pick up a partial file;
+    it is created with the usual umask permissions so a shared results folder stays readable.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = _table(rows)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    temporary = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp"
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         pq.write_table(table, temporary)
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temporary, path)
+        _sync_folder(path.parent)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def results_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -81,7 +100,7 @@ def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
     for file in files:
         try:
             frames.append(pq.read_table(file).to_pandas())
-        except (pa.ArrowException, OSError) as exc:
+        except (pa.ArrowException, OSError, ValueError) as exc:
             raise BadInput(
                 f'"{file}" is not a readable sdbench results file ({exc}). It may be truncated or corrupt: '
                 "remove it or re-run the suite that made it."
