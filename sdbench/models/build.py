@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sdbench.errors import BadInput
-from sdbench.models.registry import Component, ModelSpec
+from sdbench.models.registry import Component, ModelSpec, vae_component
 
 DTYPES = {
     "fp32": torch.float32,
@@ -29,16 +29,22 @@ WEIGHT_FILES = {
     "vae": "vae/diffusion_pytorch_model.safetensors",
     "text_encoder": "text_encoder/model.safetensors",
     "text_encoder_2": "text_encoder_2/model.safetensors",
+    "text_encoder_3": "text_encoder_3/model.safetensors",
+}
+TRANSFORMERS_CONFIGS = {
+    "CLIPTextModel": "CLIPTextConfig",
+    "CLIPTextModelWithProjection": "CLIPTextConfig",
+    "T5EncoderModel": "T5Config",
 }
 
 
 def construct_on_meta(component: Component) -> nn.Module:
     """The component's module with every parameter and buffer on the meta device (no memory)."""
     with torch.device("meta"):
-        if component.kind in ("CLIPTextModel", "CLIPTextModelWithProjection"):
+        if component.kind in TRANSFORMERS_CONFIGS:
             import transformers
 
-            config = transformers.CLIPTextConfig(**component.config)
+            config = getattr(transformers, TRANSFORMERS_CONFIGS[component.kind])(**component.config)
             config._attn_implementation = "sdpa"
             module = getattr(transformers, component.kind)(config)
         else:
@@ -49,12 +55,29 @@ def construct_on_meta(component: Component) -> nn.Module:
 
 
 def count_parameters(component: Component) -> int:
-    return sum(p.numel() for p in construct_on_meta(component).parameters())
+    """Elements a checkpoint of the component stores: parameters and persistent buffers.
+
+    Tied tensors (T5's shared token embedding) count once.
+    """
+    state = construct_on_meta(component).state_dict(keep_vars=True)
+    unique = {id(tensor): tensor for tensor in state.values()}
+    return sum(tensor.numel() for tensor in unique.values())
+
+
+_POOL_SIZE = (1 << 20) + 7  # prime-ish length so consecutive tensors start at unrelated offsets
 
 
 def _fill_random_(module: nn.Module, seed: int) -> None:
-    """Deterministic weights that keep activations bounded: N(0, 1/fan_in) matrices, unit norms."""
-    generator = torch.Generator(device=next(module.parameters()).device).manual_seed(seed)
+    """Deterministic weights that keep activations bounded: N(0, 1/fan_in) matrices, unit norms.
+
+    Drawing ~10^9 normals one by one costs more than diffusers' own init on a CPU, so each matrix
+    is filled from one seeded pool of N(0, 1) values (cycled from a moving offset) and scaled.
+    Timing, FLOPs and memory do not depend on the values; fidelity needs only that they are fixed.
+    """
+    first = next(module.parameters())
+    generator = torch.Generator().manual_seed(seed)
+    pool = torch.randn(_POOL_SIZE, generator=generator).to(device=first.device, dtype=first.dtype)
+    offset = 0
     for name, parameter in module.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
         if leaf == "bias":
@@ -62,19 +85,50 @@ def _fill_random_(module: nn.Module, seed: int) -> None:
         elif parameter.ndim == 1:  # norm scales
             parameter.fill_(1.0)
         else:
-            fan_in = parameter[0].numel()
-            parameter.normal_(0.0, 1.0 / math.sqrt(fan_in), generator=generator)
+            flat = parameter.view(-1)
+            filled = 0
+            while filled < flat.numel():
+                take = min(flat.numel() - filled, _POOL_SIZE - offset)
+                flat[filled : filled + take].copy_(pool[offset : offset + take])
+                filled += take
+                offset = (offset + take) % _POOL_SIZE
+            flat.mul_(1.0 / math.sqrt(parameter[0].numel()))
+            offset = (offset + 7919) % _POOL_SIZE
 
 
 def _fill_buffers_(module: nn.Module) -> None:
-    """Buffers are left uninitialised by to_empty; rebuild the ones these architectures have."""
-    for name, buffer in module.named_buffers():
-        if name.endswith("position_ids"):
-            buffer.copy_(torch.arange(buffer.shape[-1], device=buffer.device).expand_as(buffer))
-        else:
-            raise RuntimeError(
-                f"don't know how to initialise buffer {name} of {type(module).__name__}"
-            )
+    """Buffers are left uninitialised by to_empty; rebuild the ones these architectures have.
+
+    CLIP's position ids and SD3's sin-cos patch position table; T5 (relative attention bias is a
+    parameter), the UNets and the autoencoders have none.
+    """
+    for owner_name, owner in module.named_modules():
+        for name, buffer in owner.named_buffers(recurse=False):
+            if name == "position_ids":
+                ids = torch.arange(buffer.shape[-1], device=buffer.device)
+                buffer.copy_(ids.expand_as(buffer))
+            elif name == "pos_embed" and type(owner).__name__ == "PatchEmbed":
+                buffer.copy_(_patch_position_table(owner, buffer))
+            else:
+                raise RuntimeError(
+                    f"don't know how to initialise buffer {owner_name}.{name} of "
+                    f"{type(module).__name__}"
+                )
+
+
+def _patch_position_table(patch_embed: nn.Module, buffer: torch.Tensor) -> torch.Tensor:
+    """The 2-D sin-cos table diffusers' PatchEmbed computes in its constructor."""
+    from diffusers.models.embeddings import get_2d_sincos_pos_embed
+
+    grid_size = patch_embed.pos_embed_max_size or patch_embed.height
+    table = get_2d_sincos_pos_embed(
+        buffer.shape[-1],
+        grid_size,
+        base_size=patch_embed.base_size,
+        interpolation_scale=patch_embed.interpolation_scale,
+        output_type="pt",
+    )
+    return table.reshape(buffer.shape).to(device=buffer.device, dtype=buffer.dtype)
 
 
 def materialise(
@@ -84,9 +138,21 @@ def materialise(
     precision: str,
     weights: str = "random",
     seed: int = 0,
+    vae: str = "default",
 ) -> nn.Module:
-    """The component on `device` in the precision's dtype, random-initialised or loaded."""
-    component = spec.components[component_name]
+    """The component on `device` in the precision's dtype, random-initialised or loaded.
+
+    `vae` picks the autoencoder when component_name is "vae" ("taesd": the family's tiny one).
+    """
+    if component_name == "vae":
+        component = vae_component(spec, vae)
+        if vae != "default" and weights != "random":
+            raise BadInput(
+                f'vae = "{vae}" runs with random weights only; the weights folder "{weights}" '
+                'holds the model\'s own VAE. Use weights = "random" or vae = "default".'
+            )
+    else:
+        component = spec.components[component_name]
     dtype = DTYPES[precision]
     module = construct_on_meta(component).to(dtype)
     if device == "meta":  # shapes only: FLOP counting

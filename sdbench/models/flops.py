@@ -23,13 +23,18 @@ def count_flops(
     batch_size: int,
     cfg: bool = True,
     steps: int = 20,
+    vae: str = "default",
 ) -> int:
-    """FLOPs of one timed call (see DESIGN.md's table of what a call is)."""
+    """FLOPs of one timed call (see DESIGN.md's table of what a call is).
+
+    Stage `unet` is one denoiser step (the MMDiT transformer for SD3 models); `vae` = "taesd"
+    counts the family's tiny autoencoder for vae_decode and pipeline.
+    """
     from sdbench.runner.workload import build_workload
 
     if stage == "pipeline":  # the scheduler's elementwise arithmetic is negligible (< 1e-6)
         per_stage = {
-            s: count_flops(model, s, height, width, batch_size, cfg, steps)
+            s: count_flops(model, s, height, width, batch_size, cfg, steps, vae)
             for s in ("text_encoder", "unet", "vae_decode")
         }
         return per_stage["text_encoder"] + steps * per_stage["unet"] + per_stage["vae_decode"]
@@ -46,6 +51,7 @@ def count_flops(
         compile="none",
         cfg=cfg,
         steps=steps,
+        vae=vae,
     )
     workload = build_workload(cell)
     with FlopCounterMode(display=False) as counter:
@@ -55,5 +61,12 @@ def count_flops(
 
 def cell_flops(cell: Cell) -> int:
     return count_flops(
-        cell.model, cell.stage, cell.height, cell.width, cell.batch_size, cell.cfg, cell.steps
+        cell.model,
+        cell.stage,
+        cell.height,
+        cell.width,
+        cell.batch_size,
+        cell.cfg,
+        cell.steps,
+        cell.vae,
     )

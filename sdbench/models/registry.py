@@ -1,9 +1,16 @@
 """The model registry: published architecture configs of each model's components, as plain data.
 
 Importing this module never imports torch. Configs mirror the `config.json` files of the
-official repositories (diffusers UNet2DConditionModel / AutoencoderKL, transformers CLIP); the
-parameter counts in `published_params` are those of the released checkpoints and are checked
-against the built models in the tests.
+official repositories (diffusers UNet2DConditionModel / SD3Transformer2DModel / AutoencoderKL /
+AutoencoderTiny, transformers CLIP and T5); `published_params` are the sizes of the released
+checkpoints (each with its source beside it) and are checked against the built models in the
+tests. A count is what a checkpoint stores: parameters plus persistent buffers (SD3's sin-cos
+position table is one).
+
+"LCM" models here are LCM-LoRA fused into the base weights (latent-consistency/lcm-lora-sdv1-5,
+lcm-lora-sdxl): the architecture is the base model's, run for 4 steps without guidance with the
+LCM scheduler. (The fully distilled LCM UNets add a 256-dim guidance embedding, <0.1% of the
+parameters and FLOPs.)
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from sdbench.errors import BadInput, did_you_mean
 class Component:
     """One network of a pipeline: which class builds it and with which config."""
 
-    kind: str  # UNet2DConditionModel | AutoencoderKL | CLIPTextModel | CLIPTextModelWithProjection
+    # UNet2DConditionModel | SD3Transformer2DModel | AutoencoderKL | AutoencoderTiny |
+    # CLIPTextModel | CLIPTextModelWithProjection | T5EncoderModel
+    kind: str
     config: dict = field(hash=False)
     published_params: int | None = None  # from the model card / checkpoint, for the tests
 
@@ -37,11 +46,19 @@ class ModelSpec:
     vae_scale_factor: int = 8
     latent_channels: int = 4
     scaling_factor: float = 0.18215
+    shift_factor: float = 0.0
+    scheduler: str = "euler"  # euler | euler-ancestral-trailing | lcm | flow-match
+    t5_length: int = 0  # SD3: T5 prompt tokens (the joint sequence is text_length + t5_length)
     source: str = ""
 
     @property
     def text_encoders(self) -> list[str]:
-        return [name for name in ("text_encoder", "text_encoder_2") if name in self.components]
+        names = ("text_encoder", "text_encoder_2", "text_encoder_3")
+        return [name for name in names if name in self.components]
+
+    @property
+    def is_transformer(self) -> bool:
+        return "transformer" in self.components
 
     @property
     def denoiser(self) -> str:
@@ -83,6 +100,24 @@ OPENCLIP_VIT_BIGG = {  # stabilityai/stable-diffusion-xl-base-1.0 text_encoder_2
     "projection_dim": 1280,
 }
 
+CLIP_VIT_L_PROJECTION = {**CLIP_VIT_L}  # SD3 text_encoder: CLIPTextModelWithProjection, same tower
+
+T5_XXL = {  # google/t5-v1_1-xxl encoder, as stabilityai/stable-diffusion-3.5-* text_encoder_3/config.json
+    "vocab_size": 32128,
+    "d_model": 4096,
+    "d_kv": 64,
+    "d_ff": 10240,
+    "num_layers": 24,
+    "num_heads": 64,
+    "relative_attention_num_buckets": 32,
+    "relative_attention_max_distance": 128,
+    "feed_forward_proj": "gated-gelu",
+    "dense_act_fn": "gelu_new",
+    "is_gated_act": True,
+    "layer_norm_epsilon": 1e-6,
+    "tie_word_embeddings": False,
+}
+
 # --- autoencoders --------------------------------------------------------------------------
 
 VAE_KL_F8 = {  # runwayml/stable-diffusion-v1-5 vae/config.json (same architecture in SD2.x, SDXL)
@@ -97,6 +132,32 @@ VAE_KL_F8 = {  # runwayml/stable-diffusion-v1-5 vae/config.json (same architectu
     "act_fn": "silu",
     "sample_size": 512,
 }
+
+VAE_SD3 = {  # stabilityai/stable-diffusion-3.5-medium vae/config.json: 16 latent channels
+    **VAE_KL_F8,
+    "latent_channels": 16,
+    "sample_size": 1024,
+    "use_quant_conv": False,
+    "use_post_quant_conv": False,
+    "scaling_factor": 1.5305,
+    "shift_factor": 0.0609,
+}
+
+TAESD = {  # madebyollin/taesd (and taesdxl: same architecture) config.json, diffusers AutoencoderTiny
+    "in_channels": 3,
+    "out_channels": 3,
+    "encoder_block_out_channels": [64, 64, 64, 64],
+    "decoder_block_out_channels": [64, 64, 64, 64],
+    "num_encoder_blocks": [1, 3, 3, 3],
+    "num_decoder_blocks": [3, 3, 3, 1],
+    "latent_channels": 4,
+    "act_fn": "relu",
+    "upsampling_scaling_factor": 2,
+    "latent_magnitude": 3,
+    "latent_shift": 0.5,
+    "scaling_factor": 1.0,
+}
+TAESD3 = {**TAESD, "latent_channels": 16}  # madebyollin/taesd3 config.json
 
 # --- UNets ---------------------------------------------------------------------------------
 
@@ -139,6 +200,61 @@ UNET_SDXL = {  # stabilityai/stable-diffusion-xl-base-1.0 unet/config.json
     "norm_num_groups": 32,
 }
 
+BK_SDM_BASE = {  # nota-ai/bk-sdm-base unet/config.json: one block pair fewer per stage
+    **UNET_SD15,
+    "layers_per_block": 1,
+    "mid_block_type": "UNetMidBlock2DCrossAttn",
+}
+BK_SDM_SMALL = {**BK_SDM_BASE, "mid_block_type": None}  # nota-ai/bk-sdm-small: no mid-stage
+BK_SDM_TINY = {  # nota-ai/bk-sdm-tiny: no mid-stage and no innermost (attention-free) stage
+    **BK_SDM_SMALL,
+    "block_out_channels": [320, 640, 1280],
+    "down_block_types": ["CrossAttnDownBlock2D"] * 3,
+    "up_block_types": ["CrossAttnUpBlock2D"] * 3,
+}
+
+# Segmind's distilled SDXL UNets: fewer transformer layers per stage, attention-free mid-block.
+# Layer counts from ComfyUI comfy/model_detection.py (SSD_1B, Segmind_Vega: transformer_depth,
+# transformer_depth_output, transformer_depth_middle=-1), written as the diffusers config.
+UNET_SSD_1B = {  # segmind/SSD-1B unet/config.json
+    **UNET_SDXL,
+    "mid_block_type": "UNetMidBlock2D",
+    "transformer_layers_per_block": [1, 2, 4],
+    "reverse_transformer_layers_per_block": [[4, 4, 10], [2, 1, 1], [1, 1, 1]],
+}
+UNET_VEGA = {  # segmind/Segmind-Vega unet/config.json
+    **UNET_SDXL,
+    "mid_block_type": "UNetMidBlock2D",
+    "transformer_layers_per_block": [1, 1, 2],
+    "reverse_transformer_layers_per_block": [[2, 2, 2], [1, 1, 1], [1, 1, 1]],
+}
+
+# --- MMDiT transformers ----------------------------------------------------------------------
+
+SD35_MEDIUM = {  # stabilityai/stable-diffusion-3.5-medium transformer/config.json (MMDiT-X)
+    "sample_size": 128,
+    "patch_size": 2,
+    "in_channels": 16,
+    "out_channels": 16,
+    "num_layers": 24,
+    "attention_head_dim": 64,
+    "num_attention_heads": 24,
+    "joint_attention_dim": 4096,
+    "caption_projection_dim": 1536,
+    "pooled_projection_dim": 2048,
+    "pos_embed_max_size": 384,
+    "dual_attention_layers": list(range(13)),  # MMDiT-X: self-attention on image tokens too
+    "qk_norm": "rms_norm",
+}
+SD35_LARGE = {  # stabilityai/stable-diffusion-3.5-large transformer/config.json
+    **SD35_MEDIUM,
+    "num_layers": 38,
+    "num_attention_heads": 38,
+    "caption_projection_dim": 2432,
+    "pos_embed_max_size": 192,
+    "dual_attention_layers": [],
+}
+
 # --- tiny variants for tests: same code paths, a few thousand parameters ---------------------
 
 TINY_TEXT = {
@@ -173,6 +289,119 @@ TINY_UNET = {
     "norm_num_groups": 8,
 }
 
+TINY_TAESD = {
+    **TAESD,
+    "encoder_block_out_channels": [8, 8, 8, 8],
+    "decoder_block_out_channels": [8, 8, 8, 8],
+    "num_encoder_blocks": [1, 1, 1, 1],
+    "num_decoder_blocks": [1, 1, 1, 1],
+}
+TINY_T5 = {
+    **T5_XXL,
+    "vocab_size": 1000,
+    "d_model": 64,
+    "d_kv": 16,
+    "d_ff": 64,
+    "num_layers": 2,
+    "num_heads": 4,
+}
+TINY_SD3_TRANSFORMER = {
+    **SD35_MEDIUM,
+    "sample_size": 8,
+    "num_layers": 2,
+    "attention_head_dim": 8,
+    "num_attention_heads": 4,
+    "joint_attention_dim": 64,  # = TINY_T5 d_model; the two CLIP widths (32 + 32) are padded to it
+    "caption_projection_dim": 32,
+    "pooled_projection_dim": 64,  # the two CLIP projections (32 + 32)
+    "pos_embed_max_size": 16,
+    "dual_attention_layers": [0],
+}
+
+# Checkpoint sizes quoted below are the Hugging Face file listings (fp32 = 4 bytes, fp16/bf16 =
+# 2 bytes per element); they are the most precise published counts for models whose cards round.
+SD15_TEXT = Component("CLIPTextModel", CLIP_VIT_L, 123_060_480)
+KL_F8 = Component("AutoencoderKL", VAE_KL_F8, 83_653_863)
+SDXL_TEXT_2 = Component("CLIPTextModelWithProjection", OPENCLIP_VIT_BIGG, 694_659_840)
+# SD3.5 text encoders and VAE: huggingface.co/stabilityai/stable-diffusion-3.5-medium/tree/main
+# (text_encoder 247 MB fp16, text_encoder_2 1.39 GB fp16, text_encoder_3 4.99 + 4.53 GB fp16,
+# vae 168 MB fp16).
+SD3_TEXT = Component("CLIPTextModelWithProjection", CLIP_VIT_L_PROJECTION, 123_500_000)
+SD3_TEXT_2 = Component("CLIPTextModelWithProjection", OPENCLIP_VIT_BIGG, 695_000_000)
+SD3_T5 = Component("T5EncoderModel", T5_XXL, 4_760_000_000)
+SD3_VAE = Component("AutoencoderKL", VAE_SD3, 84_000_000)
+
+# The tiny autoencoder that replaces each family's VAE when a suite says `vae = "taesd"`.
+# madebyollin/taesd and taesdxl ship taesd*_encoder and taesd*_decoder safetensors of 4.9 MB each
+# (fp32): 2.45M parameters in all.
+TINY_VAES: dict[str, Component] = {
+    "sd15": Component("AutoencoderTiny", TAESD, 2_450_000),
+    "sd21": Component("AutoencoderTiny", TAESD, 2_450_000),  # SD2.x shares SD1.x's latent space
+    "sdxl": Component("AutoencoderTiny", TAESD, 2_450_000),  # TAESDXL: same architecture
+    "sd3": Component("AutoencoderTiny", TAESD3),
+    "tiny": Component("AutoencoderTiny", {**TINY_TAESD}),
+    "tiny-sd3": Component("AutoencoderTiny", {**TINY_TAESD, "latent_channels": 16}),
+}
+TINY_VAE_NAMES = {"sd15": "TAESD", "sd21": "TAESD", "sdxl": "TAESDXL", "sd3": "TAESD3"}
+
+
+def _sd15_like(name: str, description: str, unet: Component, **kwargs) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        description=description,
+        family="sd15",
+        components={"unet": unet, "vae": KL_F8, "text_encoder": SD15_TEXT},
+        **kwargs,
+    )
+
+
+def _sdxl_like(name: str, description: str, unet: Component, **kwargs) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        description=description,
+        family="sdxl",
+        components={
+            "unet": unet,
+            "vae": KL_F8,
+            "text_encoder": SD15_TEXT,
+            "text_encoder_2": SDXL_TEXT_2,
+        },
+        scaling_factor=0.13025,
+        **{"native_resolution": 1024, **kwargs},
+    )
+
+
+def _sd35(name: str, description: str, transformer: Component, t5: bool, source: str) -> ModelSpec:
+    components = {"transformer": transformer, "vae": SD3_VAE, "text_encoder": SD3_TEXT}
+    components["text_encoder_2"] = SD3_TEXT_2
+    if t5:
+        components["text_encoder_3"] = SD3_T5
+    return ModelSpec(
+        name=name,
+        description=description,
+        family="sd3",
+        components=components,
+        native_resolution=1024,
+        default_steps=28,
+        latent_channels=16,
+        scaling_factor=1.5305,
+        shift_factor=0.0609,
+        scheduler="flow-match",
+        t5_length=256,
+        source=source,
+    )
+
+
+UNET_SD15_COMPONENT = Component("UNet2DConditionModel", UNET_SD15, 859_520_964)
+UNET_SDXL_COMPONENT = Component("UNet2DConditionModel", UNET_SDXL, 2_567_463_684)
+# BK-SDM U-Net sizes: Kim et al., "BK-SDM: A Lightweight, Fast, and Cheap Version of Stable
+# Diffusion" (arXiv:2305.15798), Table 1 (579.4M / 482.3M / 323.4M).
+BK_SDM = {
+    "base": Component("UNet2DConditionModel", BK_SDM_BASE, 579_400_000),
+    "small": Component("UNet2DConditionModel", BK_SDM_SMALL, 482_300_000),
+    "tiny": Component("UNet2DConditionModel", BK_SDM_TINY, 323_400_000),
+}
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
@@ -181,9 +410,9 @@ MODELS: dict[str, ModelSpec] = {
             description="Stable Diffusion 1.5 (UNet 860M, CLIP ViT-L/14, KL-f8 VAE)",
             family="sd15",
             components={
-                "unet": Component("UNet2DConditionModel", UNET_SD15, 859_520_964),
-                "vae": Component("AutoencoderKL", VAE_KL_F8, 83_653_863),
-                "text_encoder": Component("CLIPTextModel", CLIP_VIT_L, 123_060_480),
+                "unet": UNET_SD15_COMPONENT,
+                "vae": KL_F8,
+                "text_encoder": SD15_TEXT,
             },
             source="runwayml/stable-diffusion-v1-5 model_index.json and component configs",
         ),
@@ -193,7 +422,7 @@ MODELS: dict[str, ModelSpec] = {
             family="sd21",
             components={
                 "unet": Component("UNet2DConditionModel", UNET_SD21, 865_910_724),
-                "vae": Component("AutoencoderKL", VAE_KL_F8, 83_653_863),
+                "vae": KL_F8,
                 "text_encoder": Component("CLIPTextModel", OPENCLIP_VIT_H, 340_387_840),
             },
             native_resolution=768,
@@ -204,16 +433,89 @@ MODELS: dict[str, ModelSpec] = {
             description="Stable Diffusion XL base 1.0 (UNet 2.6B, CLIP ViT-L + OpenCLIP ViT-bigG)",
             family="sdxl",
             components={
-                "unet": Component("UNet2DConditionModel", UNET_SDXL, 2_567_463_684),
-                "vae": Component("AutoencoderKL", VAE_KL_F8, 83_653_863),
-                "text_encoder": Component("CLIPTextModel", CLIP_VIT_L, 123_060_480),
-                "text_encoder_2": Component(
-                    "CLIPTextModelWithProjection", OPENCLIP_VIT_BIGG, 694_659_840
-                ),
+                "unet": UNET_SDXL_COMPONENT,
+                "vae": KL_F8,
+                "text_encoder": SD15_TEXT,
+                "text_encoder_2": SDXL_TEXT_2,
             },
             native_resolution=1024,
             scaling_factor=0.13025,
             source="stabilityai/stable-diffusion-xl-base-1.0 model_index.json and component configs",
+        ),
+        *[
+            _sd15_like(
+                f"bk-sdm-{size}",
+                f"BK-SDM-{size.title()} (Nota AI): SD1.4 with a block-removed, distilled UNet",
+                BK_SDM[size],
+                default_steps=25,  # the model card's MS-COCO evaluation setting
+                source=f"nota-ai/bk-sdm-{size}; Nota-NetsPresso/BK-SDM src/unet_config/bk_{size}",
+            )
+            for size in ("base", "small", "tiny")
+        ],
+        _sdxl_like(
+            "ssd-1b",
+            "Segmind SSD-1B: SDXL distilled to a 1.3B UNet",
+            # huggingface.co/segmind/SSD-1B/tree/main/unet: 5.33 GB fp32
+            Component("UNet2DConditionModel", UNET_SSD_1B, 1_332_500_000),
+            source="segmind/SSD-1B; arXiv:2401.02677",
+        ),
+        _sdxl_like(
+            "vega",
+            "Segmind-Vega: SDXL distilled to a 745M UNet",
+            # segmind/Segmind-Vega model card: "745M"
+            Component("UNet2DConditionModel", UNET_VEGA, 745_000_000),
+            source="segmind/Segmind-Vega; arXiv:2401.02677",
+        ),
+        _sdxl_like(
+            "sdxl-turbo",
+            "SDXL-Turbo (adversarial diffusion distillation): SDXL, 1 step, no guidance, 512 px",
+            UNET_SDXL_COMPONENT,
+            native_resolution=512,
+            default_steps=1,
+            default_cfg=False,
+            scheduler="euler-ancestral-trailing",
+            source="stabilityai/sdxl-turbo model card and scheduler_config.json",
+        ),
+        _sdxl_like(
+            "lcm-sdxl",
+            "SDXL with LCM-LoRA fused: 4 steps, no guidance, LCM scheduler",
+            UNET_SDXL_COMPONENT,
+            default_steps=4,
+            default_cfg=False,
+            scheduler="lcm",
+            source="latent-consistency/lcm-lora-sdxl model card",
+        ),
+        _sd15_like(
+            "lcm-sd15",
+            "SD1.5 with LCM-LoRA fused: 4 steps, no guidance, LCM scheduler",
+            UNET_SD15_COMPONENT,
+            default_steps=4,
+            default_cfg=False,
+            scheduler="lcm",
+            source="latent-consistency/lcm-lora-sdv1-5 model card",
+        ),
+        _sd35(
+            "sd35-medium",
+            "Stable Diffusion 3.5 Medium (MMDiT-X 2.5B; CLIP-L, CLIP-G, T5-XXL), 28 steps",
+            # transformer/diffusion_pytorch_model.safetensors: 4.94 GB bf16
+            Component("SD3Transformer2DModel", SD35_MEDIUM, 2_470_000_000),
+            t5=True,
+            source="stabilityai/stable-diffusion-3.5-medium model_index.json and component configs",
+        ),
+        _sd35(
+            "sd35-medium-no-t5",
+            "SD3.5 Medium without the T5 encoder (zeros in its place, as SD3 allows)",
+            Component("SD3Transformer2DModel", SD35_MEDIUM, 2_470_000_000),
+            t5=False,
+            source="stabilityai/stable-diffusion-3.5-medium; diffusers StableDiffusion3Pipeline",
+        ),
+        _sd35(
+            "sd35-large",
+            "Stable Diffusion 3.5 Large (MMDiT 8.1B; CLIP-L, CLIP-G, T5-XXL), 28 steps",
+            # stabilityai/stable-diffusion-3.5-large model card: "8.1 billion parameters"
+            Component("SD3Transformer2DModel", SD35_LARGE, 8_100_000_000),
+            t5=True,
+            source="stabilityai/stable-diffusion-3.5-large model_index.json and component configs",
         ),
         ModelSpec(
             name="tiny",
@@ -227,8 +529,39 @@ MODELS: dict[str, ModelSpec] = {
             native_resolution=64,
             default_steps=4,
         ),
+        ModelSpec(
+            name="tiny-sd3",
+            description="A few-thousand-parameter SD3-shaped model for tests (not a real model)",
+            family="tiny-sd3",
+            components={
+                "transformer": Component("SD3Transformer2DModel", TINY_SD3_TRANSFORMER),
+                "vae": Component("AutoencoderKL", {**TINY_VAE, "latent_channels": 16}),
+                "text_encoder": Component("CLIPTextModelWithProjection", TINY_TEXT),
+                "text_encoder_2": Component("CLIPTextModelWithProjection", TINY_TEXT),
+                "text_encoder_3": Component("T5EncoderModel", TINY_T5),
+            },
+            native_resolution=64,
+            default_steps=4,
+            latent_channels=16,
+            scaling_factor=1.5305,
+            shift_factor=0.0609,
+            scheduler="flow-match",
+            t5_length=16,
+        ),
     ]
 }
+
+
+def vae_component(spec: ModelSpec, vae: str = "default") -> Component:
+    """The autoencoder a cell decodes with: the model's own, or its family's tiny one (TAESD)."""
+    if vae == "default":
+        return spec.components["vae"]
+    if vae == "taesd" and spec.family in TINY_VAES:
+        return TINY_VAES[spec.family]
+    raise BadInput(
+        f'Model "{spec.name}" has no "{vae}" autoencoder. Use vae = "default", or "taesd" with '
+        f"a model of family {', '.join(sorted(TINY_VAES))}."
+    )
 
 
 def get_model(name: str) -> ModelSpec:

@@ -2,6 +2,7 @@
 
 A Workload owns its inputs (seeded, so a reference run sees the very same ones) and a `call()`
 that runs exactly one timed call under the cell's attention kernel and precision settings.
+Stage `unet` is one denoiser step: the UNet's, or the MMDiT transformer's for SD3 models.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from sdbench.models.build import DTYPES, materialise
 from sdbench.models.registry import ModelSpec, get_model
 from sdbench.runner import attention as attention_settings
 
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")
 STAGE_COMPONENTS = {
-    "text_encoder": ("text_encoder", "text_encoder_2"),
-    "unet": ("unet",),
+    "text_encoder": TEXT_ENCODERS,
+    "unet": ("unet", "transformer"),
     "vae_decode": ("vae",),
-    "pipeline": ("text_encoder", "text_encoder_2", "unet", "vae"),
+    "pipeline": (*TEXT_ENCODERS, "unet", "transformer", "vae"),
 }
+GUIDANCE_SCALE = 7.5  # the value only weights a sum; it does not change the work
 
 
 @dataclass
@@ -87,9 +90,12 @@ class ModelCache:
         self._modules: dict[tuple, nn.Module] = {}
 
     def get(self, spec: ModelSpec, name: str, cell: Cell) -> nn.Module:
-        key = (spec.name, name, cell.device, cell.precision, cell.weights)
+        vae = cell.vae if name == "vae" else "default"
+        key = (spec.name, name, cell.device, cell.precision, cell.weights, vae)
         if key not in self._modules:
-            self._modules[key] = materialise(spec, name, cell.device, cell.precision, cell.weights)
+            self._modules[key] = materialise(
+                spec, name, cell.device, cell.precision, cell.weights, vae=vae
+            )
         return self._modules[key]
 
     def clear(self) -> None:
@@ -101,10 +107,20 @@ def _randn(shape: tuple[int, ...], seed: int, device: str, dtype: torch.dtype) -
     return torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
 
 
-def _token_ids(spec: ModelSpec, batch: int, device: str) -> torch.Tensor:
-    vocab = spec.components["text_encoder"].config["vocab_size"]
+def _token_ids(
+    spec: ModelSpec, batch: int, device: str, encoder: str = "text_encoder"
+) -> torch.Tensor:
+    vocab = spec.components[encoder].config["vocab_size"]
+    length = spec.t5_length if encoder == "text_encoder_3" else spec.text_length
     generator = torch.Generator().manual_seed(1)
-    return torch.randint(0, vocab, (batch, spec.text_length), generator=generator).to(device)
+    return torch.randint(0, vocab, (batch, length), generator=generator).to(device)
+
+
+def _prompt_inputs(spec: ModelSpec, batch: int, device: str) -> dict[str, torch.Tensor]:
+    inputs = {"ids": _token_ids(spec, batch, device)}
+    if "text_encoder_3" in spec.components:
+        inputs["t5_ids"] = _token_ids(spec, batch, device, "text_encoder_3")
+    return inputs
 
 
 def build_workload(cell: Cell, cache: ModelCache | None = None) -> Workload:
@@ -113,7 +129,11 @@ def build_workload(cell: Cell, cache: ModelCache | None = None) -> Workload:
     cache = cache or ModelCache()
     names = [n for n in STAGE_COMPONENTS[cell.stage] if n in spec.components]
     modules = {name: cache.get(spec, name, cell) for name in names}
-    attention_settings.install(modules, cell.attention)
+    # The SD3 transformer's joint-attention processor must stay: its SDPA kernel is still chosen
+    # by the cell's kernel context; classic/sliced/xformers processors do not apply to it.
+    attention_settings.install(
+        {n: m for n, m in modules.items() if n != "transformer"}, cell.attention
+    )
     if cell.channels_last:
         for name in ("unet", "vae"):
             if name in modules:
@@ -142,28 +162,66 @@ def _latents(cell: Cell, spec: ModelSpec, batch: int, seed: int = 2) -> torch.Te
 
 
 def encode_text(
-    spec: ModelSpec, modules: dict[str, nn.Module], ids: torch.Tensor
+    spec: ModelSpec,
+    modules: dict[str, nn.Module],
+    ids: torch.Tensor,
+    t5_ids: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Prompt embeddings as the pipelines build them (SDXL: both encoders' penultimate layers)."""
+    """Prompt embeddings and pooled embeddings as the pipelines build them.
+
+    SD1/2: the last layer. SDXL: both encoders' penultimate layers side by side. SD3: that CLIP
+    pair padded to T5's width, then T5's tokens appended along the sequence (zeros when the
+    model runs without T5); pooled = both CLIP projections.
+    """
     if "text_encoder_2" not in modules:
         return modules["text_encoder"](ids)[0], None
     first = modules["text_encoder"](ids, output_hidden_states=True)
     second = modules["text_encoder_2"](ids, output_hidden_states=True)
     hidden = torch.cat([first.hidden_states[-2], second.hidden_states[-2]], dim=-1)
-    return hidden, second.text_embeds
+    if not spec.is_transformer:
+        return hidden, second.text_embeds
+    pooled = torch.cat([first.text_embeds, second.text_embeds], dim=-1)
+    return torch.cat(
+        [_pad_width(hidden, spec), _t5_embeddings(spec, modules, t5_ids, hidden)], 1
+    ), pooled
+
+
+def _pad_width(hidden: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    width = spec.components["transformer"].config["joint_attention_dim"]
+    return torch.nn.functional.pad(hidden, (0, width - hidden.shape[-1]))
+
+
+def _t5_embeddings(
+    spec: ModelSpec, modules: dict[str, nn.Module], t5_ids: torch.Tensor | None, like: torch.Tensor
+) -> torch.Tensor:
+    if "text_encoder_3" in modules and t5_ids is not None:
+        return modules["text_encoder_3"](t5_ids)[0]
+    width = spec.components["transformer"].config["joint_attention_dim"]
+    return like.new_zeros((like.shape[0], spec.t5_length, width))
 
 
 def _text_encoder(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Workload:
-    inputs = {"ids": _token_ids(spec, guided_batch(cell), cell.device)}
+    inputs = _prompt_inputs(spec, guided_batch(cell), cell.device)
 
     def run(modules, inputs):
-        return encode_text(spec, modules, inputs["ids"])[0]
+        return encode_text(spec, modules, inputs["ids"], inputs.get("t5_ids"))[0]
 
     return Workload(cell, spec, modules, inputs, run, images_per_call=0, iterations_per_call=0)
 
 
 def _unet_conditioning(cell: Cell, spec: ModelSpec, batch: int) -> dict[str, torch.Tensor]:
     dtype = DTYPES[cell.precision]
+    if spec.is_transformer:
+        config = spec.components["transformer"].config
+        tokens = spec.text_length + spec.t5_length
+        return {
+            "encoder_hidden_states": _randn(
+                (batch, tokens, config["joint_attention_dim"]), 3, cell.device, dtype
+            ),
+            "pooled_projections": _randn(
+                (batch, config["pooled_projection_dim"]), 4, cell.device, dtype
+            ),
+        }
     unet_config = spec.components["unet"].config
     inputs = {
         "encoder_hidden_states": _randn(
@@ -184,6 +242,15 @@ def _unet_conditioning(cell: Cell, spec: ModelSpec, batch: int) -> dict[str, tor
 def unet_step(
     unet: nn.Module, latents: torch.Tensor, timestep: torch.Tensor, inputs: dict
 ) -> torch.Tensor:
+    """One denoiser step: a UNet2DConditionModel, or an SD3Transformer2DModel (pooled inputs)."""
+    if "pooled_projections" in inputs:
+        return unet(
+            hidden_states=latents,
+            encoder_hidden_states=inputs["encoder_hidden_states"],
+            pooled_projections=inputs["pooled_projections"],
+            timestep=timestep.expand(latents.shape[0]),
+            return_dict=False,
+        )[0]
     added = None
     if "time_ids" in inputs:
         added = {"text_embeds": inputs["text_embeds"], "time_ids": inputs["time_ids"]}
@@ -197,49 +264,76 @@ def unet_step(
 
 def _unet(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Workload:
     batch = guided_batch(cell)
+    # Transformers take the flow-match time in [0, 1000] as a float; UNets a discrete step.
+    time_dtype = DTYPES[cell.precision] if spec.is_transformer else torch.long
     inputs = {
         "latents": _latents(cell, spec, batch),
-        "timestep": torch.full((batch,), 500, device=cell.device, dtype=torch.long),
+        "timestep": torch.full((batch,), 500, device=cell.device, dtype=time_dtype),
         **_unet_conditioning(cell, spec, batch),
     }
 
     def run(modules, inputs):
-        return unet_step(modules["unet"], inputs["latents"], inputs["timestep"], inputs)
+        return unet_step(modules[spec.denoiser], inputs["latents"], inputs["timestep"], inputs)
 
     return Workload(
         cell, spec, modules, inputs, run, images_per_call=cell.batch_size, iterations_per_call=1
     )
 
 
+def decode_latents(spec: ModelSpec, vae: nn.Module, latents: torch.Tensor) -> torch.Tensor:
+    """Latents to pixels as the pipelines do: unscale (and unshift, SD3), then decode.
+
+    The tiny autoencoders (TAESD) work on scaled latents: their scaling factor is 1 and no shift.
+    """
+    if type(vae).__name__ == "AutoencoderTiny":
+        return vae.decode(latents).sample
+    return vae.decode(latents / spec.scaling_factor + spec.shift_factor).sample
+
+
 def _vae_decode(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Workload:
     inputs = {"latents": _latents(cell, spec, cell.batch_size)}
 
     def run(modules, inputs):
-        return modules["vae"].decode(inputs["latents"] / spec.scaling_factor).sample
+        return decode_latents(spec, modules["vae"], inputs["latents"])
 
     return Workload(
         cell, spec, modules, inputs, run, images_per_call=cell.batch_size, iterations_per_call=0
     )
 
 
-def make_scheduler():
-    """The Euler scheduler SD pipelines ship with, built from its published config (no download)."""
-    from diffusers import EulerDiscreteScheduler
+SD_SCHEDULER_CONFIG = {  # the scaled-linear schedule every SD1.x/2.x/XL checkpoint ships with
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "steps_offset": 1,
+}
 
-    return EulerDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        timestep_spacing="leading",
-        steps_offset=1,
-    )
+
+def make_scheduler(spec: ModelSpec | None = None):
+    """The scheduler the model's pipeline ships with, built from its published config (no download).
+
+    euler: SD1.x/SDXL's Euler. euler-ancestral-trailing: stabilityai/sdxl-turbo. lcm: the LCM-LoRA
+    pipelines' LCMScheduler. flow-match: SD3.5's FlowMatchEulerDiscreteScheduler (shift 3.0).
+    """
+    import diffusers
+
+    kind = spec.scheduler if spec is not None else "euler"
+    if kind == "flow-match":
+        return diffusers.FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0)
+    if kind == "lcm":
+        return diffusers.LCMScheduler(**SD_SCHEDULER_CONFIG, timestep_spacing="leading")
+    if kind == "euler-ancestral-trailing":
+        return diffusers.EulerAncestralDiscreteScheduler(
+            **SD_SCHEDULER_CONFIG, timestep_spacing="trailing"
+        )
+    return diffusers.EulerDiscreteScheduler(**SD_SCHEDULER_CONFIG, timestep_spacing="leading")
 
 
 def _pipeline(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Workload:
-    """A whole txt2img call: encode prompts, `steps` guided UNet steps with the scheduler, decode."""
+    """A whole txt2img call: encode prompts, `steps` guided denoiser steps with the scheduler, decode."""
     inputs = {
-        "ids": _token_ids(spec, guided_batch(cell), cell.device),
+        **_prompt_inputs(spec, guided_batch(cell), cell.device),
         "noise": _latents(cell, spec, cell.batch_size, seed=5),
         **{
             k: v
@@ -247,25 +341,19 @@ def _pipeline(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Wor
             if k == "time_ids"
         },
     }
-    scheduler = make_scheduler()
-    guidance = 7.5
+    scheduler = make_scheduler(spec)
 
     def run(modules, inputs):
-        hidden, pooled = encode_text(spec, modules, inputs["ids"])
+        hidden, pooled = encode_text(spec, modules, inputs["ids"], inputs.get("t5_ids"))
         conditioning = {"encoder_hidden_states": hidden}
-        if pooled is not None:
+        if spec.is_transformer:
+            conditioning["pooled_projections"] = pooled
+        elif pooled is not None:
             conditioning.update(text_embeds=pooled, time_ids=inputs["time_ids"])
-        scheduler.set_timesteps(cell.steps, device=cell.device)
-        latents = inputs["noise"] * scheduler.init_noise_sigma
-        for t in scheduler.timesteps:
-            model_input = torch.cat([latents] * 2) if cell.cfg else latents
-            model_input = scheduler.scale_model_input(model_input, t)
-            noise = unet_step(modules["unet"], model_input, t, conditioning)
-            if cell.cfg:
-                uncond, text = noise.chunk(2)
-                noise = uncond + guidance * (text - uncond)
-            latents = scheduler.step(noise, t, latents).prev_sample.to(latents.dtype)
-        return modules["vae"].decode(latents / spec.scaling_factor).sample
+        latents = denoise(
+            cell, spec, scheduler, modules[spec.denoiser], inputs["noise"], conditioning
+        )
+        return decode_latents(spec, modules["vae"], latents)
 
     return Workload(
         cell,
@@ -276,3 +364,30 @@ def _pipeline(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Wor
         images_per_call=cell.batch_size,
         iterations_per_call=cell.steps,
     )
+
+
+def denoise(
+    cell: Cell,
+    spec: ModelSpec,
+    scheduler,
+    denoiser: nn.Module,
+    noise: torch.Tensor,
+    conditioning: dict,
+) -> torch.Tensor:
+    """The sampling loop: `cell.steps` denoiser calls (on 2 x batch with cfg), scheduler updates."""
+    # Seeded per call, so ancestral / consistency samplers give the reference the same noise.
+    generator = torch.Generator(device=noise.device).manual_seed(6)
+    scheduler.set_timesteps(cell.steps, device=cell.device)
+    latents = noise * getattr(scheduler, "init_noise_sigma", 1.0)
+    for t in scheduler.timesteps:
+        model_input = torch.cat([latents] * 2) if cell.cfg else latents
+        if not spec.is_transformer:
+            model_input = scheduler.scale_model_input(model_input, t)
+        timestep = t.to(model_input.dtype) if spec.is_transformer else t
+        prediction = unet_step(denoiser, model_input, timestep.reshape(1), conditioning)
+        if cell.cfg:
+            uncond, text = prediction.chunk(2)
+            prediction = uncond + GUIDANCE_SCALE * (text - uncond)
+        step = scheduler.step(prediction, t, latents, generator=generator)
+        latents = step.prev_sample.to(latents.dtype)
+    return latents

@@ -7,11 +7,12 @@ import re
 from sdbench.models.registry import MODELS
 
 STAGES = ("text_encoder", "unet", "vae_decode", "pipeline")
-STAGE_ALIASES = {"denoiser": "unet"}  # transformer models call their UNet step the denoiser
+# Stage "unet" is one denoiser step; "denoiser" names it for transformer (SD3) models too.
+STAGE_ALIASES = {"denoiser": "unet"}
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8")
 ATTENTIONS = ("sdpa", "math", "flash", "efficient", "cudnn", "classic", "sliced", "xformers")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
-VAES = ("default",)
+VAES = ("default", "taesd")  # taesd: the family's tiny autoencoder (TAESD, TAESDXL, TAESD3)
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|(cuda|xpu|rocm)(:\d+)?)$")
 DEVICE_HELP = "auto, cpu, cuda, cuda:N, rocm, rocm:N, mps, xpu or xpu:N"
 
