@@ -1,0 +1,37 @@
+"""`sdbench ingest PYTEST_BENCHMARK_JSON --out DIR`: pytest-benchmark results into the Parquet schema."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ingest",
+        help="convert pytest-benchmark JSON into results Parquet files",
+        description=(
+            "Turn files written by `pytest --benchmark-json FILE` (with or without --sdbench-suite) into "
+            "results files that compare, history and report read. One Parquet file per JSON file; "
+            "re-ingesting a file rewrites the same run."
+        ),
+    )
+    parser.add_argument("files", nargs="+", metavar="PYTEST_BENCHMARK_JSON")
+    parser.add_argument(
+        "--out",
+        default="results",
+        metavar="DIR",
+        help="folder for the Parquet files (default results)",
+    )
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sdbench.ingest import ingest
+
+    for file in args.files:
+        path, rows = ingest(file, args.out)
+        counts = Counter(row["status"] for row in rows)
+        detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        print(f"{file} -> {path} ({len(rows)} cells: {detail})")
+    return 0
