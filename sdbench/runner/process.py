@@ -23,6 +23,22 @@ from sdbench.cell import Cell, Measure
 
 HELLO_TIMEOUT_S = 600.0  # importing torch + diffusers on a cold disk can take minutes
 MANAGER_PID_ENV = "SDBENCH_MANAGER_PID"  # the worker exits when this process is gone
+STDERR_LINES_KEPT = 200  # enough for a faulthandler dump of a few threads
+
+
+def stderr_summary(lines: list[str], count: int = 5) -> str:
+    """What a dead worker's stderr says, on one line.
+
+    A faulthandler dump (the worker enables it) gives the fatal error and the crashing thread's
+    innermost frames; otherwise the last few lines (a Python traceback ends with its error).
+    """
+    fatal = [i for i, line in enumerate(lines) if line.startswith("Fatal Python error")]
+    if not fatal:
+        return " | ".join(line[:300] for line in lines[-count:])
+    dump = lines[fatal[-1] :]
+    current = next((i for i, line in enumerate(dump) if line.startswith("Current thread")), 0)
+    frames = [line.strip() for line in dump[current:] if line.strip().startswith("File ")]
+    return " | ".join([dump[0], *frames[: count - 1]])
 
 
 class WorkerLost(Exception):
@@ -49,7 +65,7 @@ class WorkerProcess:
         on_spawn: Callable[[WorkerProcess], None] | None = None,
     ):
         self.device = device
-        self.stderr_tail: deque[str] = deque(maxlen=30)
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_LINES_KEPT)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sdbench.runner.worker", device],
             stdin=subprocess.PIPE,
@@ -59,7 +75,8 @@ class WorkerProcess:
             start_new_session=True,  # Ctrl-C reaches the manager, which decides what workers do
         )
         self._buffer = b""
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_thread.start()
         if on_spawn is not None:
             on_spawn(self)
         self.hello = self._read_message(HELLO_TIMEOUT_S, what="start")["hello"]
@@ -112,7 +129,7 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             code = self.process.wait()
-        time.sleep(0.1)  # let the stderr thread catch the last lines
+        self._stderr_thread.join(timeout=2.0)  # it ends at EOF, once the last lines are in
         if code < 0:
             try:
                 name = signal.Signals(-code).name
@@ -121,7 +138,7 @@ class WorkerProcess:
             cause = f"worker killed by {name}"
         else:
             cause = f"worker exited with code {code}"
-        tail = " | ".join(list(self.stderr_tail)[-5:])
+        tail = stderr_summary(list(self.stderr_tail))
         return f"{cause}; last stderr: {tail}" if tail else cause
 
     def _lost(self, status: str, reason: str) -> WorkerLost:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import json
 import os
 import signal
@@ -144,6 +145,7 @@ def die_with_parent() -> None:
 
 def main() -> None:
     die_with_parent()
+    faulthandler.enable()  # a segfault (a CUDA driver crash) leaves its Python stack on stderr
     device = sys.argv[1]
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything printed by libraries goes to stderr, which the manager keeps a tail of

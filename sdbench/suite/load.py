@@ -23,6 +23,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "skip_larger_after_oom": True,
 }
 MAX_CELLS = 100_000  # a matrix larger than this is almost certainly a typo
+MAX_AXIS_VALUES = 1_000  # per axis; keeps validation fast on absurd input
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,18 @@ class _Context:
         self.source = source
 
     def fail(self, key: str, message: str) -> BadInput:
-        return BadInput(f"{self.source}: [{key}] {message}")
+        return BadInput(f"{self.source}: [{_printable(key)}] {message}")
+
+
+def _printable(text: str, limit: int = 80) -> str:
+    """A key or value as one short line: control characters escaped, long text cut."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _show(value: Any) -> str:
+    """repr() of a user's value, cut short so an error message stays one readable paragraph."""
+    return _printable(repr(value))
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -80,6 +92,10 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"{source}: not valid TOML ({exc}). Fix the syntax and run again.") from None
+    except RecursionError:
+        raise BadInput(
+            f"{source}: not valid TOML (arrays or tables nested too deeply). Fix the file."
+        ) from None
     for section in data:
         if section not in SECTIONS:
             raise ctx.fail(
@@ -110,7 +126,7 @@ def _table(ctx: _Context, data: dict, key: str) -> dict:
 
 def _string(ctx: _Context, key: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise ctx.fail(key, f"must be a string, got {value!r}.")
+        raise ctx.fail(key, f"must be a string, got {_show(value)}.")
     return value
 
 
@@ -140,23 +156,24 @@ def _matrix(ctx: _Context, table: dict) -> dict[str, tuple]:
             raise ctx.fail(
                 f"matrix.{axis}", "is empty. Give at least one value or leave the axis out."
             )
-        matrix[axis] = tuple(_dedupe([_axis_value(ctx, axis, v) for v in values]))
+        _check_length(ctx, f"matrix.{axis}", values)
+        # Every parsed value is hashable (str, int, Resolution): dict keeps first-seen order.
+        matrix[axis] = tuple(dict.fromkeys(_axis_value(ctx, axis, v) for v in values))
     return matrix
 
 
-def _dedupe(values: list) -> list:
-    seen: list = []
-    for v in values:
-        if v not in seen:
-            seen.append(v)
-    return seen
+def _check_length(ctx: _Context, key: str, values: list) -> None:
+    if len(values) > MAX_AXIS_VALUES:
+        raise ctx.fail(
+            key, f"has {len(values)} values, more than {MAX_AXIS_VALUES}. Split the suite."
+        )
 
 
 def _choice(ctx: _Context, key: str, value: Any, allowed: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ctx.fail(
             key,
-            f"unknown value {value!r}.{did_you_mean(value, allowed)} Allowed: {', '.join(allowed)}.",
+            f"unknown value {_show(value)}.{did_you_mean(value, allowed)} Allowed: {', '.join(allowed)}.",
         )
     return value
 
@@ -186,7 +203,9 @@ def _axis_value(ctx: _Context, axis: str, value: Any) -> Any:
 
 def parse_device(value: Any, key: str = "device", source: str = "command line") -> str:
     if not isinstance(value, str) or not axes.DEVICE_PATTERN.match(value.strip().lower()):
-        raise BadInput(f"{source}: [{key}] unknown device {value!r}. Allowed: {axes.DEVICE_HELP}.")
+        raise BadInput(
+            f"{source}: [{key}] unknown device {_show(value)}. Allowed: {axes.DEVICE_HELP}."
+        )
     return value.strip().lower()
 
 
@@ -204,12 +223,12 @@ def parse_resolution(
         width = height = int(value)
     if width is None or height is None:
         raise BadInput(
-            f'{source}: [{key}] {value!r} is not a resolution. Use an integer (512 = 512x512) or "WIDTHxHEIGHT" such as "768x512".'
+            f'{source}: [{key}] {_show(value)} is not a resolution. Use an integer (512 = 512x512) or "WIDTHxHEIGHT" such as "768x512".'
         )
     for side in (width, height):
         if side % 8 or not 64 <= side <= 8192:
             raise BadInput(
-                f"{source}: [{key}] {value!r}: each side must be a multiple of 8 between 64 and 8192 "
+                f"{source}: [{key}] {_show(value)}: each side must be a multiple of 8 between 64 and 8192 "
                 f"(the VAE downsamples by 8), got {side}. Try {max(64, min(8192, round(side / 8) * 8))}."
             )
     return Resolution(width, height)
@@ -217,7 +236,7 @@ def parse_resolution(
 
 def _int(ctx: _Context, key: str, value: Any, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise ctx.fail(key, f"must be an integer from {minimum} to {maximum}, got {value!r}.")
+        raise ctx.fail(key, f"must be an integer from {minimum} to {maximum}, got {_show(value)}.")
     return value
 
 
@@ -227,13 +246,13 @@ def _number(ctx: _Context, key: str, value: Any, minimum: float, maximum: float)
         or not isinstance(value, int | float)
         or not minimum <= value <= maximum
     ):
-        raise ctx.fail(key, f"must be a number from {minimum} to {maximum}, got {value!r}.")
+        raise ctx.fail(key, f"must be a number from {minimum} to {maximum}, got {_show(value)}.")
     return float(value)
 
 
 def _bool(ctx: _Context, key: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ctx.fail(key, f"must be true or false, got {value!r}.")
+        raise ctx.fail(key, f"must be true or false, got {_show(value)}.")
     return value
 
 
@@ -261,16 +280,21 @@ def _weights(ctx: _Context, key: str, value: Any) -> str:
     value = _string(ctx, key, value)
     if value == "random":
         return value
-    folder = Path(value).expanduser()
-    if not folder.is_absolute():
-        folder = (Path(ctx.source).parent / folder) if ctx.source != "<suite>" else folder
-    if not folder.is_dir():
+    try:
+        folder = Path(value).expanduser()
+        if not folder.is_absolute():
+            folder = (Path(ctx.source).parent / folder) if ctx.source != "<suite>" else folder
+        found = folder.is_dir()
+        resolved = str(folder.resolve()) if found else ""
+    except (OSError, ValueError, RuntimeError):  # name too long, NUL byte, "~" without a home
+        found = False
+    if not found:
         raise ctx.fail(
             key,
-            f'weights folder "{value}" does not exist. Give a local diffusers folder (unet/, vae/, '
-            'text_encoder/ with .safetensors files) or "random" for random weights.',
+            f"weights folder {_show(value)} does not exist. Give a local diffusers folder (unet/, "
+            'vae/, text_encoder/ with .safetensors files) or "random" for random weights.',
         )
-    return str(folder.resolve())
+    return resolved
 
 
 def _measure(ctx: _Context, table: dict) -> Measure:
@@ -323,6 +347,7 @@ def _excludes(ctx: _Context, value: Any) -> tuple[dict[str, tuple], ...]:
             values = values if isinstance(values, list) else [values]
             if not values:
                 raise ctx.fail(f"exclude.{key}", "is empty. Give at least one value.")
+            _check_length(ctx, f"exclude.{key}", values)
             parsed[key] = tuple(_axis_value(ctx, key, v) for v in values)
         excludes.append(parsed)
     return tuple(excludes)

@@ -1,0 +1,128 @@
+"""Shared test helpers: tiny suite files, running the CLI in a subprocess, finding our processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The cheapest settings that still measure: one timed call, no warm-up.
+FAST_MEASURE = {
+    "warmup": 0,
+    "min_repeats": 1,
+    "max_repeats": 2,
+    "max_time_s": 0.05,
+    "cell_timeout_s": 300,
+}
+TINY_MATRIX = {
+    "model": ["tiny"],
+    "stage": ["text_encoder"],
+    "device": ["cpu"],
+    "resolution": [64],
+    "batch_size": [1],
+    "precision": ["fp32"],
+    "attention": ["sdpa"],
+}
+
+
+def toml_value(value: object) -> str:
+    """A Python value as TOML (str, int, float, bool and lists of them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return (
+            "nan"
+            if math.isnan(value)
+            else ("inf" if value > 0 else "-inf")
+            if math.isinf(value)
+            else repr(value)
+        )
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def suite_text(
+    matrix: dict | None = None,
+    options: dict | None = None,
+    measure: dict | None = None,
+    name: str = "test",
+    excludes: list[dict] | None = None,
+) -> str:
+    """Suite TOML: the tiny matrix and fast measure settings, with `matrix`/`measure` overrides."""
+    sections = {
+        "suite": {"name": name},
+        "matrix": {**TINY_MATRIX, **(matrix or {})},
+        "options": options or {},
+        "measure": {**FAST_MEASURE, **(measure or {})},
+    }
+    lines = []
+    for section, table in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
+    for rule in excludes or []:
+        lines.append("[[exclude]]")
+        lines += [f"{key} = {toml_value(value)}" for key, value in rule.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def tiny_suite(tmp_path: Path) -> Callable[..., Path]:
+    """tiny_suite(matrix=..., options=..., measure=..., filename=...) writes a suite file."""
+
+    def write(filename: str = "suite.toml", **overrides) -> Path:
+        path = tmp_path / filename
+        path.write_text(suite_text(**overrides), encoding="utf-8")
+        return path
+
+    return write
+
+
+def run_cli_process(
+    *args: str, env: dict | None = None, timeout_s: float = 600
+) -> tuple[int, str, str]:
+    """`python -m sdbench ARGS` in a subprocess: (exit code, stdout, stderr)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sdbench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=timeout_s,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., tuple[int, str, str]]:
+    return run_cli_process
+
+
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Pids of live (not zombie) processes whose environment has NAME=VALUE (Linux /proc)."""
+    needle = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            found.append(int(entry.name))
+    return found
