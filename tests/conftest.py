@@ -110,7 +110,7 @@ def run_cli() -> Callable[..., tuple[int, str, str]]:
     return run_cli_process
 
 
-def processes_with_env(name: str, value: str) -> list[int]:
+def _processes_with_env(name: str, value: str) -> list[int]:
     """Pids of live (not zombie) processes whose environment has NAME=VALUE (Linux /proc)."""
     needle = f"{name}={value}".encode()
     found = []
@@ -126,3 +126,9 @@ def processes_with_env(name: str, value: str) -> list[int]:
         if state != "Z":
             found.append(int(entry.name))
     return found
+
+
+@pytest.fixture
+def processes_with_env() -> Callable[[str, str], list[int]]:
+    """processes_with_env(NAME, VALUE): pids of live processes whose environment has NAME=VALUE."""
+    return _processes_with_env
