@@ -73,15 +73,16 @@ class SuiteSession:
 
 def load_session(path: str, device: str | None) -> SuiteSession:
     """Load and expand the suite on this machine's devices (or `device` only)."""
-    from sdbench.devices.detect import list_devices
     from sdbench.suite import expand, load_suite
     from sdbench.suite.load import parse_device
 
-    suite = load_suite(path)
+    suite = load_suite(path)  # before torch is imported, so a typo in the suite is reported at once
     if device is not None:
         suite = replace(
             suite, matrix={**suite.matrix, "device": (parse_device(device, "--sdbench-device"),)}
         )
+    from sdbench.devices.detect import list_devices
+
     cells = expand(suite, [d["id"] for d in list_devices()])
     if not cells:
         raise pytest.UsageError(
