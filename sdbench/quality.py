@@ -46,3 +46,44 @@ def timing_warnings(
             f"only {n} samples: the 95% CI is the sample range; raise min_repeats to 6 or more"
         )
     return warnings
+
+
+# Clock-event reasons that mean the card slowed itself down (power, heat, hardware protection);
+# application and display clock settings or sync boost are configuration, not throttling.
+THROTTLING_REASONS = (
+    "sw_power_cap",
+    "hw_slowdown",
+    "sw_thermal_slowdown",
+    "hw_thermal_slowdown",
+    "hw_power_brake_slowdown",
+)
+CLOCK_FLOOR_FRACTION = 0.90
+
+
+def telemetry_warnings(row: dict) -> list[str]:
+    """Warnings from a row's telemetry columns: throttling, low clocks, energy window too short."""
+    warnings: list[str] = []
+    seen = [r for r in (row.get("throttle_reasons") or "").split(",") if r in THROTTLING_REASONS]
+    if seen:
+        warnings.append(
+            f"clocks were held back during the timed repeats ({', '.join(seen)}): figures are those "
+            "of a throttled card; improve cooling or airflow, check the power limit "
+            "(nvidia-smi -q -d PERFORMANCE), or lock clocks for repeatable numbers"
+        )
+    clock_mhz, max_mhz = row.get("sm_clock_mhz"), row.get("sm_clock_max_mhz")
+    if clock_mhz and max_mhz and clock_mhz < CLOCK_FLOOR_FRACTION * max_mhz:
+        warnings.append(
+            f"GPU clock averaged {clock_mhz:.0f} MHz, {100 * clock_mhz / max_mhz:.0f}% of its "
+            f"{max_mhz:.0f} MHz maximum: the card was power- or heat-limited or not fully busy; "
+            "raise warmup so it reaches steady clocks, or check cooling and the power limit"
+        )
+    window_s, min_window_s = row.get("telemetry_window_s"), row.get("energy_min_window_s")
+    if window_s is not None and min_window_s and window_s < min_window_s:
+        warnings.append(
+            f"energy not recorded: the timed repeats lasted {window_s:.2f} s, shorter than the "
+            f"{min_window_s:.1f} s the {row.get('energy_source') or 'energy'} reading needs to be "
+            "trusted; raise [measure] min_repeats (or max_time_s) so the repeats last longer"
+        )
+    if row.get("telemetry_error"):
+        warnings.append(f"no device power, clock or temperature readings: {row['telemetry_error']}")
+    return warnings

@@ -1,4 +1,4 @@
-"""Figures derived from a cell's median time: it/s, images/s, TFLOP/s (and MFU where a peak is known)."""
+"""Figures derived from a cell's measurements: it/s, images/s, TFLOP/s, MFU and energy per image."""
 
 from __future__ import annotations
 
@@ -21,4 +21,44 @@ def derived_figures(
         derived["images_per_s"] = images_per_call / seconds
     if cell.stage == "pipeline":
         derived["it_per_s"] = cell.steps / seconds
+    derived.update(peak_figures(cell.precision, derived["tflops_per_s"], state))
     return derived
+
+
+def peak_figures(precision: str, tflops_per_s: float | None, state: object = None) -> dict:
+    """The device's probed and datasheet peaks for `precision`, and MFU against the probed one.
+
+    MFU = achieved TFLOP/s / probed dense-matmul TFLOP/s in the cell's precision. A device
+    without TF32 units runs tf32 cells as plain fp32, so they are held to the fp32 peak.
+    """
+    probe = (getattr(state, "probe", None) or {}) if state is not None else {}
+    probed = probe.get("matmul_tflops") or {}
+    peak = probed.get(precision)
+    if peak is None and precision == "tf32" and "tf32" not in probed:
+        peak = probed.get("fp32")
+    return {
+        "peak_tflops": peak,
+        "mfu": tflops_per_s / peak if peak and tflops_per_s is not None else None,
+        "datasheet_tflops": (probe.get("datasheet_tflops") or {}).get(precision),
+        "peak_bandwidth_gbs": probe.get("bandwidth_gbs"),
+    }
+
+
+def energy_per_image_j(
+    cell: Cell, images_per_call: int, energy_j: float | None, n_calls: int | None
+) -> float | None:
+    """Joules per generated image, from the timed window's energy spread over its calls.
+
+    unet rows: one call is one denoising step of batch_size images, so an image costs
+    energy per call x steps / batch_size (the denoising loop alone, at the suite's steps).
+    vae_decode and pipeline rows: energy per call / images per call. text_encoder: None.
+    Energy per call includes the short gaps between timed calls, as a real loop would.
+    """
+    if energy_j is None or not n_calls:
+        return None
+    per_call_j = energy_j / n_calls
+    if cell.stage == "unet":
+        return per_call_j * cell.steps / cell.batch_size
+    if images_per_call:
+        return per_call_j / images_per_call
+    return None
