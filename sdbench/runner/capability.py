@@ -1,31 +1,38 @@
 """Decide before running whether a device can run a cell at all; the answer becomes an `unsupported` row.
 
 Suites are written once and run anywhere: a CUDA-only kernel on a CPU, bf16 on a pre-Ampere GPU or
-fp8 without torchao are findings with a reason, never crashes or silent drops.
+fp8 without torchao are findings with a reason, never crashes or silent drops. On CUDA, forced
+SDPA kernels are checked against the stage's real attention shapes with PyTorch's own
+`torch.backends.cuda.can_use_*_attention` checks (head size, dtype, GPU generation).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import shutil
+import warnings
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from sdbench.cell import Cell
 from sdbench.models.registry import get_model
 
-
-def _cuda_capability(device: str) -> tuple[int, int]:
-    return torch.cuda.get_device_capability(device)
+UNET_STAGES = ("unet", "pipeline")
 
 
 def unsupported_reason(cell: Cell) -> str | None:
     """Why `cell` cannot run on its device, or None when it can."""
     kind = cell.device.split(":")[0]
     return (
-        _precision_reason(cell, kind)
+        _stage_reason(cell)
+        or _precision_reason(cell, kind)
         or _attention_reason(cell, kind)
         or _compile_reason(cell, kind)
-        or _stage_reason(cell)
+        or _kernel_shape_reason(cell, kind)
     )
 
 
@@ -33,22 +40,44 @@ def _is_rocm() -> bool:
     return bool(torch.version.hip)
 
 
+def _cuda_capability(device: str) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(device)
+
+
+def _rocm_arch(device: str) -> str:
+    return torch.cuda.get_device_properties(device).gcnArchName.split(":")[0]
+
+
 def _precision_reason(cell: Cell, kind: str) -> str | None:
     p = cell.precision
-    if kind == "cuda" and not _is_rocm():
+    if p in ("fp32", "fp16"):
+        return None  # fp16 on a CPU runs, slowly: that is worth measuring
+    if kind == "cuda" and _is_rocm():
+        arch = _rocm_arch(cell.device)
+        if p in ("tf32", "fp8") and not arch.startswith(("gfx94", "gfx95")):
+            return f"{p} needs an AMD MI300-class GPU (gfx94x/gfx95x); this one is {arch}"
+    elif kind == "cuda":
         major, minor = _cuda_capability(cell.device)
         if p in ("tf32", "bf16") and major < 8:
             return f"{p} needs an Ampere or newer NVIDIA GPU (compute capability 8.0+); this one is {major}.{minor}"
         if p == "fp8" and (major, minor) < (8, 9):
             return f"fp8 needs an Ada or Hopper GPU (compute capability 8.9+); this one is {major}.{minor}"
-    elif p == "tf32" and not (kind == "cuda" and _is_rocm()):
-        return "tf32 is a tensor-core mode of NVIDIA Ampere+ (and ROCm MI300) GPUs; other devices compute fp32"
+    elif p == "tf32":
+        return f"tf32 is a tensor-core mode of NVIDIA Ampere+ and AMD MI300 GPUs; {kind} computes fp32"
     elif p == "fp8":
-        return f"fp8 cells need a CUDA GPU with fp8 tensor cores (Ada/Hopper/Blackwell), not {kind}"
-    if p == "fp8" and importlib.util.find_spec("torchao") is None:
-        return "fp8 needs the torchao package: pip install 'sdbench[fp8]'"
-    if p == "fp16" and kind == "cpu":
-        return None  # runs, slowly: that is worth measuring
+        return f"fp8 cells need a GPU with fp8 matrix units (NVIDIA Ada/Hopper/Blackwell, AMD MI300), not {kind}"
+    if p == "fp8":
+        return _torchao_reason()
+    return None
+
+
+def _torchao_reason() -> str | None:
+    if importlib.util.find_spec("torchao") is None:
+        return "fp8 needs the torchao package: pip install 'sdbench[fp8]' (torchao >= 0.10)"
+    try:
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig  # noqa: F401
+    except ImportError as error:
+        return f"fp8 needs torchao >= 0.10 with Float8DynamicActivationFloat8WeightConfig: {error}"
     return None
 
 
@@ -57,50 +86,164 @@ def _attention_reason(cell: Cell, kind: str) -> str | None:
     if a in ("sdpa", "math", "classic", "sliced"):
         return None
     if a == "xformers":
-        if kind != "cuda":
-            return "xformers kernels run on CUDA GPUs only"
-        if importlib.util.find_spec("xformers") is None:
-            return "xformers is not installed (pip install xformers matching your torch)"
-        return None
+        return _xformers_reason(kind)
     if kind == "cpu":
         if a == "flash":
-            return (
-                None
-                if cell.precision in ("fp32", "bf16", "fp16")
-                else f"the CPU flash kernel has no {cell.precision}"
-            )
+            return None  # the CPU flash kernel takes fp32, bf16 and fp16
         return f"the {a} SDPA kernel exists only on CUDA GPUs; on the CPU use math or flash"
-    if kind in ("mps", "xpu"):
+    if kind != "cuda":
         return f"the {a} SDPA kernel is CUDA-only; on {kind} use sdpa, math, classic or sliced"
-    # CUDA / ROCm
     low_precision = cell.precision in ("fp16", "bf16", "fp8")
     if a == "flash":
         if not torch.backends.cuda.is_flash_attention_available():
             return "this torch build has no flash attention kernel"
         if not low_precision:
             return f"flash attention computes in fp16/bf16 only, not {cell.precision}"
-        if not _is_rocm() and _cuda_capability(cell.device)[0] < 8:
-            return "flash attention needs compute capability 8.0+ (Ampere or newer)"
     if a == "cudnn":
         if _is_rocm():
             return "the cuDNN attention kernel does not exist on ROCm"
         if not low_precision:
             return f"cuDNN attention computes in fp16/bf16 only, not {cell.precision}"
-        if _cuda_capability(cell.device)[0] < 8:
-            return "cuDNN attention needs compute capability 8.0+"
+    return None
+
+
+def _xformers_reason(kind: str) -> str | None:
+    if kind != "cuda":
+        return "xformers kernels run on CUDA GPUs only"
+    if importlib.util.find_spec("xformers") is None:
+        return "xformers is not installed (pip install xformers built for this torch)"
+    try:
+        import xformers.ops  # noqa: F401
+    except Exception as error:  # a wheel built for another torch fails at import
+        return f"xformers is installed but does not load: {type(error).__name__}: {error}"
     return None
 
 
 def _compile_reason(cell: Cell, kind: str) -> str | None:
+    if cell.compile == "none":
+        return None
     if cell.compile == "reduce-overhead" and kind != "cuda":
         return "reduce-overhead uses CUDA graphs, which exist only on CUDA/ROCm GPUs"
-    if cell.compile != "none" and kind == "mps":
+    if kind == "mps":
         return "torch.compile's inductor backend does not target MPS in this torch"
+    if kind == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        return "torch.compile on the CPU needs a C++ compiler (install g++)"
+    if kind in ("cuda", "xpu") and importlib.util.find_spec("triton") is None:
+        return f"torch.compile on {kind} needs the triton package (pip install triton)"
     return None
 
 
 def _stage_reason(cell: Cell) -> str | None:
     spec = get_model(cell.model)
-    if cell.stage in ("unet", "pipeline") and "unet" not in spec.components:
+    if cell.stage in UNET_STAGES and "unet" not in spec.components:
         return f"{cell.model} has no UNet"
+    if cell.attention == "sliced" and cell.stage not in UNET_STAGES:
+        return (
+            "attention slicing applies to the UNet only (as diffusers' enable_attention_slicing); "
+            f"on {cell.stage} it would be plain sdpa"
+        )
+    if cell.attention == "xformers" and cell.stage == "text_encoder":
+        return "xformers attention applies to diffusers models; text encoders keep SDPA"
+    if cell.precision == "fp8" and cell.stage == "vae_decode":
+        return "fp8 quantises the UNet's and text encoders' linear layers; the VAE stays bf16"
     return None
+
+
+# --- forced SDPA kernels against the stage's real attention calls (CUDA) ---
+
+_CAN_USE = {
+    "flash": "can_use_flash_attention",
+    "efficient": "can_use_efficient_attention",
+    "cudnn": "can_use_cudnn_attention",
+}
+
+
+@dataclass(frozen=True)
+class AttentionCall:
+    """The shapes of one F.scaled_dot_product_attention call a stage makes (batch included)."""
+
+    query: tuple[int, ...]
+    key: tuple[int, ...]
+    value: tuple[int, ...]
+    mask: tuple[int, ...] | None
+    is_causal: bool
+
+    def describe(self) -> str:
+        _, heads, length, head_dim = self.query
+        return (
+            f"attention with {heads} head(s) of {head_dim} dims over {length}x{self.key[2]} tokens"
+        )
+
+
+class _AttentionRecorder(TorchFunctionMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: set[AttentionCall] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention:
+            query, key, value = args[:3]
+            mask = kwargs.get("attn_mask", args[3] if len(args) > 3 else None)
+            self.calls.add(
+                AttentionCall(
+                    tuple(query.shape),
+                    tuple(key.shape),
+                    tuple(value.shape),
+                    None if mask is None else tuple(mask.shape),
+                    bool(kwargs.get("is_causal", args[5] if len(args) > 5 else False)),
+                )
+            )
+        return func(*args, **kwargs)
+
+
+@functools.lru_cache(maxsize=64)
+def attention_calls(
+    model: str, stage: str, height: int, width: int, cfg: bool = True
+) -> tuple[AttentionCall, ...]:
+    """Every distinct SDPA call one timed call of `stage` makes at batch size 1 (meta device)."""
+    from sdbench.runner.workload import build_workload
+
+    if stage == "pipeline":
+        stages = ("text_encoder", "unet", "vae_decode")
+        calls = {c for s in stages for c in attention_calls(model, s, height, width, cfg)}
+        return tuple(sorted(calls, key=repr))
+    cell = Cell(model, stage, "meta", height, width, 1, "fp32", "sdpa", "none", cfg=cfg)
+    workload = build_workload(cell)
+    with _AttentionRecorder() as recorder:
+        workload.call()
+    return tuple(sorted(recorder.calls, key=repr))
+
+
+def _kernel_shape_reason(cell: Cell, kind: str) -> str | None:
+    if kind != "cuda" or cell.attention not in _CAN_USE:
+        return None
+    check = getattr(torch.backends.cuda, _CAN_USE[cell.attention], None)
+    if check is None:  # an older torch without this check: the run itself will tell
+        return None
+    from sdbench.models.build import DTYPES
+
+    calls = attention_calls(cell.model, cell.stage, cell.height, cell.width, cell.cfg)
+    for call in calls:
+        refusal = probe_kernel(check, call, cell.device, DTYPES[cell.precision])
+        if refusal is not None:
+            return f"the {cell.attention} SDPA kernel cannot run {call.describe()}: {refusal}"
+    return None
+
+
+def probe_kernel(check, call: AttentionCall, device: str, dtype: torch.dtype) -> str | None:
+    """Ask PyTorch's `check` (a can_use_*_attention) about `call`; its warnings are the reason."""
+
+    def tensor(shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.empty((1, *shape[1:]), device=device, dtype=dtype)
+
+    mask = None if call.mask is None else tensor(call.mask)
+    params = torch.backends.cuda.SDPAParams(
+        tensor(call.query), tensor(call.key), tensor(call.value), mask, 0.0, call.is_causal, False
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if check(params, True):
+            return None
+    messages = [str(w.message).strip().splitlines()[0] for w in caught if str(w.message).strip()]
+    return "; ".join(messages) or "PyTorch's kernel selection refuses these shapes or this dtype"

@@ -29,6 +29,7 @@ class ReferenceCache:
         self._outputs: dict[tuple, torch.Tensor] = {}
 
     def module(self, module: nn.Module) -> nn.Module:
+        """The fp32 copy of `module` (itself when already fp32); call before quantising it."""
         if next(module.parameters()).dtype == torch.float32:
             return module
         key = id(module)
@@ -56,7 +57,12 @@ def reference_output(workload: Workload, cache: ReferenceCache) -> torch.Tensor:
     modules = {name: cache.module(m) for name, m in workload.modules.items()}
     attention_settings.install(modules, "sdpa")
     inputs = {k: v.float() if v.is_floating_point() else v for k, v in workload.inputs.items()}
-    with attention_settings.kernel_context("math"), torch.no_grad():
+    # force_eager: the reference never goes through the cell's torch.compile wrapper.
+    with (
+        torch.compiler.set_stance("force_eager"),
+        attention_settings.kernel_context("math"),
+        torch.no_grad(),
+    ):
         output = workload.run(modules, inputs)
     attention_settings.install(workload.modules, workload.cell.attention)  # shared when fp32
     return output.float()
