@@ -15,6 +15,7 @@ from sdbench.runner.capability import unsupported_reason
 from sdbench.runner.compile import compile_workload
 from sdbench.runner.derived import derived_figures
 from sdbench.runner.fidelity import ReferenceCache, fidelity
+from sdbench.runner.precision import apply_precision
 from sdbench.runner.timing import Timer, time_calls
 from sdbench.runner.worker import WorkerState
 from sdbench.runner.workload import ModelCache, build_workload
@@ -58,8 +59,9 @@ def _one_line(error: BaseException) -> str:
 
 def _measure(cell: Cell, measure: Measure, state: WorkerState, fault: str | None) -> dict:
     workload = build_workload(cell, state.models)
-    if cell.compile != "none":
-        compile_workload(workload)
+    apply_precision(workload, before_quantise=state.references.module)
+    timer = Timer(cell.device, workload.synchronize)
+    compiled = compile_workload(workload, timer) if cell.compile != "none" else None
     flops = cell_flops(cell)
     last_output: list[torch.Tensor] = []
 
@@ -75,12 +77,13 @@ def _measure(cell: Cell, measure: Measure, state: WorkerState, fault: str | None
         else:
             window.update(telemetry.stop())
 
-    timing = time_calls(call, Timer(cell.device, workload.synchronize), measure, on_window)
+    timing = time_calls(call, timer, measure, on_window)
     row: dict = {"status": "ok", "error": None, "warmup": measure.warmup, "timed_s": timing.timed_s}
     row["first_call_ms"] = timing.first_call_ms
-    if cell.compile != "none" and timing.warmup_ms:
-        row["compile_s"] = max(0.0, (timing.warmup_ms[0] - min(timing.samples_ms)) / 1000.0)
     summary = summarize(timing.samples_ms)
+    if compiled is not None:
+        compiled.close()
+        row.update(compiled.columns(summary.median_ms))
     row.update(summary.as_columns())
     row.update(memory.peaks(cell.device))
     row.update(window)
@@ -92,6 +95,7 @@ def _measure(cell: Cell, measure: Measure, state: WorkerState, fault: str | None
     row["warnings"] = timing_warnings(
         timing.samples_ms, timing.warmup_ms, summary.rel_ci_half_width, measure.target_rel_ci
     )
+    row["warnings"] += compiled.warnings() if compiled is not None else []
     if row["nonfinite"]:
         row["warnings"].append(
             "output has NaN/inf: this configuration is numerically broken (fidelity fails)"
