@@ -302,8 +302,10 @@ def calibrate(observations: list[Observation]) -> Calibration:
         predicted = np.log(np.maximum(predict_metric(features, calibration), 1e-12))
         return np.concatenate([predicted - observed, ridge * vector])
 
-    start = np.array([_initial(n) for n in names])
-    fit = least_squares(residuals, start, method="trf", loss="soft_l1", f_scale=0.2, max_nfev=2000)
+    initial = np.array([_initial(n) for n in names])
+    fit = least_squares(
+        residuals, initial, method="trf", loss="soft_l1", f_scale=0.2, max_nfev=2000
+    )
     return Calibration(dict(zip(names, fit.x, strict=True)), families)
 
 
