@@ -1,16 +1,20 @@
 """Run groups of cells on worker processes: one thread per device, one worker per group.
 
 Groups of different devices run in parallel (every GPU of a host busy at once); groups of one
-device run one after another so they never share the device. Each result goes to `on_result`
-as soon as it exists (the caller journals it). If `on_result` fails (a full disk), or a device
-thread hits a bug, every worker is stopped and the exception is raised from `run`.
+device run one after another so they never share the device. A worker for `cuda:N` is pinned: it
+sees only that GPU (as cuda:0), so nothing it does lands on a GPU another worker is measuring.
+Each result goes to `on_result` as soon as it exists (the caller journals it). If `on_result`
+fails (a full disk), or a device thread hits a bug, every worker is stopped and the exception is
+raised from `run`.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from itertools import groupby
 
 from sdbench.cell import Cell, Measure
@@ -19,6 +23,27 @@ from sdbench.runner.process import WorkerLost, WorkerProcess
 ResultCallback = Callable[[Cell, dict, dict], None]  # (cell, measured fields, worker environment)
 MAX_FAILED_STARTS = 2  # a worker that cannot start twice in a row will not start for this group
 STOP_JOIN_S = 10.0  # after stop(), how long device threads get to notice their workers died
+VISIBLE_GPUS_ENV = "CUDA_VISIBLE_DEVICES"  # ROCm's HIP runtime honours it too
+
+
+def pinned_device(device: str, environ: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """The device id a worker for `device` uses, and the environment that shows it only that GPU.
+
+    Without this, CUDA events recorded on the current device (cuda:0) would time kernels running
+    on cuda:N, and every worker would put a context on GPU 0. An existing CUDA_VISIBLE_DEVICES is
+    honoured: cuda:N is its Nth entry. Other devices are used as they are.
+    """
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or not index.isdigit():
+        return device, {}
+    visible = [v.strip() for v in environ.get(VISIBLE_GPUS_ENV, "").split(",") if v.strip()]
+    physical = visible[int(index)] if int(index) < len(visible) else index
+    return "cuda:0", {VISIBLE_GPUS_ENV: physical}
+
+
+def as_seen_by(device: str, cell: Cell) -> Cell:
+    """The cell as a worker pinned to `device` must be asked for it."""
+    return cell if cell.device == device else replace(cell, device=device)
 
 
 def group_cells(cells: Sequence[Cell]) -> list[list[Cell]]:
@@ -58,11 +83,16 @@ class LocalExecutor:
     """Worker processes on this host."""
 
     def __init__(
-        self, measure: Measure, skip_larger_after_oom: bool = True, worker_env: dict | None = None
+        self,
+        measure: Measure,
+        skip_larger_after_oom: bool = True,
+        worker_env: dict | None = None,
+        worker_factory: Callable[..., WorkerProcess] | None = None,
     ):
         self.measure = measure
         self.oom = OomTracker(skip_larger_after_oom)
         self.worker_env = worker_env
+        self.worker_factory = worker_factory or WorkerProcess  # tests pass a fake
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._workers: set[WorkerProcess] = set()
@@ -132,7 +162,7 @@ class LocalExecutor:
                     if worker is None:
                         worker = self._start(cell.device)
                         environment, failed_starts = worker.hello, 0
-                    result = worker.request(cell, self.measure)
+                    result = worker.request(as_seen_by(worker.device, cell), self.measure)
                 except WorkerLost as lost:
                     if self._stopping.is_set():
                         return
@@ -161,8 +191,10 @@ class LocalExecutor:
             if self._stopping.is_set():
                 worker.kill()
 
+        worker_device, pin_env = pinned_device(device, {**os.environ, **(self.worker_env or {})})
+        env = {**(self.worker_env or {}), **pin_env}
         try:
-            return WorkerProcess(device, env=self.worker_env, on_spawn=register)
+            return self.worker_factory(worker_device, env=env, on_spawn=register)
         except BaseException:
             for worker in spawned:
                 self._forget(worker)
