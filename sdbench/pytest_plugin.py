@@ -204,7 +204,7 @@ def time_cell(benchmark, cell: Cell, measure: Measure, state) -> dict:
     from sdbench.models.flops import cell_flops
     from sdbench.runner import memory
     from sdbench.runner.compile import compile_workload
-    from sdbench.runner.derived import derived_figures
+    from sdbench.runner.derived import derived_figures, energy_per_image_j
     from sdbench.runner.fidelity import fidelity
     from sdbench.runner.timing import Timer
     from sdbench.runner.workload import build_workload
@@ -241,9 +241,12 @@ def time_cell(benchmark, cell: Cell, measure: Measure, state) -> dict:
     extra["flops"] = float(flops)
     if samples_ms:
         median_ms = sorted(samples_ms)[len(samples_ms) // 2]
-        extra.update(derived_figures(cell, workload.images_per_call, median_ms, flops))
+        extra.update(derived_figures(cell, workload.images_per_call, median_ms, flops, state))
     extra.update(memory.peaks(cell.device))
     extra.update(window)
+    extra["energy_per_image_j"] = energy_per_image_j(
+        cell, workload.images_per_call, window.get("energy_j"), len(samples_ms)
+    )
     if outputs:
         extra.update(fidelity(workload, outputs[0], state.references))
     return {k: _json_safe(v) for k, v in extra.items()}

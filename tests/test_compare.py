@@ -317,3 +317,26 @@ def test_compare_command_round_trips_through_parquet(tmp_path, capsys):
 def test_compare_command_rejects_missing_files_with_exit_2(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "nope"), str(tmp_path / "nope2")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_energy_is_compared_per_call_since_energy_j_covers_the_whole_window():
+    rng = np.random.default_rng(12)
+    base = make_run(rng, "a")
+    cur = make_run(rng, "b")
+    base["energy_j"] = 100.0 * base["n_samples"]  # 100 J per call
+    cur["energy_j"] = 100.0 * cur["n_samples"]
+    cur.loc[cur.cell_id == CELLS[0].cell_id, ["n_samples", "energy_j"]] = [
+        40,
+        40 * 100.0,
+    ]  # more calls, same J/call
+    cur.loc[cur.cell_id == CELLS[1].cell_id, "energy_j"] *= 1.2
+    energy = (
+        compare_runs(base, cur).table.query("metric == 'energy_per_call_j'").set_index("cell_id")
+    )
+    assert energy.loc[CELLS[0].cell_id, "verdict"] == "unchanged"
+    assert energy.loc[CELLS[0].cell_id, "current"] == pytest.approx(100.0)
+    assert (
+        energy.loc[CELLS[1].cell_id, "verdict"] == "worse"
+        and energy.loc[CELLS[1].cell_id, "regression"]
+    )
+    assert energy.loc[CELLS[1].cell_id, "change_pct"] == pytest.approx(20.0)

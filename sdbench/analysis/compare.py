@@ -29,8 +29,7 @@ METRICS: dict[str, str] = {
     "median_ms": "latency",
     "peak_mem_reserved_bytes": "memory",
     "peak_rss_bytes": "memory",
-    "energy_j": "energy",
-    "energy_per_image_j": "energy",
+    "energy_per_call_j": "energy",  # energy_j / n_samples: energy_j covers the whole timed window
     "ref_rel_err": "fidelity",
 }
 HARDWARE_COLUMNS = ("device_name", "cpu_model", "gpu_count")
@@ -276,7 +275,7 @@ def judge_metric(
     kind = METRICS[metric]
     if kind == "latency":
         return judge_latency(base, cur, settings, seed)
-    b, c = _number(base.get(metric)), _number(cur.get(metric))
+    b, c = _metric_value(base, metric), _metric_value(cur, metric)
     if kind == "fidelity" and _truthy(cur.get("nonfinite")) and not _truthy(base.get("nonfinite")):
         return {"baseline": b, "current": c, "verdict": "worse", "regression": True, "test": "nonfinite",
                 "note": "current output contains NaN or inf"}  # fmt: skip
@@ -296,6 +295,14 @@ def judge_metric(
     if kind == "energy":
         return judge_threshold(b, c, settings.energy_threshold_pct, floor=0.0)
     return judge_threshold(b, c, settings.fidelity_threshold_pct, floor=settings.fidelity_floor)
+
+
+def _metric_value(row: pd.Series, metric: str) -> float | None:
+    """A row's figure for `metric`; energy per call is derived, as energy_j depends on the repeat count."""
+    if metric == "energy_per_call_j":
+        energy_j, calls = _number(row.get("energy_j")), _number(row.get("n_samples"))
+        return energy_j / calls if energy_j is not None and calls else None
+    return _number(row.get(metric))
 
 
 def _number(value: object) -> float | None:
