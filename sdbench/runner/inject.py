@@ -19,11 +19,14 @@ FAULTS = ("segfault", "kill", "hang", "oom", "error", "nan")
 
 
 def fault_for(cell: Cell) -> str | None:
+    """The fault SDBENCH_INJECT names for this cell; a misspelt fault is an error, not a no-op."""
     raw = os.environ.get("SDBENCH_INJECT")
     if not raw:
         return None
     for pattern, fault in json.loads(raw).items():
         if pattern == cell.cell_id or pattern in cell.label():
+            if fault not in FAULTS:
+                raise ValueError(f"SDBENCH_INJECT: unknown fault {fault!r}; use one of {FAULTS}")
             return fault
     return None
 
