@@ -138,7 +138,17 @@ def test_a_big_move_in_a_few_noisy_samples_is_not_called_without_significance():
     cur = pd.DataFrame([make_row(CELLS[0], "b", [112.0, 70.0, 150.0])])
     row = compare_runs(base, cur).table.query("metric == 'median_ms'").iloc[0]
     assert row["change_pct"] == pytest.approx(12.0)
-    assert row["verdict"] == "unchanged" and "not significant" in row["note"]
+    assert row["verdict"] == "unchanged"
+    assert row["note"].startswith("3 vs 3 samples can never reach p < 0.01")
+
+
+def test_five_samples_a_side_are_enough_to_flag_a_clear_slowdown():
+    base = pd.DataFrame([make_row(CELLS[0], "a", [100.0, 101.0, 99.5, 100.4, 100.2])])
+    cur = pd.DataFrame([make_row(CELLS[0], "b", [110.0, 111.0, 109.5, 110.4, 110.2])])
+    result = compare_runs(base, cur)
+    row = result.table.query("metric == 'median_ms'").iloc[0]
+    assert row["verdict"] == "slower" and row["p_value"] == pytest.approx(2 / 252, rel=0.3)
+    assert result.notes == []
 
 
 def test_status_changes_missing_and_new_cells_are_reported():
@@ -340,3 +350,13 @@ def test_energy_is_compared_per_call_since_energy_j_covers_the_whole_window():
         and energy.loc[CELLS[1].cell_id, "regression"]
     )
     assert energy.loc[CELLS[1].cell_id, "change_pct"] == pytest.approx(20.0)
+
+
+def test_a_move_hidden_in_noise_is_unchanged_with_a_note_saying_so():
+    noisy = [100.0, 130.0, 70.0, 100.0, 140.0, 60.0, 100.0, 120.0, 80.0, 100.0]
+    base = pd.DataFrame([make_row(CELLS[0], "a", noisy)])
+    cur = pd.DataFrame([make_row(CELLS[0], "b", [v * 1.1 for v in noisy])])
+    row = compare_runs(base, cur).table.query("metric == 'median_ms'").iloc[0]
+    assert row["change_pct"] == pytest.approx(10.0)
+    assert row["verdict"] == "unchanged" and row["p_value"] > 0.1
+    assert row["note"].startswith("moved +10.0% but not significant")

@@ -131,6 +131,14 @@ def compare_runs(
             "Compare runs of the same suite (cells match on their configuration, device included)."
         )
     notes = [n for n in (_runs_note("baseline", base_runs), _runs_note("current", cur_runs)) if n]
+    underpowered = (
+        int(table["note"].str.contains("can never reach", regex=False).sum()) if len(table) else 0
+    )
+    if underpowered:
+        notes.append(
+            f"{underpowered} latency row(s) have too few samples for any change to be significant; "
+            "raise [measure] min_repeats in the suite."
+        )
     return Comparison(table=table, environment_warnings=warnings, notes=notes, settings=settings)
 
 
@@ -395,6 +403,11 @@ def judge_latency(
         and test == "mann-whitney"
     ):
         note = f"moved {change_pct:+.1f}% but not significant (p={p_value:.2g}): noisy; take more samples"
+    if test == "mann-whitney" and smallest_p_value(len(b), len(c)) >= settings.alpha:
+        note = (
+            f"{len(b)} vs {len(c)} samples can never reach p < {settings.alpha:g}: "
+            "raise [measure] min_repeats (5 per side is the least that can reach 0.01)"
+        )
     return values | {
         "ratio": ratio,
         "ratio_ci_low": low,
@@ -405,6 +418,11 @@ def judge_latency(
         "test": test,
         "note": note,
     }
+
+
+def smallest_p_value(n_base: int, n_current: int) -> float:
+    """The smallest two-sided Mann-Whitney p-value these sample sizes allow (complete separation)."""
+    return min(1.0, 2.0 / math.comb(n_base + n_current, n_base))
 
 
 def _samples(row: pd.Series) -> np.ndarray:
