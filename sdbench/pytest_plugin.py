@@ -109,7 +109,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(BenchmarkHooks(session), "sdbench-benchmark-hooks")
     # `pytest --sdbench-suite S` runs the suite alone; with explicit paths it runs beside them.
     if config.args_source == pytest.Config.ArgsSource.ARGS:
-        config.args.append(path)
+        if path not in config.args:
+            config.args.append(path)
     else:
         config.args[:] = [path]
 
