@@ -27,7 +27,7 @@ from pathlib import Path
 from sdbench.errors import DeviceError, SdbenchError
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8")
-PROBE_VERSION = 1  # bump when the method changes so old cached figures are measured again
+PROBE_VERSION = 2  # bump when the method changes so old cached figures are measured again
 
 
 def cache_dir() -> Path:
@@ -45,8 +45,8 @@ def cache_path(device_name: str, torch_version: str, threads: int | None) -> Pat
 def _budgets(kind: str) -> dict[str, float]:
     """Seconds and sizes per device kind: the CPU probe must stay at a few seconds in all."""
     if kind == "cpu":
-        return {"matmul_s": 0.6, "call_s": 0.05, "gauge_n": 256, "max_n": 2048, "copy_bytes": 2**28}
-    return {"matmul_s": 1.0, "call_s": 0.02, "gauge_n": 2048, "max_n": 16384, "copy_bytes": 2**30}
+        return {"matmul_s": 0.6, "call_s": 0.5, "gauge_n": 256, "max_n": 2048, "copy_bytes": 2**28}
+    return {"matmul_s": 1.0, "call_s": 0.05, "gauge_n": 1024, "max_n": 16384, "copy_bytes": 2**30}
 
 
 def _best_seconds(fn: Callable[[], object], sync: Callable[[], None], budget_s: float) -> float:
@@ -111,16 +111,22 @@ def _matmul_call(torch, device: str, precision: str, n: int) -> Callable[[], obj
 
 
 def _matmul_tflops(torch, device: str, precision: str, budget: dict[str, float]) -> float:
-    """Achievable dense matmul TFLOP/s: gauge at a small size, then time at a size that fills the device."""
+    """Achievable dense matmul TFLOP/s at the largest size whose call fits the call budget.
+
+    Sizes double from a small start while one call stays under an eighth of `call_s` (a doubling
+    costs 8x the time): small matmuls under-use the device, and some dtypes have pathologically
+    slow CPU kernels (fp16 on CPUs without AVX512-FP16), which stop the growth early.
+    """
     sync = _synchronizer(torch, device)
     allow = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     try:
-        gauge_n = int(budget["gauge_n"])
-        gauge_s = _best_seconds(_matmul_call(torch, device, precision, gauge_n), sync, 0.0)
-        rate = 2 * gauge_n**3 / gauge_s
-        wanted = (rate * budget["call_s"] / 2) ** (1 / 3)
-        n = int(min(budget["max_n"], max(gauge_n, wanted)) // 256 * 256) or gauge_n
+        n = int(budget["gauge_n"])
+        while 2 * n <= budget["max_n"]:
+            seconds = _best_seconds(_matmul_call(torch, device, precision, n), sync, 0.0)
+            if 8 * seconds > budget["call_s"]:
+                break
+            n *= 2
         seconds = _best_seconds(_matmul_call(torch, device, precision, n), sync, budget["matmul_s"])
         return 2 * n**3 / seconds / 1e12
     finally:
@@ -171,6 +177,11 @@ def measure_peaks(device: str) -> dict:
         except (RuntimeError, TypeError, NotImplementedError) as error:
             # the kernel is missing for this dtype on this device/build: a finding, not a crash
             skipped[precision] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    try:
+        bandwidth_gbs = _copy_bandwidth_gbs(torch, device, budget)
+    except RuntimeError as error:  # e.g. no room for the copy buffers on a GPU that is in use
+        bandwidth_gbs = None
+        skipped["bandwidth"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
     return {
         "device": device,
         "device_name": device_name(torch, device),
@@ -178,8 +189,11 @@ def measure_peaks(device: str) -> dict:
         "threads": torch.get_num_threads() if kind == "cpu" else None,
         "matmul_tflops": {p: tflops[p] for p in PRECISIONS if p in tflops},
         "skipped": skipped,
-        "bandwidth_gbs": _copy_bandwidth_gbs(torch, device, budget),
+        "bandwidth_gbs": bandwidth_gbs,
         "probe_s": time.perf_counter() - begin,
+        # other work on the machine lowers every figure: kept so a busy probe can be spotted
+        "load_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "logical_cpus": os.cpu_count(),
         "probed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "probe_version": PROBE_VERSION,
     }
@@ -250,6 +264,8 @@ def probe_in_subprocess(device: str, refresh: bool = False, timeout_s: float = 6
         raise DeviceError(
             f"Probing {device} took longer than {timeout_s:.0f} s; is the device busy?"
         ) from error
+    if result.returncode == 2:  # the device is not here: the subprocess's own message says so
+        raise DeviceError(result.stderr.strip())
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
         raise DeviceError(f"Probing {device} failed:\n{tail}")

@@ -8,12 +8,13 @@ from __future__ import annotations
 import torch
 
 from sdbench.cell import Cell, Measure
+from sdbench.devices.probe import worker_probe
 from sdbench.models.flops import cell_flops
-from sdbench.quality import timing_warnings
+from sdbench.quality import telemetry_warnings, timing_warnings
 from sdbench.runner import inject, memory
 from sdbench.runner.capability import unsupported_reason
 from sdbench.runner.compile import compile_workload
-from sdbench.runner.derived import derived_figures
+from sdbench.runner.derived import derived_figures, energy_per_image_j
 from sdbench.runner.fidelity import ReferenceCache, fidelity
 from sdbench.runner.precision import apply_precision
 from sdbench.runner.timing import Timer, time_calls
@@ -28,6 +29,7 @@ def new_state(device: str) -> WorkerState:
         models=ModelCache(),
         references=ReferenceCache(),
         telemetry={"backend": open_telemetry(device)},
+        probe=worker_probe(device),  # cached per device; measured once when not yet cached
     )
 
 
@@ -88,6 +90,9 @@ def _measure(cell: Cell, measure: Measure, state: WorkerState, fault: str | None
     row.update(memory.peaks(cell.device))
     row.update(window)
     row.update(derived_figures(cell, workload.images_per_call, summary.median_ms, flops, state))
+    row["energy_per_image_j"] = energy_per_image_j(
+        cell, workload.images_per_call, row.get("energy_j"), row.get("n_samples")
+    )
     output = last_output[0]
     if fault == "nan":
         output = torch.full_like(output, float("nan"))
@@ -95,6 +100,7 @@ def _measure(cell: Cell, measure: Measure, state: WorkerState, fault: str | None
     row["warnings"] = timing_warnings(
         timing.samples_ms, timing.warmup_ms, summary.rel_ci_half_width, measure.target_rel_ci
     )
+    row["warnings"] += telemetry_warnings(row)
     row["warnings"] += compiled.warnings() if compiled is not None else []
     if row["nonfinite"]:
         row["warnings"].append(
