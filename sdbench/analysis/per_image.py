@@ -1,0 +1,133 @@
+"""Per-image figures: one image's time and energy at a model's usual step count, from stage rows.
+
+One image = (text_encoder + steps x unet + vae_decode) / batch_size, each term the median of the
+ok rows of that stage for the same model, device, precision, resolution, batch and settings.
+The unet rows already include classifier-free guidance when the cells ran with cfg. Energy per
+call is avg_power_w x median time (null where the device reports no power). Where a measured
+`pipeline` cell exists for the same configuration, the stage sum is also composed at that cell's
+step count and compared with it (`pipeline_rel_err`): the scheduler and guidance arithmetic the
+stage rows leave out are the difference.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sdbench.models.registry import MODELS
+
+STAGES = ("text_encoder", "unet", "vae_decode")
+CONFIG_KEYS = (
+    "model",
+    "device",
+    "device_name",
+    "precision",
+    "height",
+    "width",
+    "batch_size",
+    "cfg",
+    "vae",
+    "attention",
+    "compile",
+    "channels_last",
+    "weights",
+)
+COLUMNS = [
+    "steps",
+    "usual_settings",
+    "text_encoder_ms",
+    "unet_ms",
+    "vae_decode_ms",
+    "image_ms",
+    "image_s",
+    "images_per_s",
+    "energy_per_image_j",
+    "pipeline_steps",
+    "pipeline_image_ms",
+    "composed_pipeline_image_ms",
+    "pipeline_rel_err",
+]
+
+
+def per_image_figures(frame: pd.DataFrame, steps: int | None = None) -> pd.DataFrame:
+    """One row per configuration with all three stages measured ok; `steps` overrides the usual."""
+    keys = [k for k in CONFIG_KEYS if k in frame.columns]
+    ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
+    ok = ok[ok["median_ms"].notna()]
+    if ok.empty:
+        return pd.DataFrame(columns=keys + COLUMNS)
+    ok = ok.assign(call_energy_j=_call_energy_j(ok))
+    per_stage = (
+        ok.groupby(keys + ["stage"], dropna=False)
+        .agg(
+            median_ms=("median_ms", "median"),
+            call_energy_j=("call_energy_j", lambda v: v.median(skipna=False)),
+            run_steps=("steps", "max") if "steps" in ok.columns else ("median_ms", "size"),
+        )
+        .reset_index()
+    )
+    rows = [
+        _compose(dict(zip(keys, group_key, strict=True)), group, steps)
+        for group_key, group in per_stage.groupby(keys, dropna=False)
+    ]
+    rows = [row for row in rows if row is not None]
+    return pd.DataFrame(rows, columns=keys + COLUMNS)
+
+
+def _call_energy_j(rows: pd.DataFrame) -> pd.Series:
+    if "avg_power_w" not in rows.columns:
+        return pd.Series(float("nan"), index=rows.index)
+    return rows["avg_power_w"] * rows["median_ms"] / 1000.0
+
+
+def _compose(config: dict, group: pd.DataFrame, steps: int | None) -> dict | None:
+    by_stage = group.set_index("stage")
+    if not all(stage in by_stage.index for stage in STAGES):
+        return None
+    spec = MODELS.get(config["model"])
+    usual_steps = spec.default_steps if spec is not None else None
+    image_steps = steps or usual_steps
+    if image_steps is None:
+        return None
+    batch = config["batch_size"]
+    ms = {stage: float(by_stage.at[stage, "median_ms"]) for stage in STAGES}
+    energy = {stage: float(by_stage.at[stage, "call_energy_j"]) for stage in STAGES}
+    image_ms = _stage_sum(ms, image_steps) / batch
+    energy_j = _stage_sum(energy, image_steps) / batch
+    row = {
+        **config,
+        "steps": image_steps,
+        "usual_settings": spec is not None
+        and image_steps == usual_steps
+        and bool(config.get("cfg", spec.default_cfg)) == spec.default_cfg,
+        **{f"{stage}_ms": ms[stage] for stage in STAGES},
+        "image_ms": image_ms,
+        "image_s": image_ms / 1000.0,
+        "images_per_s": 1000.0 / image_ms if image_ms > 0 else None,
+        "energy_per_image_j": energy_j if energy_j == energy_j else None,  # NaN: not measured
+    }
+    row.update(_pipeline_check(by_stage, ms, batch))
+    return row
+
+
+def _stage_sum(per_call: dict[str, float], steps: int) -> float:
+    return per_call["text_encoder"] + steps * per_call["unet"] + per_call["vae_decode"]
+
+
+def _pipeline_check(by_stage: pd.DataFrame, ms: dict[str, float], batch: int) -> dict:
+    """The measured pipeline cell per image, and the stage sum at its step count."""
+    if "pipeline" not in by_stage.index:
+        return {
+            "pipeline_steps": None,
+            "pipeline_image_ms": None,
+            "composed_pipeline_image_ms": None,
+            "pipeline_rel_err": None,
+        }
+    pipeline_steps = int(by_stage.at["pipeline", "run_steps"])
+    measured = float(by_stage.at["pipeline", "median_ms"]) / batch
+    composed = _stage_sum(ms, pipeline_steps) / batch
+    return {
+        "pipeline_steps": pipeline_steps,
+        "pipeline_image_ms": measured,
+        "composed_pipeline_image_ms": composed,
+        "pipeline_rel_err": composed / measured - 1.0,
+    }

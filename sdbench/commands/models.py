@@ -1,0 +1,78 @@
+"""`sdbench models`: list the model registry with parameter counts counted from the built models."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("models", help="the model registry", description=__doc__)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="a list of objects: name, description, family, native resolution, steps, cfg, params",
+    )
+    parser.set_defaults(func=handler)
+
+
+def model_rows() -> list[dict]:
+    """One dict per registered model; `params` maps component to its count (built on meta)."""
+    from sdbench.models.build import count_parameters
+    from sdbench.models.registry import MODELS, TINY_VAE_NAMES, TINY_VAES
+
+    rows = []
+    for spec in MODELS.values():
+        params = {name: count_parameters(c) for name, c in spec.components.items()}
+        tiny_vae = TINY_VAES.get(spec.family)
+        rows.append(
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "family": spec.family,
+                "denoiser": spec.denoiser,
+                "native_resolution": spec.native_resolution,
+                "steps": spec.default_steps,
+                "cfg": spec.default_cfg,
+                "scheduler": spec.scheduler,
+                "params": params,
+                "total_params": sum(params.values()),
+                "taesd": TINY_VAE_NAMES.get(spec.family),
+                "taesd_params": count_parameters(tiny_vae) if tiny_vae else None,
+            }
+        )
+    return rows
+
+
+def handler(args: argparse.Namespace) -> int:
+    from sdbench.commands.output import format_table, print_json
+
+    rows = model_rows()
+    if args.json:
+        print_json(rows)
+        return 0
+    headers = ["model", "family", "px", "steps", "cfg", "denoiser", "text enc.", "vae", "total"]
+    table = []
+    for row in rows:
+        params = row["params"]
+        text = sum(v for k, v in params.items() if k.startswith("text_encoder"))
+        table.append(
+            [
+                row["name"],
+                row["family"],
+                row["native_resolution"],
+                row["steps"],
+                "yes" if row["cfg"] else "no",
+                _millions(params.get("unet", params.get("transformer"))),
+                _millions(text),
+                _millions(params["vae"]),
+                _millions(row["total_params"]),
+            ]
+        )
+    print(format_table(headers, table))
+    print('\nParameters in millions (M). `vae = "taesd"` in a suite swaps in the family\'s tiny')
+    print("autoencoder (TAESD/TAESDXL/TAESD3, 2.4-2.5M). Descriptions: sdbench models --json.")
+    return 0
+
+
+def _millions(count: int | None) -> str:
+    return "-" if count is None else f"{count / 1e6:,.1f}M"
