@@ -123,7 +123,15 @@ class AmdSmiTelemetry(Telemetry):
         return {key: read for key, read in candidates.items() if self._optional(read) is not None}
 
     def _read(self) -> dict[str, float | None]:
-        return {key: self._call(read) for key, read in self.readers.items()}
+        values = {}
+        for key, read in self.readers.items():
+            try:
+                values[key] = read()
+            except self.smi.AmdSmiException as error:
+                raise TelemetryError(
+                    f"AMD SMI stopped answering while reading {key} during the timed repeats: {error}"
+                ) from error
+        return values
 
     def start(self) -> None:
         self._window_start_s = self.clock()

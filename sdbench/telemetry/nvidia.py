@@ -131,7 +131,12 @@ class NvmlTelemetry(Telemetry):
     def _read(self) -> dict[str, float | int]:
         values = {}
         for key, read in self.readers.items():
-            values[key] = self._call(read)
+            try:
+                values[key] = read()
+            except self.nvml.NVMLError as error:
+                raise TelemetryError(
+                    f"NVML stopped answering while reading {key} during the timed repeats: {error}"
+                ) from error
         return values
 
     def start(self) -> None:
