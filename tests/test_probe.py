@@ -130,7 +130,7 @@ def test_mfu_is_achieved_over_probed_peak_in_the_cells_precision():
     assert figures["tflops_per_s"] == pytest.approx(1.0)
     assert figures["peak_tflops"] == 2.0
     assert figures["mfu"] == pytest.approx(0.5)
-    assert figures["peak_bandwidth_gbs"] == 20.0
+    assert figures["peak_bandwidth_gbps"] == 20.0
     assert figures["datasheet_tflops"] is None
 
 
@@ -146,7 +146,7 @@ def test_no_probe_means_null_peaks_not_zero():
         "peak_tflops": None,
         "mfu": None,
         "datasheet_tflops": None,
-        "peak_bandwidth_gbs": None,
+        "peak_bandwidth_gbps": None,
     }
 
 

@@ -40,7 +40,7 @@ def peak_figures(precision: str, tflops_per_s: float | None, state: object = Non
         "peak_tflops": peak,
         "mfu": tflops_per_s / peak if peak and tflops_per_s is not None else None,
         "datasheet_tflops": (probe.get("datasheet_tflops") or {}).get(precision),
-        "peak_bandwidth_gbs": probe.get("bandwidth_gbs"),
+        "peak_bandwidth_gbps": probe.get("bandwidth_gbs"),
     }
 
 

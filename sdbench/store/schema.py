@@ -99,7 +99,7 @@ COLUMNS: dict[str, pa.DataType] = {
     "sdbench_version": _STR,
     "git_sha": _STR,
     # device peak and telemetry details (issue 4)
-    "peak_bandwidth_gbs": _F,  # probed copy bandwidth, GB/s (1e9 bytes), read + write
+    "peak_bandwidth_gbps": _F,  # probed copy bandwidth, GB/s (1e9 bytes), read + write
     "sm_clock_max_mhz": _F,  # the GPU's maximum SM (AMD: GFX) clock, for the 90% check
     "telemetry_backend": _STR,  # which sensors were read, e.g. "nvml+psutil", "psutil"
     "telemetry_error": _STR,  # why the device's own sensors could not be read; null when they were
