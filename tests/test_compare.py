@@ -88,7 +88,7 @@ def make_run(
 
 def test_noise_alone_is_never_a_regression_across_many_seeds():
     false_alarms = 0
-    seeds = 300
+    seeds = 200
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
         result = compare_runs(make_run(rng, "a"), make_run(rng, "b"))
@@ -360,3 +360,13 @@ def test_a_move_hidden_in_noise_is_unchanged_with_a_note_saying_so():
     assert row["change_pct"] == pytest.approx(10.0)
     assert row["verdict"] == "unchanged" and row["p_value"] > 0.1
     assert row["note"].startswith("moved +10.0% but not significant")
+
+
+def test_smallest_p_value_of_mann_whitney_for_small_and_huge_samples():
+    from sdbench.analysis.compare import smallest_p_value
+
+    assert smallest_p_value(3, 3) == pytest.approx(0.1)  # 2 / C(6, 3)
+    assert smallest_p_value(5, 5) == pytest.approx(2 / 252)
+    assert (
+        smallest_p_value(5000, 5000) == 0.0
+    )  # no overflow on pytest-benchmark's thousands of rounds
