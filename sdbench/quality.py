@@ -87,3 +87,24 @@ def telemetry_warnings(row: dict) -> list[str]:
     if row.get("telemetry_error"):
         warnings.append(f"no device power, clock or temperature readings: {row['telemetry_error']}")
     return warnings
+
+
+def warning_lines(rows: Sequence[dict], max_lines: int = 30) -> list[str]:
+    """One line per warning of a run, each prefixed with its cell, for the end-of-run summary.
+
+    Identical warnings on many cells are kept per cell: each names its own figures.
+    """
+    lines = []
+    for row in rows:
+        for warning in row.get("warnings") or []:
+            label = (
+                f"{row.get('model')} {row.get('stage')} {row.get('width')}x{row.get('height')} "
+                f"bs{row.get('batch_size')} {row.get('precision')} {row.get('attention')}"
+            )
+            lines.append(f"{label}: {warning}")
+    if len(lines) > max_lines:
+        hidden = len(lines) - max_lines
+        lines = lines[:max_lines] + [
+            f"... and {hidden} more warnings (column `warnings` of the results file)"
+        ]
+    return lines

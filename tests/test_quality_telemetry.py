@@ -48,3 +48,24 @@ def test_a_window_shorter_than_the_counter_needs_says_how_long_it_was():
 def test_missing_device_sensors_are_a_warning_with_the_reason():
     (warning,) = telemetry_warnings({"telemetry_error": "NVML nvmlInit failed: Driver Not Loaded"})
     assert "Driver Not Loaded" in warning
+
+
+def test_warning_lines_name_the_cell_and_cap_the_count():
+    from sdbench.quality import warning_lines
+
+    row = {
+        "model": "sd15",
+        "stage": "unet",
+        "width": 512,
+        "height": 512,
+        "batch_size": 1,
+        "precision": "fp16",
+        "attention": "sdpa",
+        "warnings": ["a", "b"],
+    }
+    assert warning_lines([row, {**row, "warnings": None}]) == [
+        "sd15 unet 512x512 bs1 fp16 sdpa: a",
+        "sd15 unet 512x512 bs1 fp16 sdpa: b",
+    ]
+    capped = warning_lines([row] * 5, max_lines=3)
+    assert len(capped) == 4 and capped[-1].startswith("... and 7 more warnings")
