@@ -56,8 +56,11 @@ def flops_answer(args: argparse.Namespace) -> dict:
 
 
 def handler(args: argparse.Namespace) -> int:
+    from diffusers.utils import logging as diffusers_logging
+
     from sdbench.commands.output import print_json
 
+    diffusers_logging.set_verbosity_error()  # building on meta warns about dtype casts
     answer = flops_answer(args)
     if args.json:
         print_json(answer)

@@ -44,8 +44,11 @@ def model_rows() -> list[dict]:
 
 
 def handler(args: argparse.Namespace) -> int:
+    from diffusers.utils import logging as diffusers_logging
+
     from sdbench.commands.output import format_table, print_json
 
+    diffusers_logging.set_verbosity_error()  # building on meta warns about dtype casts
     rows = model_rows()
     if args.json:
         print_json(rows)
