@@ -1,0 +1,82 @@
+"""Read thousands of run files at once: parallel file reads, one concatenation, one conversion.
+
+Layout for a fleet: every run is one immutable `<run_id>.parquet` whose id is unique (UTC time,
+suite name and 24 random bits) and which appears by an atomic rename, so any number of hosts can
+write into one shared folder at once without locks or conflicts. Fleets should write one
+subfolder per host (`sdbench run ... --out results/$(hostname)`) to keep folders small on
+network file systems; this reader, like `results_files`, walks nested folders and skips names
+starting with "." or "_" (files being written, journals).
+
+Run files are small (one row per cell), so the cost is per file, not per row. Reading them on a
+thread pool (Arrow releases the GIL) and converting to pandas once is several times faster than
+converting file by file and concatenating DataFrames; a `pyarrow.dataset` scan of the same files
+measured slower than both (its per-fragment overhead dominates at about 100 rows a file).
+Files may differ in their extra columns (a newer sdbench added one; a column was all-null in one
+run): nulls are promoted to the other files' types, so every row and column comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sdbench.errors import BadInput
+from sdbench.store.files import results_files, upgrade
+
+READ_THREADS = 8  # more than the cores: file opens wait on the file system (NFS), not the CPU
+
+
+def _unreadable(file: Path, error: BaseException) -> BadInput:
+    return BadInput(
+        f'"{file}" is not a readable sdbench results file ({error}). It may be truncated or '
+        "corrupt: remove it or re-run the suite that made it."
+    )
+
+
+def _read_file(file: Path, columns: Sequence[str] | None) -> pa.Table:
+    try:
+        parquet = pq.ParquetFile(file)
+        names = parquet.schema_arrow.names
+        wanted = None if columns is None else [c for c in columns if c in names]
+        return parquet.read(columns=wanted, use_threads=False)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise _unreadable(file, error) from None
+
+
+def read_results_table(
+    paths: Iterable[str | Path], columns: Sequence[str] | None = None
+) -> pa.Table:
+    """Every row of the run files in `paths` (files or folders) as one Arrow table, file order.
+
+    `columns` reads only those columns (a listing that needs no samples skips the biggest one).
+    """
+    paths = list(paths)
+    files = results_files(paths)
+    if not files:
+        raise BadInput(
+            "No result files found in "
+            + ", ".join(str(p) for p in paths)
+            + ". Run `sdbench run SUITE` first."
+        )
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        tables = list(pool.map(lambda file: _read_file(file, columns), files))
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise BadInput(
+            f"These results files disagree on a column's type ({error}). Read the older and "
+            "newer runs in separate calls, or re-run the older suite with this sdbench."
+        ) from None
+
+
+def read_results_dataset(
+    paths: Iterable[str | Path], columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """What `sdbench.store.files.read_results` returns (same rows, columns and order), faster."""
+    frame = read_results_table(paths, columns).to_pandas()
+    return upgrade(frame) if columns is None else frame

@@ -1,0 +1,98 @@
+"""The fleet reader returns what the file-by-file reader returns, from nested host folders."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+import pytest
+
+from sdbench.errors import BadInput
+from sdbench.runner.run import new_run_id
+from sdbench.store.dataset import read_results_dataset, read_results_table
+from sdbench.store.files import read_results, write_run
+from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
+
+
+def _rows(run_id: str, host: str, cells: int = 3, **extra) -> list[dict]:
+    return [
+        {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "cell_id": f"cell-{index}",
+            "suite": "fleet",
+            "started_at": "2026-11-01T12:00:00+00:00",
+            "model": "tiny",
+            "stage": "unet",
+            "device": "cuda:0",
+            "batch_size": index + 1,
+            "status": "ok" if index else "oom",
+            "samples_ms": [10.0 + index, 11.0 + index],
+            "median_ms": 10.5 + index if index else None,
+            "warnings": ["high spread"] if index == 2 else [],
+            "host": host,
+            **extra,
+        }
+        for index in range(cells)
+    ]
+
+
+def test_reads_nested_host_folders_exactly_like_the_file_by_file_reader(tmp_path):
+    results = tmp_path / "results"
+    write_run(_rows("run-a", "node1"), results / "node1" / "run-a.parquet")
+    # A newer run with an extra column, and one where that column was null in every row.
+    write_run(_rows("run-b", "node2", probe_note="warm"), results / "node2" / "run-b.parquet")
+    write_run(
+        _rows("run-c", "node2", probe_note=None), results / "node2" / "deep" / "run-c.parquet"
+    )
+    (results / "node1" / ".run-d.1234.tmp.parquet").write_bytes(b"being written")
+    (results / "_cache").mkdir()
+    (results / "_cache" / "x.parquet").write_bytes(b"not a run")
+
+    fast = read_results_dataset([results])
+    slow = read_results([results])
+    # Same rows, columns, values and dtypes. An extra column that some files lack comes back
+    # as a string column (missing = NaN) where concatenating DataFrames left it object (None).
+    pd.testing.assert_frame_equal(fast.drop(columns="probe_note"), slow.drop(columns="probe_note"))
+    assert list(fast.columns) == list(slow.columns)
+    assert fast["probe_note"].isna().tolist() == slow["probe_note"].isna().tolist()
+    assert fast["probe_note"].dropna().tolist() == ["warm"] * 3
+    assert len(fast) == 9 and set(COLUMNS) <= set(fast.columns)
+    assert sorted(fast["run_id"].unique()) == ["run-a", "run-b", "run-c"]
+    assert list(fast.loc[fast["run_id"] == "run-a", "samples_ms"].iloc[1]) == [11.0, 12.0]
+
+
+def test_reads_only_the_columns_asked_for_and_ignores_unknown_ones(tmp_path):
+    write_run(_rows("run-a", "node1"), tmp_path / "run-a.parquet")
+    table = read_results_table([tmp_path], columns=["run_id", "median_ms", "no_such_column"])
+    assert table.column_names == ["run_id", "median_ms"]
+    assert table.column("median_ms").to_pylist() == [None, 11.5, 12.5]
+
+
+def test_a_corrupt_file_is_named_in_a_user_error(tmp_path):
+    write_run(_rows("run-a", "node1"), tmp_path / "run-a.parquet")
+    (tmp_path / "run-b.parquet").write_bytes(b"PAR1 torn")
+    with pytest.raises(BadInput, match=r'run-b\.parquet" is not a readable sdbench results file'):
+        read_results_dataset([tmp_path])
+
+
+def test_an_empty_folder_says_how_to_make_results(tmp_path):
+    with pytest.raises(BadInput, match="Run `sdbench run SUITE` first"):
+        read_results_dataset([tmp_path])
+
+
+def test_many_hosts_writing_into_one_shared_folder_at_once_lose_nothing(tmp_path):
+    results = tmp_path / "shared"
+
+    def write(index: int) -> str:
+        run_id, host = new_run_id("fleet"), f"node{index % 4}"
+        write_run(_rows(run_id, host, cells=5), results / host / f"{run_id}.parquet")
+        return run_id
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        run_ids = list(pool.map(write, range(32)))
+    assert len(set(run_ids)) == 32  # ids are unique without any coordination
+    frame = read_results_dataset([results])
+    assert len(frame) == 32 * 5
+    assert sorted(frame["run_id"].unique()) == sorted(run_ids)
+    assert sorted(p.name for p in results.iterdir()) == ["node0", "node1", "node2", "node3"]
