@@ -450,3 +450,24 @@ def test_combined_telemetry_prefers_the_device_backend_on_shared_columns():
         "cpu_util_pct": 50.0,
         "telemetry_backend": "nvml+psutil",
     }
+
+
+def test_nvml_falls_back_to_the_index_when_the_uuid_is_unknown_and_allowed():
+    nvml = fake_nvml(**H100_IDLE_TO_BUSY)
+
+    def nvmlDeviceGetHandleByUUID(uuid):
+        raise FakeNvmlError(6)  # not found
+
+    nvml.nvmlDeviceGetHandleByUUID = nvmlDeviceGetHandleByUUID
+    NvmlTelemetry(index=1, uuid="GPU-x", nvml=nvml, hz=0)
+    assert nvml.opened_by == [("index", 1)]
+    with pytest.raises(TelemetryError, match="ByUUID"):
+        NvmlTelemetry(index=1, uuid="GPU-x", nvml=nvml, hz=0, index_fallback=False)
+
+
+def test_nvml_driver_without_clocks_event_reasons_uses_the_throttle_reasons_query():
+    nvml = fake_nvml(**{**H100_IDLE_TO_BUSY, "reasons": 13})  # new entry point: function not found
+    nvml.nvmlDeviceGetCurrentClocksThrottleReasons = lambda handle: 0x40
+    backend = NvmlTelemetry(nvml=nvml, hz=0, clock=Clock(0.0))
+    backend.start()
+    assert backend.stop()["throttle_reasons"] == "hw_thermal_slowdown"

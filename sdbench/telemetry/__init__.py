@@ -9,6 +9,8 @@ readable. A sensor library that is missing or refuses never stops a run: its fig
 
 from __future__ import annotations
 
+import os
+
 from sdbench.telemetry.base import CombinedTelemetry, NullTelemetry, Telemetry, TelemetryError
 from sdbench.telemetry.cpu import CpuTelemetry
 from sdbench.telemetry.rapl import POWERCAP, RaplCounter, package_zones
@@ -61,7 +63,11 @@ def _gpu_backend(device: str) -> Telemetry:
         return AmdSmiTelemetry(index=_visible_index(index))
     from sdbench.telemetry.nvidia import NvmlTelemetry
 
-    return NvmlTelemetry(index=index, uuid=_nvml_uuid(torch, index))
+    return NvmlTelemetry(
+        index=index,
+        uuid=_nvml_uuid(torch, index),
+        index_fallback="CUDA_VISIBLE_DEVICES" not in os.environ,
+    )
 
 
 def _nvml_uuid(torch, index: int) -> str | None:
@@ -75,8 +81,6 @@ def _nvml_uuid(torch, index: int) -> str | None:
 
 def _visible_index(index: int) -> int:
     """AMD SMI numbers every GPU in the machine; HIP_VISIBLE_DEVICES may hide some from torch."""
-    import os
-
     for variable in ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES"):
         visible = os.environ.get(variable)
         if visible:

@@ -8,6 +8,7 @@ Units from NVML: power mW, energy mJ, clocks MHz, temperature degrees C, memory 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -72,14 +73,12 @@ class NvmlTelemetry(Telemetry):
         nvml: ModuleType | None = None,
         hz: float = SAMPLE_HZ,
         clock: Callable[[], float] = time.monotonic,
+        index_fallback: bool = True,
     ):
         self.nvml = nvml if nvml is not None else _import_pynvml()
         self._call(self.nvml.nvmlInit)
         try:
-            if uuid:
-                self.handle = self._call(self.nvml.nvmlDeviceGetHandleByUUID, uuid)
-            else:
-                self.handle = self._call(self.nvml.nvmlDeviceGetHandleByIndex, index)
+            self.handle = self._handle(index, uuid, index_fallback)
             self.readers = self._supported_readers()
             self.max_sm_clock_mhz = self._optional(
                 self.nvml.nvmlDeviceGetMaxClockInfo, self.handle, self.nvml.NVML_CLOCK_SM
@@ -90,6 +89,20 @@ class NvmlTelemetry(Telemetry):
         self.clock = clock
         self.sampler = Sampler(self._read, hz=hz, clock=clock)
         self._window_start_s = 0.0
+
+    def _handle(self, index: int, uuid: str | None, index_fallback: bool):
+        """The GPU by UUID (immune to CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER), else by index.
+
+        NVML numbers GPUs in PCI order for the whole machine; `index_fallback` is only safe when
+        no CUDA_VISIBLE_DEVICES renumbers them for torch.
+        """
+        if uuid:
+            try:
+                return self._call(self.nvml.nvmlDeviceGetHandleByUUID, uuid)
+            except TelemetryError:
+                if not index_fallback:
+                    raise
+        return self._call(self.nvml.nvmlDeviceGetHandleByIndex, index)
 
     def _call(self, function: Callable, *args):
         try:
@@ -114,9 +127,6 @@ class NvmlTelemetry(Telemetry):
     def _supported_readers(self) -> dict[str, Callable[[], float | int]]:
         """One reader per quantity this GPU answers; unsupported ones are left out for good."""
         nvml, handle = self.nvml, self.handle
-        # the "throttle reasons" query was renamed "clocks event reasons" in NVML 12.2
-        reasons = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
-        reasons = reasons or nvml.nvmlDeviceGetCurrentClocksThrottleReasons
         candidates: dict[str, Callable[[], float | int]] = {
             "energy_mj": lambda: nvml.nvmlDeviceGetTotalEnergyConsumption(handle),
             "power_mw": lambda: nvml.nvmlDeviceGetPowerUsage(handle),
@@ -124,9 +134,21 @@ class NvmlTelemetry(Telemetry):
             "sm_mhz": lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM),
             "mem_mhz": lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_MEM),
             "mem_used_bytes": lambda: nvml.nvmlDeviceGetMemoryInfo(handle).used,
-            "reasons_mask": lambda: reasons(handle),
         }
-        return {key: read for key, read in candidates.items() if self._optional(read) is not None}
+        readers = {
+            key: read for key, read in candidates.items() if self._optional(read) is not None
+        }
+        # "throttle reasons" became "clocks event reasons" in NVML 12.2; drivers older than
+        # that lack the new entry point even when the Python binding has it
+        for name in (
+            "nvmlDeviceGetCurrentClocksEventReasons",
+            "nvmlDeviceGetCurrentClocksThrottleReasons",
+        ):
+            query = getattr(nvml, name, None)
+            if query is not None and self._optional(query, handle) is not None:
+                readers["reasons_mask"] = functools.partial(query, handle)
+                break
+        return readers
 
     def _read(self) -> dict[str, float | int]:
         values = {}
