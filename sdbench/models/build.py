@@ -6,7 +6,9 @@ load from a local diffusers folder, safetensors only, never pickles.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -64,19 +66,24 @@ def count_parameters(component: Component) -> int:
     return sum(tensor.numel() for tensor in unique.values())
 
 
-_POOL_SIZE = (1 << 20) + 7  # prime-ish length so consecutive tensors start at unrelated offsets
+_POOL_SIZE = (1 << 22) + 15  # odd length so consecutive tensors start at unrelated offsets
+_POOL_STRIDE = 7919  # extra step between tensors, so equal-sized neighbours differ
 
 
 def _fill_random_(module: nn.Module, seed: int) -> None:
     """Deterministic weights that keep activations bounded: N(0, 1/fan_in) matrices, unit norms.
 
-    Drawing ~10^9 normals one by one costs more than diffusers' own init on a CPU, so each matrix
-    is filled from one seeded pool of N(0, 1) values (cycled from a moving offset) and scaled.
-    Timing, FLOPs and memory do not depend on the values; fidelity needs only that they are fixed.
+    Drawing ~10^9 normals costs more than diffusers' own init, so each matrix is written from one
+    seeded pool of N(0, 1) values (a window at a moving offset) already scaled, in one pass per
+    window of at most _POOL_SIZE values: `torch.mul(..., out=)` touches each weight once, and
+    the first touch (the page fault) is most of the time on a CPU. Timing, FLOPs and memory do
+    not depend on the values; fidelity needs only that they are fixed.
     """
     first = next(module.parameters())
     generator = torch.Generator().manual_seed(seed)
     pool = torch.randn(_POOL_SIZE, generator=generator).to(device=first.device, dtype=first.dtype)
+    # Doubled, so every window of up to _POOL_SIZE values from the first half is contiguous.
+    pool = torch.cat([pool, pool])
     offset = 0
     for name, parameter in module.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
@@ -85,15 +92,30 @@ def _fill_random_(module: nn.Module, seed: int) -> None:
         elif parameter.ndim == 1:  # norm scales
             parameter.fill_(1.0)
         else:
+            scale = 1.0 / math.sqrt(parameter[0].numel())
             flat = parameter.view(-1)
-            filled = 0
-            while filled < flat.numel():
-                take = min(flat.numel() - filled, _POOL_SIZE - offset)
-                flat[filled : filled + take].copy_(pool[offset : offset + take])
-                filled += take
-                offset = (offset + take) % _POOL_SIZE
-            flat.mul_(1.0 / math.sqrt(parameter[0].numel()))
-            offset = (offset + 7919) % _POOL_SIZE
+            for begin in range(0, flat.numel(), _POOL_SIZE):
+                window = flat[begin : begin + _POOL_SIZE]
+                torch.mul(pool[offset : offset + window.numel()], scale, out=window)
+                offset = (offset + window.numel() + _POOL_STRIDE) % _POOL_SIZE
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: str) -> Iterator[None]:
+    """Writing fresh memory is page-fault bound: extra intra-op threads only add barriers.
+
+    On a loaded 2-core host, two OpenMP threads per write made SD1.5's fill 2-3x slower than one
+    (benchmarks/materialise.py); GPU fills are kernels and ignore this.
+    """
+    if not str(device).startswith("cpu"):
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _fill_buffers_(module: nn.Module) -> None:
@@ -159,7 +181,7 @@ def materialise(
         return module
     if weights == "random":
         module = module.to_empty(device=device)
-        with torch.no_grad():
+        with torch.no_grad(), _one_cpu_thread(device):
             _fill_random_(module, seed)
             _fill_buffers_(module)
         return module
