@@ -25,7 +25,15 @@ needs_ray = pytest.mark.skipif(
 def ray_cluster():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    # One pretend GPU of a made-up type, to check scheduling constraints (no cell runs on it).
+    ray.init(
+        num_cpus=2,
+        num_gpus=1,
+        resources={"accelerator_type:FAKE": 1},
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="warning",
+    )
     yield ray
     ray.shutdown()
 
@@ -101,6 +109,18 @@ def test_a_lost_actor_is_retried_once_then_recorded_and_the_group_goes_on(ray_cl
     assert measured["status"] == "ok" and measured["median_ms"] > 0
     assert env["host"] and env["cpu_threads"] >= 1  # the node's host facts and the worker's hello
     assert ray_cluster.is_initialized()  # a cluster the caller started is left running
+
+
+@needs_ray
+@pytest.mark.ray
+def test_a_gpu_type_no_node_has_is_refused_before_anything_runs(ray_cluster):
+    gpu_cell = Cell("tiny", "unet", "cuda:0", 64, 64, 1, "fp16", "sdpa", "none")
+    pool = ray_executor.RayExecutor(Measure(), gpu_type="H100")
+    with pytest.raises(BadInput, match="has GPUs of type H100; GPU types there: FAKE"):
+        pool.run([gpu_cell], lambda *args: pytest.fail("no cell may run"))
+    assert pool.devices() == ["cpu"]
+    assert ray_executor.RayExecutor(Measure(), gpu_type="FAKE").devices() == ["cpu", "cuda:0"]
+    assert ray_cluster.is_initialized()
 
 
 def test_without_ray_the_executor_is_a_user_error_with_the_install_hint(monkeypatch):

@@ -165,14 +165,15 @@ class RayExecutor:
             self._close()
 
     def devices(self) -> list[str]:
-        """Device ids to plan a run with: the CPU and one cuda:N per GPU (of `gpu_type`) in the
-        cluster, so `auto` means every GPU there as it means every GPU here locally."""
+        """Device ids to plan a run with: the CPU, and cuda:0 when the cluster has a GPU (of
+        `gpu_type`). On Ray a device id names a lane, not a physical GPU: planning one GPU id
+        measures each cell once, wherever Ray places its group."""
         self._connect()
         try:
-            gpus = sum(int(node["Resources"].get("GPU", 0)) for node in self._nodes())
+            has_gpu = any(node["Resources"].get("GPU", 0) >= 1 for node in self._nodes())
         finally:
             self._close()
-        return ["cpu"] + [f"cuda:{index}" for index in range(gpus)]
+        return ["cpu", "cuda:0"] if has_gpu else ["cpu"]
 
     def stop(self) -> None:
         """Abandon the cells in flight: kill every actor (its workers die with it)."""
@@ -219,9 +220,9 @@ class RayExecutor:
                 for key in node["Resources"]
                 if key.startswith("accelerator_type:")
             )
-            wanted = f"{self.gpu_type} GPU" if self.gpu_type else "GPU"
+            wanted = f"GPUs of type {self.gpu_type}" if self.gpu_type else "GPUs"
             raise BadInput(
-                f"No node of the Ray cluster has a {wanted}; GPU types there: "
+                f"No node of the Ray cluster has {wanted}; GPU types there: "
                 f"{', '.join(types) or 'none'}. Pass one of them with --gpu-type, or run on the CPU."
             )
         if "cpu" in kinds and not any(
