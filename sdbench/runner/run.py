@@ -7,6 +7,7 @@ in flight, keeps every finished cell in the journal (no Parquet file yet) and pr
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sys
 import threading
@@ -227,7 +228,9 @@ def _execute(
                     what = f"the journal {journal.path}"
                     raise _storage_error(run, what, error, len(rows)) from None
                 rows.append(row)
-            progress.finished(cell.label(), row["status"], row.get("median_ms"))
+            # Progress is not data: a closed log pipe (`| head`) must not stop a long run.
+            with contextlib.suppress(OSError):
+                progress.finished(cell.label(), row["status"], row.get("median_ms"))
 
         pool.run(todo, on_result)
 
