@@ -63,7 +63,9 @@ def _precision_reason(cell: Cell, kind: str) -> str | None:
         if p == "fp8" and (major, minor) < (8, 9):
             return f"fp8 needs an Ada or Hopper GPU (compute capability 8.9+); this one is {major}.{minor}"
     elif p == "tf32":
-        return f"tf32 is a tensor-core mode of NVIDIA Ampere+ and AMD MI300 GPUs; {kind} computes fp32"
+        return (
+            f"tf32 is a tensor-core mode of NVIDIA Ampere+ and AMD MI300 GPUs; {kind} computes fp32"
+        )
     elif p == "fp8":
         return f"fp8 cells need a GPU with fp8 matrix units (NVIDIA Ada/Hopper/Blackwell, AMD MI300), not {kind}"
     if p == "fp8":
@@ -238,9 +240,18 @@ def probe_kernel(check, call: AttentionCall, device: str, dtype: torch.dtype) ->
         return torch.empty((1, *shape[1:]), device=device, dtype=dtype)
 
     mask = None if call.mask is None else tensor(call.mask)
-    params = torch.backends.cuda.SDPAParams(
-        tensor(call.query), tensor(call.key), tensor(call.value), mask, 0.0, call.is_causal, False
-    )
+    try:
+        params = torch.backends.cuda.SDPAParams(
+            tensor(call.query),
+            tensor(call.key),
+            tensor(call.value),
+            mask,
+            0.0,
+            call.is_causal,
+            False,
+        )
+    except TypeError:  # SDPAParams' signature changed in this torch: the run itself will tell
+        return None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if check(params, True):
