@@ -7,6 +7,9 @@ reads real hardware is the code under test. Values are scripted in each library'
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -471,3 +474,17 @@ def test_nvml_driver_without_clocks_event_reasons_uses_the_throttle_reasons_quer
     backend = NvmlTelemetry(nvml=nvml, hz=0, clock=Clock(0.0))
     backend.start()
     assert backend.stop()["throttle_reasons"] == "hw_thermal_slowdown"
+
+
+def test_telemetry_smoke_check_module_reports_cpu_columns():
+    result = subprocess.run(
+        [sys.executable, "-m", "sdbench.telemetry", "cpu", "--seconds", "0.3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["calls"] >= 1
+    assert report["telemetry_backend"] in ("psutil", "psutil+rapl")
+    assert 0.3 <= report["telemetry_window_s"] < 30
