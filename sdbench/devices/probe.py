@@ -182,6 +182,8 @@ def measure_peaks(device: str) -> dict:
     except RuntimeError as error:  # e.g. no room for the copy buffers on a GPU that is in use
         bandwidth_gbs = None
         skipped["bandwidth"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    if kind == "cuda":
+        torch.cuda.empty_cache()  # hand the probe's buffers back before the worker builds models
     return {
         "device": device,
         "device_name": device_name(torch, device),
