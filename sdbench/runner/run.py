@@ -49,14 +49,19 @@ def new_run_id(suite_name: str) -> str:
     return f"{stamp}-{safe}-{secrets.token_hex(3)}"
 
 
-def plan(suite_path: str, device: str | None = None) -> tuple[object, list[Cell], list[dict]]:
-    """The suite, its cells on this machine's devices, and those devices (for --dry-run and run)."""
+def plan(
+    suite_path: str, device: str | None = None, device_ids: list[str] | None = None
+) -> tuple[object, list[Cell], list[dict]]:
+    """The suite, its cells on the given device ids (default: this machine's), and the devices.
+
+    A Ray driver plans against the cluster's device lanes, not its own hardware.
+    """
     suite = load_suite(suite_path)
     if device is not None:
         suite = replace(
             suite, matrix={**suite.matrix, "device": (parse_device(device, "--device"),)}
         )
-    devices = present_devices()
+    devices = present_devices() if device_ids is None else [{"id": d} for d in device_ids]
     cells = expand(suite, [d["id"] for d in devices])
     if not cells:
         raise BadInput(
@@ -128,7 +133,13 @@ def run_suite(
     if resume:
         _check_resumable(out_dir, run_id)
     else:
-        run_id = _start_new(suite_path, out_dir, device)
+        device_ids = None
+        if executor == "ray":  # fail on a missing ray before anything is written; plan on the cluster
+            from sdbench.runner.ray_executor import RayExecutor, import_ray
+
+            import_ray()
+            device_ids = RayExecutor(Measure(), **(executor_options or {})).devices()
+        run_id = _start_new(suite_path, out_dir, device, device_ids)
     with Journal(journal_path(out_dir, run_id)).locked():
         run = _load(out_dir, run_id)
         rows = list(run.done_rows)
@@ -163,9 +174,11 @@ def _check_resumable(out_dir: Path, run_id: str) -> None:
         )
 
 
-def _start_new(suite_path: str | None, out_dir: Path, device: str | None) -> str:
+def _start_new(
+    suite_path: str | None, out_dir: Path, device: str | None, device_ids: list[str] | None = None
+) -> str:
     """Plan the run and write its journal header; returns the new run id."""
-    suite, cells, _ = plan(suite_path, device)
+    suite, cells, _ = plan(suite_path, device, device_ids)
     run_id = new_run_id(suite.name)
     header = {
         "run_id": run_id,
