@@ -14,6 +14,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Tests probe devices into their own cache, never the user's ~/.cache/sdbench."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 # The cheapest settings that still measure: one timed call, no warm-up.
 FAST_MEASURE = {
     "warmup": 0,

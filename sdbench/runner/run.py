@@ -21,6 +21,7 @@ from rich.console import Console
 from sdbench.cell import Cell, Measure
 from sdbench.devices import present_devices
 from sdbench.errors import BadInput, SdbenchError
+from sdbench.quality import warning_lines
 from sdbench.runner.environment import host_environment
 from sdbench.runner.executor import LocalExecutor
 from sdbench.runner.progress import RunProgress, summary_table
@@ -134,7 +135,9 @@ def run_suite(
         _check_resumable(out_dir, run_id)
     else:
         device_ids = None
-        if executor == "ray":  # fail on a missing ray before anything is written; plan on the cluster
+        if (
+            executor == "ray"
+        ):  # fail on a missing ray before anything is written; plan on the cluster
             from sdbench.runner.ray_executor import RayExecutor, import_ray
 
             import_ray()
@@ -289,6 +292,8 @@ def _executor(name: str, measure: Measure, options: dict, executor_options: dict
 def print_summary(outcome: RunOutcome, console: Console | None = None) -> None:
     console = console or Console(width=None if sys.stdout.isatty() else 160)
     console.print(summary_table(outcome.rows))
+    for line in warning_lines(outcome.rows):
+        console.print(f"[yellow]warning[/] {line}", highlight=False)
     counts = outcome.status_counts
     not_ok = sum(v for k, v in counts.items() if k != "ok")
     text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
