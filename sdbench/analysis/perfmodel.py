@@ -231,6 +231,9 @@ def _log_compute_efficiency(
     for i, family in enumerate(features.families):
         seen = calibration_families.family_for(family)
         if seen is None:
+            # No data for this architecture or a neighbour: assume the least efficient family seen,
+            # so an unproven software stack is never recommended on its datasheet alone.
+            out[i] += min(params.get(f"family:{f}", 0.0) for f in calibration_families.families)
             continue
         regime = "small" if features.small[i] else "large"
         out[i] += params.get(f"family:{seen}", 0.0) + params.get(f"regime:{seen}:{regime}", 0.0)

@@ -1,0 +1,235 @@
+"""The memory model: peak accelerator memory of a txt2img workload, and what would make it fit.
+
+peak = weights + the largest stage activation peak + a fixed framework/context overhead, where
+
+- weights = published parameters x dtype bytes, per component (all resident unless offloaded);
+- activations = dtype/4 x (a * images * pixels + c * images * pixels^2 [materialised attention only])
+  x allocator slack, per stage, with a and c fitted to peaks measured on CPU (fp32, SDXL UNet bf16)
+  (sdbench/data/activation_memory.csv, made by scripts/measure_activation_memory.py);
+- overhead = CUDA context, cuBLAS/cuDNN workspaces and caching-allocator slack.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from sdbench.analysis.costs import DTYPE_BYTES, attention_kind
+from sdbench.models.registry import get_model
+
+GIB = 1024**3
+# CUDA context plus library workspaces: PyTorch's own docs put the context at a few hundred MiB;
+# we take 0.75 GiB, and scale activations by 1.15 for the caching allocator's reserved slack.
+CONTEXT_OVERHEAD_BYTES = int(0.75 * GIB)
+ALLOCATOR_SLACK = 1.15
+# macOS lets the GPU wire about three quarters of unified memory by default.
+UNIFIED_MEMORY_USABLE = 0.75
+MODEL_FOR_FIT = {"sd14": "sd15", "sd21": "sd15", "tiny": "sd15"}
+STAGES = ("text_encoder", "unet", "vae_decode")
+# SDXL's VAE overflows in fp16: its config sets force_upcast, so diffusers decodes in fp32
+# (stabilityai/stable-diffusion-xl-base-1.0 vae/config.json).
+VAE_UPCAST_MODELS = {"sdxl"}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Where the peak goes, in bytes."""
+
+    weights_bytes: int
+    activation_bytes: int
+    overhead_bytes: int
+    peak_stage: str
+
+    @property
+    def peak_bytes(self) -> int:
+        return self.weights_bytes + self.activation_bytes + self.overhead_bytes
+
+
+def component_weight_bytes(model: str, precision: str) -> dict[str, int]:
+    """Parameters x dtype bytes for each component of `model`."""
+    spec = get_model("sd15" if model == "sd14" else model)
+    dtype_bytes = DTYPE_BYTES.get(precision, 2)
+    return {
+        name: int((c.published_params or 0) * dtype_bytes) for name, c in spec.components.items()
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def measured_activations() -> pd.DataFrame:
+    with (
+        resources.files("sdbench")
+        .joinpath("data", "activation_memory.csv")
+        .open("r", encoding="utf-8") as handle
+    ):
+        return pd.read_csv(handle)
+
+
+@functools.lru_cache(maxsize=32)
+def activation_coefficients(model: str, stage: str) -> tuple[float, float]:
+    """(a, c): fp32 bytes per image-pixel, and per image-pixel^2 when attention is materialised.
+
+    Fitted with an intercept that absorbs CPU-side first-call allocations (oneDNN primitives,
+    thread pools); on a GPU that constant is replaced by CONTEXT_OVERHEAD_BYTES. Fused attention
+    (flash / memory-efficient) needs memory linear in pixels, so it gets no pixel^2 term.
+    """
+    data = measured_activations()
+    fit_model = (
+        model
+        if ((data["model"] == model) & (data["stage"] == stage)).any()
+        else MODEL_FOR_FIT.get(model, "sd15")
+    )
+    rows = data[(data["model"] == fit_model) & (data["stage"] == stage)]
+    images = (rows["batch_size"] * (1 if stage == "vae_decode" else 2)).to_numpy(float)
+    # Activations scale with the element size: bring bf16/fp16 measurements to fp32 bytes.
+    measured = (rows["activation_bytes"] * 4 / rows["precision"].map(DTYPE_BYTES)).to_numpy(float)
+    if stage == "text_encoder":
+        return float(measured.max() / images.max()), 0.0
+    pixels = (rows["height"] * rows["width"]).to_numpy(float)
+    classic = (rows["attention"] == "classic").to_numpy(float)
+    columns = [images * pixels, np.ones_like(pixels)] + (
+        [classic * images * pixels**2] if classic.any() else []
+    )
+    coefficients, *_ = np.linalg.lstsq(np.stack(columns, axis=1), measured, rcond=None)
+    a = float(max(coefficients[0], 0.0))
+    if classic.any():
+        return a, float(max(coefficients[2], 0.0))
+    if stage != "unet" or fit_model == "sd15":
+        return a, 0.0
+    return a, activation_coefficients("sd15", "unet")[1] * attention_matrix_ratio(model, "sd15")
+
+
+def _first_attention(model: str) -> tuple[int, int]:
+    """(level, heads) of a UNet's highest-resolution attention (diffusers reads attention_head_dim as heads)."""
+    config = get_model(model).components["unet"].config
+    level = next(
+        i for i, kind in enumerate(config["down_block_types"]) if kind.startswith("CrossAttn")
+    )
+    heads = config["attention_head_dim"]
+    return level, heads[level] if isinstance(heads, list) else heads
+
+
+def attention_matrix_ratio(model: str, reference: str) -> float:
+    """How much larger `model`'s biggest attention matrix is than `reference`'s at the same pixels.
+
+    Elements per image = heads x tokens^2, tokens = pixels / (8 * 2^level)^2.
+    """
+    (level, heads), (ref_level, ref_heads) = _first_attention(model), _first_attention(reference)
+    return (heads / ref_heads) * 16.0 ** (ref_level - level)
+
+
+def activation_bytes(
+    model: str,
+    stage: str,
+    height: int,
+    width: int,
+    images: int,
+    attention: str,
+    precision: str,
+    vae_tile: bool = False,
+) -> int:
+    """Activation peak of one call of `stage` on `images` (already doubled for cfg where it applies)."""
+    a, c_classic = activation_coefficients("sd15" if model == "sd14" else model, stage)
+    pixels = float(
+        min(height * width, 512 * 512) if vae_tile and stage == "vae_decode" else height * width
+    )
+    if stage == "text_encoder":
+        fp32_bytes = a * images
+    else:
+        c = c_classic if attention_kind(attention) == "classic" else 0.0
+        fp32_bytes = images * (a * pixels + c * pixels**2)
+    if stage == "vae_decode" and model in VAE_UPCAST_MODELS:
+        precision = "fp32"  # the pipeline decodes in fp32 whatever the workload's precision
+    return int(fp32_bytes * DTYPE_BYTES.get(precision, 2) / 4 * ALLOCATOR_SLACK)
+
+
+def estimate_memory(
+    model: str,
+    height: int,
+    width: int,
+    batch_size: int = 1,
+    precision: str = "fp16",
+    attention: str = "sdpa",
+    offload: str = "none",
+    vae_slicing: bool = False,
+) -> MemoryEstimate:
+    """Peak memory of a whole txt2img call (cfg on). offload: none | model | sequential."""
+    weights = component_weight_bytes(model, precision)
+    images = {
+        "text_encoder": 2 * batch_size,
+        "unet": 2 * batch_size,
+        "vae_decode": 1 if vae_slicing else batch_size,
+    }
+    stage_weights = {
+        "text_encoder": ("text_encoder", "text_encoder_2"),
+        "unet": ("unet",),
+        "vae_decode": ("vae",),
+    }
+    peaks = {}
+    for stage in STAGES:
+        activations = activation_bytes(
+            model, stage, height, width, images[stage], attention, precision
+        )
+        resident = sum(weights.get(n, 0) for n in stage_weights[stage])
+        if offload == "none":
+            resident = sum(weights.values())
+        elif offload == "sequential":  # one submodule at a time: a small fraction of the component
+            resident = resident // 20
+        peaks[stage] = (resident, activations)
+    stage = max(peaks, key=lambda s: sum(peaks[s]))
+    resident, activations = peaks[stage]
+    return MemoryEstimate(resident, activations, CONTEXT_OVERHEAD_BYTES, stage)
+
+
+def usable_memory_bytes(vram_bytes: int, unified_memory: bool) -> int:
+    return int(vram_bytes * UNIFIED_MEMORY_USABLE) if unified_memory else vram_bytes
+
+
+def ways_to_fit(
+    model: str,
+    height: int,
+    width: int,
+    batch_size: int,
+    precision: str,
+    attention: str,
+    usable_bytes: int,
+) -> list[str]:
+    """Changes that bring the peak under `usable_bytes`, cheapest in speed first, each with its peak."""
+    options: list[tuple[str, dict]] = []
+    if precision in ("fp32", "tf32"):
+        options.append(("fp16 weights and activations", {"precision": "fp16"}))
+    if attention_kind(attention) == "classic":
+        options.append(
+            ("SDPA or attention slicing instead of classic attention", {"attention": "sdpa"})
+        )
+    for smaller in range(batch_size - 1, 0, -1):
+        options.append((f"batch size {smaller}", {"batch_size": smaller}))
+        break
+    if batch_size > 1:
+        options.append(("VAE slicing (decode one image at a time)", {"vae_slicing": True}))
+    options.append(
+        ("model CPU offload (enable_model_cpu_offload; ~10-30% slower)", {"offload": "model"})
+    )
+    options.append(
+        (
+            "sequential CPU offload (enable_sequential_cpu_offload; several times slower)",
+            {"offload": "sequential"},
+        )
+    )
+    base = {
+        "model": model,
+        "height": height,
+        "width": width,
+        "batch_size": batch_size,
+        "precision": precision,
+        "attention": attention,
+    }
+    found = []
+    for label, change in options:
+        peak = estimate_memory(**{**base, **change}).peak_bytes
+        if peak <= usable_bytes:
+            found.append(f"{label}: ~{peak / GIB:.1f} GiB")
+    return found

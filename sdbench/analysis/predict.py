@@ -1,0 +1,206 @@
+"""Answer "how fast, how much memory, how much energy on GPU X?": measured when we have it, else the model."""
+
+from __future__ import annotations
+
+import functools
+import math
+from importlib import resources
+
+import pandas as pd
+
+from sdbench.analysis.memory_model import estimate_memory, usable_memory_bytes, ways_to_fit
+from sdbench.analysis.perfmodel import (
+    MODEL_FAMILY,
+    Calibration,
+    Workload,
+    calibration_for,
+    predict_stage_seconds,
+)
+from sdbench.errors import BadInput
+from sdbench.gpus import GPU, find_gpu
+from sdbench.models.registry import get_model
+
+# Average board power while generating, as a share of TDP, when no measured power exists: SD
+# keeps the GPU busy but rarely at its power limit. An assumption, replaced by measured avg_power_w.
+POWER_SHARE_OF_TDP = 0.85
+
+
+@functools.lru_cache(maxsize=1)
+def model_error_pct() -> dict[str, float]:
+    """Median absolute % error per model family from the shipped cross-validation."""
+    with (
+        resources.files("sdbench")
+        .joinpath("data", "model_error.csv")
+        .open("r", encoding="utf-8") as handle
+    ):
+        frame = pd.read_csv(handle)
+    return dict(zip(frame["model_family"], frame["median_abs_pct_error"], strict=True))
+
+
+def _error_pct(model: str) -> float:
+    errors = model_error_pct()
+    return float(errors.get(MODEL_FAMILY.get(model, model), max(errors.values())))
+
+
+def measured_rows(results: pd.DataFrame | None, workload: Workload) -> pd.DataFrame:
+    """Ok rows of `results` on accelerators (not the CPU) for exactly this workload, any stage."""
+    if results is None or results.empty:
+        return pd.DataFrame()
+    same = (
+        ~results["device"].astype(str).str.startswith("cpu")
+        & (results["status"] == "ok")
+        & (results["model"] == workload.model)
+        & (results["height"] == workload.height)
+        & (results["width"] == workload.width)
+        & (results["batch_size"] == workload.batch_size)
+        & (results["precision"] == workload.precision)
+        & (results["attention"].fillna("sdpa") == workload.attention)
+    )
+    rows = results[same].copy()
+    rows["catalogue_gpu"] = rows["device_name"].map(lambda name: _catalogue_name(str(name)))
+    return rows
+
+
+@functools.lru_cache(maxsize=256)
+def _catalogue_name(device_name: str) -> str | None:
+    try:
+        return find_gpu(device_name).name
+    except BadInput:
+        return None
+
+
+def _first(rows: pd.DataFrame, stage: str, column: str) -> float | None:
+    values = rows.loc[rows["stage"] == stage, column].dropna() if not rows.empty else []
+    return float(pd.Series(values).median()) if len(values) else None
+
+
+def predict(
+    gpu: str | GPU,
+    model: str,
+    height: int,
+    width: int | None = None,
+    batch_size: int = 1,
+    precision: str = "fp16",
+    steps: int | None = None,
+    attention: str = "sdpa",
+    compile: str = "none",
+    results: pd.DataFrame | None = None,
+    calibration: Calibration | None = None,
+) -> dict:
+    """Speed, memory and energy of one txt2img call on `gpu`; measured figures win over the model.
+
+    `calibration` defaults to the reference calibration refitted with `results`; pass one to
+    reuse it across many GPUs.
+    """
+    target = gpu if isinstance(gpu, GPU) else find_gpu(gpu)
+    spec = get_model(model)
+    workload = Workload(
+        model, height, width or height, batch_size, precision, steps or 20, attention, compile
+    )
+    workload_rows = measured_rows(results, workload)
+    measured = (
+        workload_rows[workload_rows["catalogue_gpu"] == target.name]
+        if not workload_rows.empty
+        else workload_rows
+    )
+    calibration = calibration or calibration_for(results)
+    predicted = predict_stage_seconds(target, workload, calibration)
+    calibrated_as = calibration.family_for(target.family)
+    it_per_s = _first(measured, "unet", "it_per_s")
+    image_s = _first(measured, "pipeline", "median_ms")
+    source = "measured" if (it_per_s or image_s) else "predicted"
+    it_per_s = it_per_s or 1.0 / predicted["unet_step"]
+    if image_s is not None:
+        image_s /= 1000.0
+    else:
+        image_s = (
+            predicted["call"] - workload.steps * predicted["unet_step"] + workload.steps / it_per_s
+        )
+    memory = estimate_memory(
+        model, workload.height, workload.width, batch_size, precision, attention
+    )
+    # Memory hardly depends on which GPU ran the workload: a peak measured on any GPU beats the model.
+    measured_peak = _first(measured, "pipeline", "peak_mem_reserved_bytes") or _first(
+        workload_rows, "pipeline", "peak_mem_reserved_bytes"
+    )
+    peak = measured_peak or memory.peak_bytes
+    usable = usable_memory_bytes(target.vram_bytes, target.unified_memory)
+    error = (
+        0.0
+        if source == "measured"
+        else _error_pct(model) / 100.0 * _band_widening(target.family, calibrated_as)
+    )
+    power_w = _first(measured, "pipeline", "avg_power_w") or target.tdp_w * POWER_SHARE_OF_TDP
+    energy = _first(measured, "pipeline", "energy_per_image_j") or power_w * image_s / batch_size
+    return {
+        "gpu": target.name, "model": spec.name, "height": workload.height, "width": workload.width,
+        "batch_size": batch_size, "precision": precision, "steps": workload.steps, "attention": attention,
+        "compile": compile, "it_per_s": it_per_s, "image_s": image_s, "s_per_image": image_s / batch_size,
+        "images_per_s": batch_size / image_s, "s_per_image_low": image_s / batch_size * (1 - error),
+        "s_per_image_high": image_s / batch_size * (1 + error), "model_error_pct": error * 100.0,
+        "peak_vram_bytes": int(peak), "weights_bytes": memory.weights_bytes, "activation_bytes": memory.activation_bytes,
+        "vram_bytes": usable, "fits": bool(peak <= usable), "headroom_bytes": int(usable - peak),
+        "ways_to_fit": [] if peak <= usable else ways_to_fit(model, workload.height, workload.width, batch_size, precision, attention, usable),
+        "calibration_family": calibrated_as, "avg_power_w": power_w, "energy_per_image_j": energy, "source": source,
+        "memory_source": "measured" if measured_peak else "predicted",
+    }  # fmt: skip
+
+
+def _band_widening(family: str, calibrated_as: str | None) -> float:
+    """Cross-validation measured the error of GPUs whose family had data; others are less certain."""
+    if calibrated_as is None:
+        return 2.0  # no family data at all: global efficiency only
+    return 1.0 if calibrated_as == family else 1.5  # borrowed from a neighbouring family
+
+
+def measured_cpu(results: pd.DataFrame | None, workload: Workload) -> dict | None:
+    """This machine's CPU for the workload, from measured rows only (the "do I need a GPU?" row)."""
+    if results is None or results.empty:
+        return None
+    rows = results[
+        (results["device"].astype(str).str.startswith("cpu"))
+        & (results["status"] == "ok")
+        & (results["model"] == workload.model)
+        & (results["height"] == workload.height)
+        & (results["width"] == workload.width)
+        & (results["batch_size"] == workload.batch_size)
+    ]
+    if rows.empty:
+        return None
+    it_per_s = _first(rows, "unet", "it_per_s")
+    image_ms = _first(rows, "pipeline", "median_ms")
+    if image_ms is None and it_per_s is None:
+        return None
+    image_s = image_ms / 1000.0 if image_ms is not None else workload.steps / it_per_s
+    name = (
+        rows["cpu_model"].dropna().iloc[0]
+        if rows["cpu_model"].notna().any()
+        else "this machine's CPU"
+    )
+    energy = _first(rows, "pipeline", "energy_per_image_j")
+    precision = ", ".join(sorted(rows["precision"].astype(str).unique()))
+    return {
+        "gpu": f"CPU: {name}", "it_per_s": it_per_s, "image_s": image_s, "s_per_image": image_s / workload.batch_size,
+        "images_per_s": workload.batch_size / image_s, "peak_vram_bytes": _first(rows, "pipeline", "peak_rss_bytes"),
+        "fits": True, "energy_per_image_j": energy, "source": "measured", "precision": precision,
+        "note": "measured on this machine" + ("" if image_ms is not None else " (UNet steps only; text encoder and VAE not included)"),
+    }  # fmt: skip
+
+
+def cost_per_1000_usd(
+    s_per_image: float,
+    energy_per_image_j: float | None,
+    price_usd: float | None,
+    electricity_usd_per_kwh: float,
+    lifetime_years: float,
+    hours_per_day: float,
+    cloud_usd_per_h: float | None = None,
+) -> float | None:
+    """Cost of 1000 images: cloud time, or electricity plus the purchase spread over its use."""
+    if cloud_usd_per_h is not None:
+        return 1000 * s_per_image / 3600 * cloud_usd_per_h
+    if price_usd is None or energy_per_image_j is None or math.isnan(price_usd):
+        return None
+    images_in_lifetime = lifetime_years * 365 * hours_per_day * 3600 / s_per_image
+    electricity = energy_per_image_j / 3.6e6 * electricity_usd_per_kwh
+    return 1000 * (price_usd / images_in_lifetime + electricity)

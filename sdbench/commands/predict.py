@@ -1,0 +1,127 @@
+"""`sdbench predict`: speed, memory and energy of a workload on one catalogue GPU (measured or modelled)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_workload_arguments(
+    parser: argparse.ArgumentParser, default_precision: str | None = "fp16"
+) -> None:
+    """The workload flags `predict` and `recommend` share."""
+    from sdbench.suite.axes import ATTENTIONS, COMPILE_MODES, PRECISIONS
+
+    parser.add_argument(
+        "--model", default="sd15", help="registry name: sd15, sd21, sdxl (default sd15)"
+    )
+    parser.add_argument(
+        "--resolution",
+        default=None,
+        help="pixels: 512 (square) or WIDTHxHEIGHT; default: the model's native size",
+    )
+    parser.add_argument("--batch-size", type=int, default=1, help="images per call (default 1)")
+    parser.add_argument(
+        "--precision", default=default_precision, choices=PRECISIONS, help="default fp16"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="denoising steps per image (default 20)"
+    )
+    parser.add_argument("--attention", default="sdpa", choices=ATTENTIONS, help="default sdpa")
+    parser.add_argument("--compile", default="none", choices=COMPILE_MODES, help="default none")
+    parser.add_argument(
+        "--results",
+        nargs="*",
+        default=None,
+        help="result files or folders whose measurements win over the model (default: ./results if present)",
+    )
+
+
+def parse_resolution(text: str | None, model: str) -> tuple[int, int]:
+    """(height, width) from "512" or "768x512" (width x height); the model's native size when absent."""
+    from sdbench.errors import BadInput
+    from sdbench.models.registry import get_model
+
+    if text is None:
+        size = get_model(model).native_resolution
+        return size, size
+    parts = str(text).lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or any(v <= 0 or v % 8 for v in values):
+        raise BadInput(
+            f'Resolution "{text}" is not valid: give 512 or WIDTHxHEIGHT like 768x512, multiples of 8.'
+        )
+    width, height = (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+    return height, width
+
+
+def load_results(paths: list[str] | None):
+    """The user's measured results, or None when there are none to use."""
+    from sdbench.store import read_results
+
+    if paths is None:
+        paths = (
+            ["results"]
+            if Path("results").is_dir() and any(Path("results").rglob("*.parquet"))
+            else []
+        )
+    return read_results(paths) if paths else None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="speed, memory and energy on one GPU", description=__doc__
+    )
+    parser.add_argument(
+        "--gpu",
+        required=True,
+        help='catalogue GPU, loosely: "4090", "rtx4090", "NVIDIA GeForce RTX 4090"',
+    )
+    add_workload_arguments(parser)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one object, Parquet column names where a figure has one",
+    )
+    parser.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from sdbench.analysis.predict import predict
+    from sdbench.commands.output import human_bytes, print_json
+    from sdbench.models.registry import get_model
+
+    get_model(args.model)
+    height, width = parse_resolution(args.resolution, args.model)
+    answer = predict(args.gpu, args.model, height, width, args.batch_size, args.precision, args.steps,
+                     args.attention, args.compile, results=load_results(args.results))  # fmt: skip
+    if args.json:
+        print_json(answer)
+        return 0
+    band = (
+        ""
+        if answer["source"] == "measured"
+        else f" (±{answer['model_error_pct']:.0f}%, median cross-validated error)"
+    )
+    print(
+        f"{answer['gpu']}: {answer['model']} {answer['width']}x{answer['height']}, batch {answer['batch_size']}, "
+        f"{answer['precision']}, {answer['steps']} steps, {answer['attention']}"
+    )
+    print(
+        f"  speed     {answer['it_per_s']:.2f} it/s, {answer['image_s']:.2f} s per call, "
+        f"{answer['s_per_image']:.2f} s per image{band}  [{answer['source']}]"
+    )
+    fits = "fits" if answer["fits"] else "does NOT fit"
+    print(
+        f"  memory    peak {human_bytes(answer['peak_vram_bytes'])} of {human_bytes(answer['vram_bytes'])}: {fits} "
+        f"[{answer['memory_source']}]"
+    )
+    for way in answer["ways_to_fit"]:
+        print(f"            would fit with {way}")
+    print(
+        f"  energy    ~{answer['energy_per_image_j']:.0f} J per image at ~{answer['avg_power_w']:.0f} W"
+    )
+    return 0

@@ -1,0 +1,163 @@
+"""Recommendations: VRAM fit, budget tiers, measured-beats-predicted, the CPU row and output formats."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from sdbench.analysis.predict import predict
+from sdbench.analysis.recommend import recommend
+from sdbench.cli import main
+from sdbench.gpus import find_gpu
+from sdbench.store import read_results, write_run
+
+GIB = 1024**3
+
+
+def _row(**values) -> dict:
+    base = {"status": "ok", "model": "sd15", "height": 512, "width": 512, "batch_size": 1, "precision": "fp16",
+            "attention": "sdpa", "compile": "none", "cfg": True, "steps": 20, "device": "cuda:0",
+            "device_name": "NVIDIA GeForce RTX 4090"}  # fmt: skip
+    return {**base, **values}
+
+
+@pytest.fixture
+def results_of(tmp_path):
+    def write(rows: list[dict]) -> pd.DataFrame:
+        path = write_run(rows, tmp_path / "results" / "run.parquet")
+        return read_results([path])
+
+    return write
+
+
+def test_measured_speed_wins_over_the_model_and_says_so(results_of):
+    results = results_of([_row(stage="unet", it_per_s=123.0, median_ms=1000 / 123.0)])
+    measured = predict("4090", "sd15", 512, 512, 1, "fp16", 20, results=results)
+    assert measured["source"] == "measured"
+    assert measured["it_per_s"] == pytest.approx(123.0)
+    other = predict("3090", "sd15", 512, 512, 1, "fp16", 20, results=results)
+    assert other["source"] == "predicted"
+    different_workload = predict("4090", "sd15", 768, 768, 1, "fp16", 20, results=results)
+    assert different_workload["source"] == "predicted"
+
+
+def test_prediction_answers_the_contract_keys():
+    answer = predict("NVIDIA GeForce RTX 4090", "sdxl", 1024, 1024, 1, "fp16", 30)
+    for key in ("gpu", "it_per_s", "image_s", "peak_vram_bytes", "fits", "source"):
+        assert key in answer
+    assert (
+        answer["gpu"] == "GeForce RTX 4090" and answer["fits"] and answer["source"] == "predicted"
+    )
+    assert 1.0 < answer["it_per_s"] < 30.0  # published 4090 SDXL figures are ~6-15 it/s
+    assert answer["s_per_image_low"] < answer["s_per_image"] < answer["s_per_image_high"]
+
+
+def test_an_8gb_card_is_never_offered_for_a_workload_measured_at_10gb(results_of):
+    workload = {"model": "sd15", "height": 768, "width": 768, "batch_size": 4}
+    results = results_of(
+        [_row(stage="pipeline", median_ms=4000.0, peak_mem_reserved_bytes=10 * GIB, **workload)]
+    )
+    table = recommend("sd15", 768, 768, 4, "fp16", 20, results=results)
+    picked = table.dropna(subset=["gpu"])
+    assert not picked.empty
+    for name in picked["gpu"]:
+        assert find_gpu(name).vram_bytes >= 10 * GIB, name
+    assert (picked["peak_vram_bytes"] == 10 * GIB).all()
+    cheapest = table[table["tier"] == "<= $300"]
+    assert "cannot hold the workload" in cheapest["note"].iloc[0]
+
+
+def test_every_pick_is_within_its_budget():
+    table = recommend("sd15", 512, 512, 1, "fp16", 20, budgets=[400, 1200])
+    assert list(table["tier"].unique()) == ["<= $400", "<= $1,200"]
+    for budget in (400, 1200):
+        picks = table[table["budget_usd"] == budget].dropna(subset=["gpu"])
+        assert len(picks) == 3
+        assert (picks["price_usd"] <= budget).all()
+
+
+def test_default_tiers_and_criteria():
+    table = recommend("sdxl", 1024, 1024, 1, "fp16", 30)
+    assert list(table["tier"].unique()) == [
+        "<= $300",
+        "<= $600",
+        "<= $1,000",
+        "<= $2,000",
+        "<= $5,000",
+        "any",
+    ]
+    assert set(table["criterion"]) == {"fastest", "best_value", "lowest_energy"}
+    fastest = table[table["criterion"] == "fastest"].dropna(subset=["gpu"])
+    # More money never buys a slower fastest pick.
+    assert fastest["s_per_image"].is_monotonic_decreasing
+    assert (table.dropna(subset=["gpu"])["fits"]).all()
+
+
+def test_cloud_mode_costs_from_hourly_prices():
+    table = recommend("sd15", 512, 512, 1, "fp16", 20, cloud=True)
+    value = table[(table["criterion"] == "best_value") & (table["tier"] == "any")].iloc[0]
+    gpu = find_gpu(value["gpu"])
+    assert value["cost_per_1000_usd"] == pytest.approx(
+        1000 * value["s_per_image"] / 3600 * gpu.cloud_usd_per_h
+    )
+
+
+def test_measured_cpu_becomes_a_row(results_of):
+    results = results_of([_row(stage="pipeline", device="cpu", device_name="cpu", cpu_model="Test CPU 9000",
+                               median_ms=90_000.0, precision="fp32")])  # fmt: skip
+    table = recommend("sd15", 512, 512, 1, "fp16", 20, results=results)
+    cpu = table[table["criterion"] == "cpu"].iloc[0]
+    assert cpu["gpu"] == "CPU: Test CPU 9000"
+    assert cpu["s_per_image"] == pytest.approx(90.0) and cpu["source"] == "measured"
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "markdown", "table"])
+def test_recommend_cli_formats(fmt, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert (
+        main(
+            [
+                "recommend",
+                "--model",
+                "sd15",
+                "--resolution",
+                "512",
+                "--batch-size",
+                "1",
+                "--format",
+                fmt,
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    if fmt == "json":
+        rows = json.loads(out)
+        assert len(rows) == 18 and {"gpu", "it_per_s", "images_per_s", "energy_per_image_j"} <= set(
+            rows[0]
+        )
+    elif fmt == "csv":
+        assert out.splitlines()[0].startswith("tier,budget_usd,criterion,gpu")
+    elif fmt == "markdown":
+        assert out.startswith("| tier | pick | gpu |")
+    else:
+        assert "fastest" in out and "best_value" in out
+
+
+def test_predict_cli_unknown_gpu_exits_2_with_suggestions(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "--gpu", "RTX 4099", "--model", "sd15"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown GPU" in err and "4090" in err
+
+
+def test_predict_cli_json(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "--gpu", "rtx4090", "--model", "sdxl", "--resolution", "1024", "--batch-size", "1",
+                 "--precision", "fp16", "--json"]) == 0  # fmt: skip
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["gpu"] == "GeForce RTX 4090" and answer["fits"] is True
+    assert math.isfinite(answer["image_s"]) and answer["peak_vram_bytes"] > 5 * GIB
