@@ -134,3 +134,13 @@ def test_ways_to_fit_suggest_fp16_for_fp32_sdxl_on_12gb():
 def test_nothing_fits_in_a_tiny_memory_except_sequential_offload_or_nothing():
     suggestions = ways_to_fit("sdxl", 1024, 1024, 1, "fp16", "sdpa", 1 * GIB)
     assert all("sequential" in s for s in suggestions)
+
+
+def test_when_no_single_remedy_suffices_a_combination_is_offered():
+    # SDXL at batch 2 on 8 GiB: the fp32-upcast VAE decode of two images alone exceeds the card.
+    suggestions = ways_to_fit("sdxl", 1024, 1024, 2, "fp16", "sdpa", 8 * GIB)
+    assert len(suggestions) == 1 and "VAE slicing + " in suggestions[0]
+    assert (
+        estimate_memory("sdxl", 1024, 1024, 1, "fp16", vae_slicing=True, offload="model").peak_bytes
+        <= 8 * GIB
+    )

@@ -188,6 +188,21 @@ def usable_memory_bytes(vram_bytes: int, unified_memory: bool) -> int:
     return int(vram_bytes * UNIFIED_MEMORY_USABLE) if unified_memory else vram_bytes
 
 
+def _remedies(batch_size: int, precision: str, attention: str) -> list[tuple[str, dict]]:
+    """Memory remedies, cheapest in speed first."""
+    options: list[tuple[str, dict]] = []
+    if precision in ("fp32", "tf32"):
+        options.append(("fp16", {"precision": "fp16"}))
+    if attention_kind(attention) == "classic":
+        options.append(("SDPA or attention slicing", {"attention": "sdpa"}))
+    if batch_size > 1:
+        options.append(("VAE slicing", {"vae_slicing": True}))
+        options.append(("batch size 1", {"batch_size": 1}))
+    options.append(("model CPU offload (~10-30% slower)", {"offload": "model"}))
+    options.append(("sequential CPU offload (several times slower)", {"offload": "sequential"}))
+    return options
+
+
 def ways_to_fit(
     model: str,
     height: int,
@@ -197,39 +212,23 @@ def ways_to_fit(
     attention: str,
     usable_bytes: int,
 ) -> list[str]:
-    """Changes that bring the peak under `usable_bytes`, cheapest in speed first, each with its peak."""
-    options: list[tuple[str, dict]] = []
-    if precision in ("fp32", "tf32"):
-        options.append(("fp16 weights and activations", {"precision": "fp16"}))
-    if attention_kind(attention) == "classic":
-        options.append(
-            ("SDPA or attention slicing instead of classic attention", {"attention": "sdpa"})
-        )
-    for smaller in range(batch_size - 1, 0, -1):
-        options.append((f"batch size {smaller}", {"batch_size": smaller}))
-        break
-    if batch_size > 1:
-        options.append(("VAE slicing (decode one image at a time)", {"vae_slicing": True}))
-    options.append(
-        ("model CPU offload (enable_model_cpu_offload; ~10-30% slower)", {"offload": "model"})
-    )
-    options.append(
-        (
-            "sequential CPU offload (enable_sequential_cpu_offload; several times slower)",
-            {"offload": "sequential"},
-        )
-    )
-    base = {
-        "model": model,
-        "height": height,
-        "width": width,
-        "batch_size": batch_size,
-        "precision": precision,
-        "attention": attention,
-    }
+    """Changes that bring the peak under `usable_bytes`, each with its peak: single remedies when
+    any suffices, else the shortest cumulative combination (in the order of `_remedies`)."""
+    base = {"model": model, "height": height, "width": width, "batch_size": batch_size,
+            "precision": precision, "attention": attention}  # fmt: skip
+    options = _remedies(batch_size, precision, attention)
     found = []
     for label, change in options:
         peak = estimate_memory(**{**base, **change}).peak_bytes
         if peak <= usable_bytes:
-            found.append(f"{label}: ~{peak / GIB:.1f} GiB")
-    return found
+            found.append(f"{label} (~{peak / GIB:.1f} GiB)")
+    if found:
+        return found
+    combined, labels = dict(base), []
+    for label, change in options:
+        combined.update(change)
+        labels.append(label.split(" (")[0])
+        peak = estimate_memory(**combined).peak_bytes
+        if peak <= usable_bytes:
+            return [f"{' + '.join(labels)} (~{peak / GIB:.1f} GiB)"]
+    return []

@@ -73,8 +73,8 @@ def _tier_note(in_tier: pd.DataFrame) -> str:
         return ""
     example = blocked.sort_values("s_per_image").iloc[0]
     fixes = example["ways_to_fit"]
-    how = f"; {example['gpu']} would fit with {fixes[0]}" if fixes else ""
-    return f"{len(blocked)} GPU(s) in this tier cannot hold the workload{how}"
+    how = f"; {example['gpu']} fits with {fixes[0]}" if fixes else ""
+    return f"{len(blocked)} too small{how}"
 
 
 def recommend(
