@@ -607,7 +607,7 @@ def run_suite_once(
         except KeyboardInterrupt:
             outcome = None
     if outcome is None or outcome.interrupted:
-        rows = outcome.rows if outcome else []
+        rows = _as_stored(outcome.rows) if outcome else []
         why = (
             f"the run passed its {budget_s:.0f} s budget" if deadline["expired"] else "interrupted"
         )
@@ -618,9 +618,23 @@ def run_suite_once(
     ]
 
 
+def _as_stored(rows: list[dict]) -> list[dict]:
+    """Journal rows as the store reads them back (every schema column), for an unfinished run."""
+    from sdbench.store import read_results, write_run
+
+    if not rows:
+        return []
+    with tempfile.TemporaryDirectory() as scratch:
+        return read_results([write_run(rows, Path(scratch) / "partial.parquet")]).to_dict("records")
+
+
 def run_check(out_dir: Path, cpu_dry_run: bool = False, time_limit_s: float = 480.0) -> int:
     """The whole check; returns the exit code (0 every check passed, 1 one failed)."""
     began = time.monotonic()
+    if cpu_dry_run:
+        # A functional check, not a measurement: on a busy 2-core CI machine, OpenMP threads that
+        # spin at every barrier made each tiny-model call 20-45x slower (sleeping threads do not).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     missing = missing_packages()
     if missing:
         raise SdbenchError(
@@ -663,7 +677,10 @@ def _write_outputs(out_dir, rows, checks, device, probe, kernels, wall_s) -> Non
     from sdbench.report.site import write_site
 
     if rows:
-        write_site(pd.DataFrame(rows), out_dir, title=f"gpu-check: {device['name']}")
+        try:
+            write_site(pd.DataFrame(rows), out_dir, title=f"gpu-check: {device['name']}")
+        except Exception as error:  # the report is checked like any other path: a failed check
+            checks.append(Check("HTML report", False, f"{type(error).__name__}: {error}"))
     (out_dir / "summary.txt").write_text(
         summary_text(rows, checks, device, probe, wall_s), encoding="utf-8"
     )
