@@ -221,7 +221,7 @@ def ways_to_fit(
     for label, change in options:
         peak = estimate_memory(**{**base, **change}).peak_bytes
         if peak <= usable_bytes:
-            found.append(f"{label} (~{peak / GIB:.1f} GiB)")
+            found.append(f"{label}, peak ~{peak / GIB:.1f} GiB")
     if found:
         return found
     combined, labels = dict(base), []
@@ -230,5 +230,5 @@ def ways_to_fit(
         labels.append(label.split(" (")[0])
         peak = estimate_memory(**combined).peak_bytes
         if peak <= usable_bytes:
-            return [f"{' + '.join(labels)} (~{peak / GIB:.1f} GiB)"]
+            return [f"{' + '.join(labels)}, peak ~{peak / GIB:.1f} GiB"]
     return []

@@ -80,8 +80,12 @@ def handler(args: argparse.Namespace) -> int:
     if args.format == "csv":
         table.to_csv(sys.stdout, index=False)
         return 0
-    rows = [[_display(record, key) for _, key in HEADERS] for record in table.to_dict("records")]
-    headers = [label for label, _ in HEADERS]
+    shown = [
+        ("$/h", "cloud_usd_per_h") if key == "price_usd" and args.cloud else (label, key)
+        for label, key in HEADERS
+    ]
+    rows = [[_display(record, key) for _, key in shown] for record in table.to_dict("records")]
+    headers = [label for label, _ in shown]
     print(_markdown(headers, rows) if args.format == "markdown" else format_table(headers, rows))
     print(f"\n{args.model} {width}x{height}, batch {args.batch_size}, {args.precision}, {args.steps or 20} steps, "
           f"{args.attention}. Cost per 1000 images: " + (
