@@ -23,8 +23,10 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 bench: setup
-	$(SDBENCH) run $(SUITE) --out $(RESULTS) --report $(REPORT)
+	$(SDBENCH) run $(SUITE) --out $(RESULTS)
+	$(SDBENCH) report "$$(ls -t $(RESULTS)/*.parquet | head -n 1)" --out $(REPORT)
 	$(SDBENCH) recommend --model sd15 --resolution 512 --batch-size 1 --precision fp16 --results $(RESULTS)
+	@echo "report: $(REPORT)/index.html"
 
 # Headless Chromium for the report's browser test (Debian package; skipped where apt is absent).
 browser:
