@@ -128,7 +128,7 @@ def dry_run_suite_text(gpu_suite_text: str) -> str:
             table["resolution"] = _mapped(
                 table["resolution"], lambda r: r // DRY_RUN_RESOLUTION_DIVISOR
             )
-    return _to_toml(data)
+    return suite_toml(data)
 
 
 def _mapped(values, function):
@@ -137,7 +137,7 @@ def _mapped(values, function):
     return function(values)
 
 
-def _to_toml(data: dict) -> str:
+def suite_toml(data: dict) -> str:
     """TOML for the flat tables and arrays of tables a suite has (strings, numbers, lists)."""
     lines: list[str] = []
     for key, value in data.items():
