@@ -83,4 +83,3 @@ def kernel_mismatch(workload: Workload, kernels: set[str] | None = None) -> str 
     if attention not in ("sliced", "xformers") and seen != {expected}:
         return f"{attention} attention also ran {sorted(seen - {expected})}"
     return None
-
