@@ -79,3 +79,25 @@ def test_options_reach_every_cell():
     text = suite_text(options={"cfg": False, "steps": 4})
     cells = expand(parse_suite(text, source="s.toml"), ["cpu"])
     assert all(not c.cfg and c.steps == 4 and c.weights == "random" for c in cells)
+
+
+def test_model_option_gives_each_model_its_usual_steps_and_guidance():
+    suite = parse_suite(
+        """
+[matrix]
+model = ["sd15", "sdxl-turbo"]
+[options]
+cfg = "model"
+steps = "model"
+"""
+    )
+    cells = {c.model: c for c in expand(suite, ["cpu"])}
+    assert (cells["sd15"].steps, cells["sd15"].cfg) == (50, True)
+    assert (cells["sdxl-turbo"].steps, cells["sdxl-turbo"].cfg) == (1, False)
+
+
+def test_model_option_is_the_only_string_cfg_and_steps_accept():
+    with pytest.raises(BadInput, match='"model"'):
+        parse_suite('[options]\ncfg = "yes"')
+    with pytest.raises(BadInput, match='"model"'):
+        parse_suite('[options]\nsteps = "many"')

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sdbench.cell import Cell
 from sdbench.errors import BadInput
+from sdbench.models.registry import MODELS
 from sdbench.suite.load import Resolution, Suite
 
 ACCELERATOR_PREFIXES = ("cuda", "rocm", "mps", "xpu")
@@ -84,6 +85,7 @@ def expand(suite: Suite, devices: Sequence[str]) -> list[Cell]:
         }
         if _excluded(values, suite.excludes):
             continue
+        spec = MODELS[model]
         cells.append(
             Cell(
                 model=model,
@@ -95,8 +97,8 @@ def expand(suite: Suite, devices: Sequence[str]) -> list[Cell]:
                 precision=precision,
                 attention=attention,
                 compile=compile_mode,
-                cfg=options["cfg"],
-                steps=options["steps"],
+                cfg=spec.default_cfg if options["cfg"] == "model" else options["cfg"],
+                steps=spec.default_steps if options["steps"] == "model" else options["steps"],
                 weights=options["weights"],
                 channels_last=options["channels_last"],
                 vae=options["vae"],

@@ -265,10 +265,21 @@ def _options(ctx: _Context, table: dict) -> dict[str, Any]:
                 name,
                 f"unknown option.{did_you_mean(key, OPTION_DEFAULTS)} Allowed: {', '.join(OPTION_DEFAULTS)}.",
             )
-        if key in ("cfg", "channels_last", "skip_larger_after_oom"):
+        if key in ("cfg", "steps") and value == "model":
+            options[key] = "model"  # each model's usual setting (SDXL-Turbo: 1 step, no cfg)
+        elif key == "cfg" and not isinstance(value, bool):
+            raise ctx.fail(
+                name, f'must be true, false or "model" (each model\'s usual), got {_show(value)}.'
+            )
+        elif key in ("cfg", "channels_last", "skip_larger_after_oom"):
             options[key] = _bool(ctx, name, value)
         elif key == "steps":
-            options[key] = _int(ctx, name, value, 1, 1000)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+                raise ctx.fail(
+                    name,
+                    f'must be an integer from 1 to 1000 or "model" (each model\'s usual), got {_show(value)}.',
+                )
+            options[key] = value
         elif key == "vae":
             options[key] = _choice(ctx, name, value, axes.VAES)
         elif key == "weights":
