@@ -22,6 +22,11 @@ SDPA_BACKENDS = {
 }
 
 
+# Transformers whose joint-attention processors call SDPA themselves: replacing them with the
+# UNet's processors would break the model; kernels are still forced by `kernel_context`.
+JOINT_ATTENTION = {"SD3Transformer2DModel"}
+
+
 def install(modules: dict[str, nn.Module], attention: str) -> None:
     """Set each module's attention implementation for `attention` (idempotent)."""
     from diffusers.models import attention_processor as processors
@@ -30,7 +35,7 @@ def install(modules: dict[str, nn.Module], attention: str) -> None:
         if hasattr(module, "set_attn_implementation"):  # transformers text encoders
             module.set_attn_implementation("eager" if attention == "classic" else "sdpa")
             continue
-        if not hasattr(module, "set_attn_processor"):
+        if not hasattr(module, "set_attn_processor") or type(module).__name__ in JOINT_ATTENTION:
             continue
         if attention == "classic":
             module.set_attn_processor(processors.AttnProcessor())

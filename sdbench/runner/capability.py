@@ -137,8 +137,17 @@ def _compile_reason(cell: Cell, kind: str) -> str | None:
 
 def _stage_reason(cell: Cell) -> str | None:
     spec = get_model(cell.model)
-    if cell.stage in UNET_STAGES and "unet" not in spec.components:
-        return f"{cell.model} has no UNet"
+    if cell.stage in UNET_STAGES and spec.denoiser not in spec.components:
+        return f"{cell.model} has no denoiser"
+    if (
+        spec.denoiser == "transformer"
+        and cell.stage in UNET_STAGES
+        and cell.attention in ("classic", "sliced", "xformers")
+    ):
+        return (
+            f"{cell.model}'s MMDiT keeps its joint-attention processors, which call SDPA; "
+            f"{cell.attention} attention does not apply (use sdpa, math, flash, efficient or cudnn)"
+        )
     if cell.attention == "sliced" and cell.stage not in UNET_STAGES:
         return (
             "attention slicing applies to the UNet only (as diffusers' enable_attention_slicing); "

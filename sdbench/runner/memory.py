@@ -6,6 +6,7 @@ cell gets its own peak rather than the process's lifetime maximum.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from pathlib import Path
 
@@ -38,10 +39,8 @@ def reset_peaks(device: str) -> None:
     kind = device.split(":")[0]
     if kind in ("cuda", "xpu"):
         _device_module(device).reset_peak_memory_stats(device)
-    try:
+    with contextlib.suppress(OSError):
         _CLEAR_REFS.write_text("5")
-    except OSError:
-        pass
 
 
 def _peak_rss_bytes() -> int | None:
