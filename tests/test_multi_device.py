@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import replace
@@ -30,8 +31,10 @@ class FakeWorker:
 
     log: list[dict] = []
     lock = threading.Lock()
+    started = itertools.count()  # id() can be reused once a finished worker is collected
 
     def __init__(self, device: str, env: dict | None = None, on_spawn=None):
+        self.serial = next(self.started)
         self.device = device
         self.gpu = (env or {}).get("CUDA_VISIBLE_DEVICES")
         if on_spawn:
@@ -44,7 +47,7 @@ class FakeWorker:
         with self.lock:
             self.log.append(
                 {
-                    "worker": id(self),
+                    "worker": self.serial,
                     "gpu": self.gpu,
                     "asked": cell,
                     "begin": begin,
