@@ -80,12 +80,6 @@ def test_no_code_in_sdbench_unpickles():
     assert offenders == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="build.materialise leaves non-persistent buffers (CLIP position_ids) on the meta device "
-    "when loading weights: 'Cannot copy out of meta tensor'. Fix: to_empty(device) first, then "
-    "load_state_dict without assign, then _fill_buffers_. Remove this marker with the fix.",
-)
 def test_a_suite_with_a_weights_folder_runs_on_those_weights(tiny_suite, tmp_path):
     folder = tmp_path / "weights"
     _save_component(folder, "text_encoder", seed=3)

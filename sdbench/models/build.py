@@ -187,6 +187,11 @@ def materialise(
         return module
     state = load_safetensors(weights, component_name, device)
     module.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
+    # Non-persistent buffers (CLIP's position_ids) are not in checkpoints: still on meta here.
+    for owner in module.modules():
+        for name, buffer in list(owner._buffers.items()):
+            if buffer is not None and buffer.is_meta:
+                owner._buffers[name] = torch.empty_like(buffer, device=device)
     with torch.no_grad():
         _fill_buffers_(module)
     return module.to(device)
