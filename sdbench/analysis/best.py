@@ -187,7 +187,7 @@ def compile_gains(frame: pd.DataFrame) -> pd.DataFrame:
     joined = compiled.merge(eager, on=keys, how="inner")
     joined["speedup"] = joined["eager_median_ms"] / joined["median_ms"]
     columns = [*keys, "compile", "compile_s", "median_ms", "eager_median_ms", "speedup", "cell_id"]
-    return joined[columns].reset_index(drop=True)
+    return joined.reindex(columns=columns).reset_index(drop=True)  # compile_s may be absent
 
 
 def _fill_keys(frame: pd.DataFrame) -> pd.DataFrame:
