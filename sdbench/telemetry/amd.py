@@ -16,8 +16,8 @@ from types import ModuleType
 
 from sdbench.telemetry.base import (
     SAMPLE_HZ,
+    PolledTelemetry,
     Sampler,
-    Telemetry,
     TelemetryError,
     energy_columns,
     max_of,
@@ -43,7 +43,7 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-class AmdSmiTelemetry(Telemetry):
+class AmdSmiTelemetry(PolledTelemetry):
     """Energy, power, GFX/memory clocks, hotspot temperature and VRAM use of one AMD GPU."""
 
     name = "amdsmi"
@@ -70,9 +70,9 @@ class AmdSmiTelemetry(Telemetry):
         except TelemetryError:
             self.close()
             raise
+        self.vendor, self.vendor_error = "AMD SMI", self.smi.AmdSmiException
         self.clock = clock
         self.sampler = Sampler(self._read, hz=hz, clock=clock)
-        self._window_start_s = 0.0
 
     def _call(self, function: Callable, *args):
         try:
@@ -121,21 +121,6 @@ class AmdSmiTelemetry(Telemetry):
             ),
         }
         return {key: read for key, read in candidates.items() if self._optional(read) is not None}
-
-    def _read(self) -> dict[str, float | None]:
-        values = {}
-        for key, read in self.readers.items():
-            try:
-                values[key] = read()
-            except self.smi.AmdSmiException as error:
-                raise TelemetryError(
-                    f"AMD SMI stopped answering while reading {key} during the timed repeats: {error}"
-                ) from error
-        return values
-
-    def start(self) -> None:
-        self._window_start_s = self.clock()
-        self.sampler.start()
 
     def stop(self) -> dict[str, object]:
         samples = self.sampler.stop()

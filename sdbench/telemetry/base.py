@@ -34,6 +34,36 @@ class Telemetry:
         """Release the vendor library; the object is unusable afterwards."""
 
 
+class PolledTelemetry(Telemetry):
+    """A vendor backend whose `readers` a Sampler polls over the timed window.
+
+    Subclasses set `readers` (key -> zero-argument read), `vendor` (for messages), `vendor_error`
+    (the library's exception type), `clock` and `sampler`.
+    """
+
+    vendor = "the sensor library"
+    vendor_error: type[BaseException] = Exception
+    readers: dict[str, Callable[[], object]]
+    clock: Callable[[], float]
+    sampler: Sampler
+    _window_start_s = 0.0
+
+    def _read(self) -> dict[str, object]:
+        values = {}
+        for key, read in self.readers.items():
+            try:
+                values[key] = read()
+            except self.vendor_error as error:
+                raise TelemetryError(
+                    f"{self.vendor} stopped answering while reading {key} during the timed repeats: {error}"
+                ) from error
+        return values
+
+    def start(self) -> None:
+        self._window_start_s = self.clock()
+        self.sampler.start()
+
+
 class NullTelemetry(Telemetry):
     """No sensors: measures nothing and says so with nulls."""
 

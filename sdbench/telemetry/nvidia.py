@@ -15,8 +15,8 @@ from types import ModuleType
 
 from sdbench.telemetry.base import (
     SAMPLE_HZ,
+    PolledTelemetry,
     Sampler,
-    Telemetry,
     TelemetryError,
     energy_columns,
     integrate_j,
@@ -61,7 +61,7 @@ def _import_pynvml() -> ModuleType:
     return pynvml
 
 
-class NvmlTelemetry(Telemetry):
+class NvmlTelemetry(PolledTelemetry):
     """Power, energy, clocks, temperature, clock-event reasons and memory of one NVIDIA GPU."""
 
     name = "nvml"
@@ -86,9 +86,9 @@ class NvmlTelemetry(Telemetry):
         except TelemetryError:
             self.close()
             raise
+        self.vendor, self.vendor_error = "NVML", self.nvml.NVMLError
         self.clock = clock
         self.sampler = Sampler(self._read, hz=hz, clock=clock)
-        self._window_start_s = 0.0
 
     def _handle(self, index: int, uuid: str | None, index_fallback: bool):
         """The GPU by UUID (immune to CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER), else by index.
@@ -149,21 +149,6 @@ class NvmlTelemetry(Telemetry):
                 readers["reasons_mask"] = functools.partial(query, handle)
                 break
         return readers
-
-    def _read(self) -> dict[str, float | int]:
-        values = {}
-        for key, read in self.readers.items():
-            try:
-                values[key] = read()
-            except self.nvml.NVMLError as error:
-                raise TelemetryError(
-                    f"NVML stopped answering while reading {key} during the timed repeats: {error}"
-                ) from error
-        return values
-
-    def start(self) -> None:
-        self._window_start_s = self.clock()
-        self.sampler.start()
 
     def stop(self) -> dict[str, object]:
         samples = self.sampler.stop()
