@@ -108,3 +108,14 @@ def warning_lines(rows: Sequence[dict], max_lines: int = 30) -> list[str]:
             f"... and {hidden} more warnings (column `warnings` of the results file)"
         ]
     return lines
+
+
+def probe_warnings(row: dict) -> list[str]:
+    """A cell that beat the probed peak shows the probe, not the cell, is wrong."""
+    achieved, peak = row.get("tflops_per_s"), row.get("peak_tflops")
+    if achieved and peak and row.get("mfu") is None and achieved > peak:
+        return [
+            f"achieved {achieved:.3g} TFLOP/s exceeds the probed peak {peak:.3g}: the device probe "
+            "was taken on a busy machine, so MFU is left out; re-probe with `sdbench probe --refresh`"
+        ]
+    return []

@@ -224,3 +224,14 @@ def test_a_real_cpu_probe_measures_fp32_and_bandwidth(tmp_path, run_cli):
     assert answer["cached"] is False
     assert math.isfinite(answer["matmul_tflops"]["fp32"]) and answer["matmul_tflops"]["fp32"] > 0
     assert answer["bandwidth_gbs"] > 0
+
+
+def test_a_probe_cached_on_an_overloaded_machine_is_redone_once_it_is_calmer(monkeypatch):
+    from sdbench.devices import probe
+
+    monkeypatch.setattr(probe.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(probe.os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert probe._taken_busier_than_now({"load_1m": 11.4})
+    assert not probe._taken_busier_than_now({"load_1m": 1.5})
+    monkeypatch.setattr(probe.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    assert not probe._taken_busier_than_now({"load_1m": 11.4})  # still busy: keep the cache

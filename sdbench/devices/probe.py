@@ -214,7 +214,8 @@ def load_or_probe(device: str, refresh: bool = False) -> dict:
     if not refresh:
         try:
             cached = json.loads(path.read_text())
-            return {**cached, "device": device, "cache_path": str(path), "cached": True}
+            if not _taken_busier_than_now(cached):
+                return {**cached, "device": device, "cache_path": str(path), "cached": True}
         except (OSError, ValueError):
             pass  # no cache yet, or a damaged one: measure again
     result = measure_peaks(device)
@@ -226,6 +227,15 @@ def load_or_probe(device: str, refresh: bool = False) -> dict:
     except OSError:
         pass  # a read-only home: the figures are still used, just measured again next time
     return {**result, "cache_path": str(path), "cached": False}
+
+
+def _taken_busier_than_now(cached: dict) -> bool:
+    """A probe taken while the machine was overloaded under-measures it: redo it once calmer."""
+    then = cached.get("load_1m")
+    if then is None or not hasattr(os, "getloadavg"):
+        return False
+    cpus = os.cpu_count() or 1
+    return then > cpus and os.getloadavg()[0] < then / 2
 
 
 def datasheet_tflops(device_name: str, kind: str) -> dict[str, float]:

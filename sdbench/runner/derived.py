@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from sdbench.cell import Cell
 
+# Achieved above the probed dense-matmul peak means the probe was wrong (taken under load), not
+# that the cell beat the hardware; a little slack covers timing noise.
+MFU_IMPOSSIBLE = 1.05
+
 
 def derived_figures(
     cell: Cell, images_per_call: int, median_ms: float, flops: int, state: object = None
@@ -36,9 +40,14 @@ def peak_figures(precision: str, tflops_per_s: float | None, state: object = Non
     peak = probed.get(precision)
     if peak is None and precision == "tf32" and "tf32" not in probed:
         peak = probed.get("fp32")
+    mfu = tflops_per_s / peak if peak and tflops_per_s is not None else None
+    if mfu is not None and mfu > MFU_IMPOSSIBLE:
+        mfu = (
+            None  # the probe under-measured the device (busy machine): no figure beats a wrong one
+        )
     return {
         "peak_tflops": peak,
-        "mfu": tflops_per_s / peak if peak and tflops_per_s is not None else None,
+        "mfu": mfu,
         "datasheet_tflops": (probe.get("datasheet_tflops") or {}).get(precision),
         "peak_bandwidth_gbps": probe.get("bandwidth_gbs"),
     }

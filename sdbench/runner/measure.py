@@ -10,7 +10,7 @@ import torch
 from sdbench.cell import Cell, Measure
 from sdbench.devices.probe import worker_probe
 from sdbench.models.flops import cell_flops
-from sdbench.quality import telemetry_warnings, timing_warnings
+from sdbench.quality import probe_warnings, telemetry_warnings, timing_warnings
 from sdbench.runner import inject, memory
 from sdbench.runner.capability import unsupported_reason
 from sdbench.runner.compile import compile_workload
@@ -100,7 +100,7 @@ def _measure(cell: Cell, measure: Measure, state: WorkerState, fault: str | None
     row["warnings"] = timing_warnings(
         timing.samples_ms, timing.warmup_ms, summary.rel_ci_half_width, measure.target_rel_ci
     )
-    row["warnings"] += telemetry_warnings(row)
+    row["warnings"] += telemetry_warnings(row) + probe_warnings(row)
     row["warnings"] += compiled.warnings() if compiled is not None else []
     if row["nonfinite"]:
         row["warnings"].append(
