@@ -235,3 +235,19 @@ def test_a_probe_cached_on_an_overloaded_machine_is_redone_once_it_is_calmer(mon
     assert not probe._taken_busier_than_now({"load_1m": 1.5})
     monkeypatch.setattr(probe.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
     assert not probe._taken_busier_than_now({"load_1m": 11.4})  # still busy: keep the cache
+
+
+def test_conv_probe_measures_a_positive_rate_and_mfu_divides_by_the_faster_kernel():
+    import torch
+
+    from sdbench.devices import probe
+    from sdbench.runner.derived import peak_figures
+
+    budget = {"matmul_s": 0.0, "call_s": 0.0}  # smallest size, one timed repeat
+    assert probe._conv_tflops(torch, "cpu", "fp32", budget) > 0
+
+    class State:
+        probe = {"matmul_tflops": {"fp32": 0.2}, "dense_tflops": {"fp32": 0.5}}
+
+    figures = peak_figures("fp32", 0.25, State())
+    assert figures["peak_tflops"] == 0.5 and figures["mfu"] == 0.5

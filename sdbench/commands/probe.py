@@ -43,20 +43,26 @@ def render(probe: dict) -> str:
 
     datasheet = probe.get("datasheet_tflops") or {}
     rows = []
+    conv = probe.get("conv_tflops") or {}
     for precision, tflops in probe["matmul_tflops"].items():
         sheet = datasheet.get(precision)
+        dense = max(tflops, conv.get(precision, 0.0))
         rows.append(
             [
                 precision,
                 _tflops(tflops),
+                _tflops(conv[precision]) if precision in conv else None,
                 _tflops(sheet) if sheet else None,
-                f"{100 * tflops / sheet:.0f}%" if sheet else None,
+                f"{100 * dense / sheet:.0f}%" if sheet else None,
             ]
         )
     threads = f", {probe['threads']} threads" if probe.get("threads") else ""
     lines = [
         f"{probe['device']}: {probe['device_name']} (torch {probe['torch']}{threads})",
-        format_table(["precision", "matmul TFLOP/s", "datasheet", "of datasheet"], rows),
+        format_table(
+            ["precision", "matmul TFLOP/s", "3x3 conv TFLOP/s", "datasheet", "of datasheet"], rows
+        ),
+        "MFU divides by the faster of matmul and convolution in the cell's precision.",
     ]
     if probe.get("bandwidth_gbs") is not None:
         lines.append(f"copy bandwidth: {probe['bandwidth_gbs']:.1f} GB/s (read + write)")

@@ -27,7 +27,7 @@ from pathlib import Path
 from sdbench.errors import DeviceError, SdbenchError
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8")
-PROBE_VERSION = 2  # bump when the method changes so old cached figures are measured again
+PROBE_VERSION = 3  # bump when the method changes so old cached figures are measured again
 
 
 def cache_dir() -> Path:
@@ -133,6 +133,34 @@ def _matmul_tflops(torch, device: str, precision: str, budget: dict[str, float])
         torch.backends.cuda.matmul.allow_tf32 = allow
 
 
+def _conv_tflops(torch, device: str, precision: str, budget: dict[str, float]) -> float:
+    """TFLOP/s of a 3x3 convolution shaped like a UNet block (320 channels, 64x64 latents).
+
+    Diffusion models are mostly convolutions and matmuls; on some devices the convolution
+    library outruns the BLAS matmul (oneDNN vs MKL on AMD CPUs), so the dense peak is the faster
+    of the two and MFU never exceeds 1 because of the probe's choice of kernel.
+    """
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
+    batch, channels, full_side = (1, 320, 64) if device == "cpu" else (8, 640, 64)
+    weight = torch.randn(channels, channels, 3, 3, device=device, dtype=dtype)
+    sync = _synchronizer(torch, device)
+    allow = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
+
+    def call(side: int) -> Callable[[], object]:
+        images = torch.randn(batch, channels, side, side, device=device, dtype=dtype)
+        return lambda: torch.nn.functional.conv2d(images, weight, padding=1)
+
+    try:
+        side = 16  # grow like the matmul: a pathologically slow dtype stops early
+        while side < full_side and 4 * _best_seconds(call(side), sync, 0.0) <= budget["call_s"]:
+            side *= 2
+        seconds = _best_seconds(call(side), sync, budget["matmul_s"])
+    finally:
+        torch.backends.cudnn.allow_tf32 = allow
+    return 2 * batch * channels * channels * 9 * side * side / seconds / 1e12
+
+
 def _copy_bandwidth_gbs(torch, device: str, budget: dict[str, float]) -> float:
     """GB/s of a large device-to-device copy, counting the bytes read and the bytes written."""
     size_bytes = int(budget["copy_bytes"])
@@ -167,6 +195,7 @@ def measure_peaks(device: str) -> dict:
     budget = _budgets(kind)
     begin = time.perf_counter()
     tflops: dict[str, float] = {}
+    conv_tflops: dict[str, float] = {}
     skipped: dict[str, str] = {}
     for precision, reason in _precision_support(torch, device).items():
         if reason:
@@ -174,6 +203,8 @@ def measure_peaks(device: str) -> dict:
             continue
         try:
             tflops[precision] = _matmul_tflops(torch, device, precision, budget)
+            if precision != "fp8":
+                conv_tflops[precision] = _conv_tflops(torch, device, precision, budget)
         except (RuntimeError, TypeError, NotImplementedError) as error:
             # the kernel is missing for this dtype on this device/build: a finding, not a crash
             skipped[precision] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
@@ -190,6 +221,11 @@ def measure_peaks(device: str) -> dict:
         "torch": torch.__version__,
         "threads": torch.get_num_threads() if kind == "cpu" else None,
         "matmul_tflops": {p: tflops[p] for p in PRECISIONS if p in tflops},
+        "conv_tflops": {p: conv_tflops[p] for p in PRECISIONS if p in conv_tflops},
+        # the device's achievable dense peak, what MFU divides by: the faster of the two kernels
+        "dense_tflops": {
+            p: max(tflops[p], conv_tflops.get(p, 0.0)) for p in PRECISIONS if p in tflops
+        },
         "skipped": skipped,
         "bandwidth_gbs": bandwidth_gbs,
         "probe_s": time.perf_counter() - begin,

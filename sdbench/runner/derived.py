@@ -32,11 +32,12 @@ def derived_figures(
 def peak_figures(precision: str, tflops_per_s: float | None, state: object = None) -> dict:
     """The device's probed and datasheet peaks for `precision`, and MFU against the probed one.
 
-    MFU = achieved TFLOP/s / probed dense-matmul TFLOP/s in the cell's precision. A device
+    MFU = achieved TFLOP/s / probed dense peak (the faster of matmul and 3x3 convolution)
+    in the cell's precision. A device
     without TF32 units runs tf32 cells as plain fp32, so they are held to the fp32 peak.
     """
     probe = (getattr(state, "probe", None) or {}) if state is not None else {}
-    probed = probe.get("matmul_tflops") or {}
+    probed = probe.get("dense_tflops") or probe.get("matmul_tflops") or {}
     peak = probed.get(precision)
     if peak is None and precision == "tf32" and "tf32" not in probed:
         peak = probed.get("fp32")
