@@ -181,3 +181,15 @@ def test_history_marks_the_step_and_compares_with_the_previous_run(site):
     assert "run-2" in changes and "25.0" in changes  # every ok cell stepped up 25% at run-2
     compare = history.split('id="compare"', 1)[1].split("</figure>", 1)[0]
     assert "Run run-3 against the previous run" in compare
+
+
+def test_a_run_where_every_cell_is_ok_lists_no_failed_cells(tmp_path):
+    from sdbench.report.sections import not_ok_table
+
+    rows = synthetic_rows(devices=("cpu",))
+    ok_rows = [row for row in rows if row["status"] == "ok"]
+    write_run(ok_rows, tmp_path / "ok" / "all-ok.parquet")
+    write_run(rows, tmp_path / "mixed" / "mixed.parquet")
+    assert len(not_ok_table(read_results([tmp_path / "ok"])).rows) == 0
+    failed = sum(row["status"] != "ok" for row in rows)
+    assert failed > 0 and len(not_ok_table(read_results([tmp_path / "mixed"])).rows) == failed

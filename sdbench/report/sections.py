@@ -158,7 +158,9 @@ def warnings_table(frame: pd.DataFrame) -> Table:
 
 
 def not_ok_table(frame: pd.DataFrame) -> Table:
-    failed = frame[frame["status"] != "ok"].assign(label=cell_labels(frame))
+    failed = frame[frame["status"] != "ok"]
+    # Assigning a Series to an empty frame adopts the Series' index: label only the failed rows.
+    failed = failed.assign(label=cell_labels(failed) if len(failed) else [])
     columns = [
         ("status", "status", None),
         ("cell", "label", None),
