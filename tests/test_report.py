@@ -193,3 +193,37 @@ def test_a_run_where_every_cell_is_ok_lists_no_failed_cells(tmp_path):
     assert len(not_ok_table(read_results([tmp_path / "ok"])).rows) == 0
     failed = sum(row["status"] != "ok" for row in rows)
     assert failed > 0 and len(not_ok_table(read_results([tmp_path / "mixed"])).rows) == failed
+
+
+def test_per_image_section_composes_one_image_from_the_stage_rows(tmp_path):
+    config = {
+        "schema_version": 1,
+        "run_id": "r",
+        "suite": "s",
+        "started_at": "2026-11-25T10:00:00+00:00",
+        "model": "sd15",
+        "device": "cpu",
+        "device_name": "Test CPU",
+        "height": 256,
+        "width": 256,
+        "batch_size": 1,
+        "precision": "bf16",
+        "attention": "sdpa",
+        "compile": "none",
+        "cfg": True,
+        "steps": 20,
+        "weights": "random",
+        "status": "ok",
+    }
+    medians = {"text_encoder": 50.0, "unet": 800.0, "vae_decode": 850.0}
+    rows = [
+        {**config, "cell_id": stage, "stage": stage, "median_ms": ms, "samples_ms": [ms]}
+        for stage, ms in medians.items()
+    ]
+    write_run(rows, tmp_path / "results" / "r.parquet")
+    index = write_site(read_results([tmp_path / "results"]), tmp_path / "site")
+    html = index.read_text()
+    assert 'id="per-image"' in html
+    section = html.split('id="per-image"', 1)[1]
+    # SD1.5's usual 50 steps: 50 + 50 x 800 + 850 ms = 40.9 s for one image.
+    assert "40.9" in section.split("</table>", 1)[0]

@@ -68,6 +68,7 @@ def build_page(
         matrix_section(latest),
         plots_section(latest) if with_plots else None,
         fastest_section(frame),
+        per_image_section(latest),
         which_gpu_section(latest),
         history_section(frame, with_plots),
     ]
@@ -246,6 +247,41 @@ def fastest_section(frame: pd.DataFrame) -> Section:
     caption = "A speed-up is missing when the plain default did not run ok for that workload."
     table = frame_table(best, "Fastest passing settings", FASTEST_COLUMNS, caption, "fastest-table")
     return Section("fastest", "Fastest settings", intro, tables=[table])
+
+
+PER_IMAGE_COLUMNS = [
+    ("device", "device_name", None),
+    ("model", "model", None),
+    ("resolution", "resolution", None),
+    ("batch", "batch_size", units.COUNT),
+    ("precision", "precision", None),
+    ("attention", "attention", None),
+    ("steps", "steps", units.COUNT),
+    ("s / image", "image_s", units.Unit("s")),
+    ("images/s", "images_per_s", units.PLAIN),
+    ("J / image", "energy_per_image_j", units.PLAIN),
+    ("measured pipeline vs composed", "pipeline_rel_err", units.PLAIN),
+]
+
+
+def per_image_section(latest: pd.DataFrame) -> Section | None:
+    """One image at each model's usual step count, composed from its stage rows."""
+    from sdbench.analysis.per_image import per_image_figures
+
+    figures = per_image_figures(latest)
+    if figures.empty:
+        return None
+    figures = figures.assign(
+        resolution=figures["width"].astype(str) + "×" + figures["height"].astype(str)
+    )
+    intro = (
+        "Seconds and joules for one image at the model's usual step count (SD1.5 50 steps with cfg, "
+        "SDXL-Turbo 1 without, LCM 4, SD3.5 28), composed from the text encoder, denoiser step and VAE "
+        "rows of the same configuration. Where a `pipeline` cell was measured too, the last column is "
+        "(measured − composed) / composed at that cell's step count."
+    )
+    table = frame_table(figures, "One image", PER_IMAGE_COLUMNS, "", "per-image-table")
+    return Section("per-image", "Per image", intro, tables=[table])
 
 
 def _optional(module: str):
