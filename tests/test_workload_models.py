@@ -104,3 +104,29 @@ def test_noise_injecting_samplers_repeat_exactly_so_fidelity_can_compare(monkeyp
     workload = build_workload(_cell(spec.name, "pipeline", cfg=False, steps=3))
     first, second = workload.call(), workload.call()
     assert torch.equal(first, second) and torch.isfinite(first).all()
+
+
+def test_a_cell_keeps_only_its_own_stage_resident_so_its_peak_memory_is_its_own():
+    from dataclasses import replace
+
+    from sdbench.cell import Cell
+    from sdbench.runner.workload import ModelCache, build_workload
+
+    cache = ModelCache()
+    unet = Cell("tiny", "unet", "cpu", 64, 64, 1, "bf16", "sdpa", "none")
+    build_workload(unet, cache)
+    assert {key[1] for key in cache._modules} == {"unet"}
+    build_workload(replace(unet, stage="text_encoder"), cache)
+    assert {key[1] for key in cache._modules} == {"text_encoder"}
+
+
+def test_fp32_reference_copies_are_freed_after_use():
+    from sdbench.cell import Cell
+    from sdbench.runner.fidelity import ReferenceCache, fidelity
+    from sdbench.runner.workload import build_workload
+
+    references = ReferenceCache()
+    workload = build_workload(Cell("tiny", "unet", "cpu", 64, 64, 1, "bf16", "sdpa", "none"))
+    result = fidelity(workload, workload.call(), references)
+    assert result["fidelity_ok"] and result["ref_rel_err"] > 0
+    assert references._modules == {}  # no fp32 copy stays resident for later cells

@@ -34,13 +34,21 @@ class ReferenceCache:
         self._outputs: dict[tuple, torch.Tensor] = {}
 
     def module(self, module: nn.Module) -> nn.Module:
-        """The fp32 copy of `module` (itself when already fp32); call before quantising it."""
+        """The fp32 copy of `module` (itself when already fp32).
+
+        Copies are transient — made for one reference call and freed with it — so they never
+        count in a later cell's peak memory; only `keep` (called before fp8 quantises a module in
+        place) holds one for the worker's lifetime.
+        """
         if next(module.parameters()).dtype == torch.float32:
             return module
-        key = id(module)
-        if key not in self._modules:
-            self._modules[key] = copy.deepcopy(module).float()
-        return self._modules[key]
+        return self._modules.get(id(module)) or copy.deepcopy(module).float()
+
+    def keep(self, module: nn.Module) -> nn.Module:
+        """Hold an fp32 copy of `module` now, before it is changed in place (fp8 quantisation)."""
+        if next(module.parameters()).dtype != torch.float32 and id(module) not in self._modules:
+            self._modules[id(module)] = copy.deepcopy(module).float()
+        return self.module(module)
 
     def output(self, workload: Workload) -> torch.Tensor:
         cell = workload.cell

@@ -61,7 +61,7 @@ def _one_line(error: BaseException) -> str:
 
 def _measure(cell: Cell, measure: Measure, state: WorkerState, fault: str | None) -> dict:
     workload = build_workload(cell, state.models)
-    apply_precision(workload, before_quantise=state.references.module)
+    apply_precision(workload, before_quantise=state.references.keep)
     timer = Timer(cell.device, workload.synchronize)
     compiled = compile_workload(workload, timer) if cell.compile != "none" else None
     flops = cell_flops(cell)

@@ -8,6 +8,7 @@ Stage `unet` is one denoiser step: the UNet's, or the MMDiT transformer's for SD
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -89,9 +90,25 @@ class ModelCache:
     def __init__(self) -> None:
         self._modules: dict[tuple, nn.Module] = {}
 
-    def get(self, spec: ModelSpec, name: str, cell: Cell) -> nn.Module:
+    @staticmethod
+    def key(spec: ModelSpec, name: str, cell: Cell) -> tuple:
         vae = cell.vae if name == "vae" else "default"
-        key = (spec.name, name, cell.device, cell.precision, cell.weights, vae)
+        return (spec.name, name, cell.device, cell.precision, cell.weights, vae)
+
+    def retain_only(self, keys: set[tuple]) -> None:
+        """Free every component but `keys`, so a cell's peak memory is its own stage's.
+
+        Suites order a group's cells stage by stage, so this costs one rebuild per stage.
+        """
+        stale = [k for k in self._modules if k not in keys]
+        for key in stale:
+            del self._modules[key]
+        if stale:
+            gc.collect()
+
+    def get(self, spec: ModelSpec, name: str, cell: Cell) -> nn.Module:
+        key = self.key(spec, name, cell)
+        vae = key[-1]
         if key not in self._modules:
             self._modules[key] = materialise(
                 spec, name, cell.device, cell.precision, cell.weights, vae=vae
@@ -128,6 +145,7 @@ def build_workload(cell: Cell, cache: ModelCache | None = None) -> Workload:
     spec = get_model(cell.model)
     cache = cache or ModelCache()
     names = [n for n in STAGE_COMPONENTS[cell.stage] if n in spec.components]
+    cache.retain_only({cache.key(spec, name, cell) for name in names})
     modules = {name: cache.get(spec, name, cell) for name in names}
     # The SD3 transformer's joint-attention processor must stay: its SDPA kernel is still chosen
     # by the cell's kernel context; classic/sliced/xformers processors do not apply to it.
