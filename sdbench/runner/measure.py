@@ -39,7 +39,6 @@ def run_cell(cell: Cell, measure: Measure, state: WorkerState) -> dict:
     if reason:
         return {"status": "unsupported", "error": reason}
     fault = inject.fault_for(cell)
-    memory.reset_peaks(cell.device)
     try:
         if fault and fault != "nan":
             inject.trigger(fault)
@@ -62,6 +61,8 @@ def _one_line(error: BaseException) -> str:
 def _measure(cell: Cell, measure: Measure, state: WorkerState, fault: str | None) -> dict:
     workload = build_workload(cell, state.models)
     apply_precision(workload, before_quantise=state.references.keep)
+    # After the build: components of the previous stage are gone, this stage's weights stay.
+    memory.reset_peaks(cell.device)
     timer = Timer(cell.device, workload.synchronize)
     compiled = compile_workload(workload, timer) if cell.compile != "none" else None
     flops = cell_flops(cell)

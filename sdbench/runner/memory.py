@@ -7,6 +7,7 @@ cell gets its own peak rather than the process's lifetime maximum.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 from pathlib import Path
 
@@ -26,9 +27,17 @@ def _device_module(device: str):
     }.get(kind)
 
 
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them), so RSS drops to what is in use."""
+    # Not glibc: RSS may stay high after frees, and peaks are then upper bounds.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def release(device: str) -> None:
     """Give cached blocks back before the next cell so its peak is its own."""
     gc.collect()
+    _trim_heap()
     module = _device_module(device)
     if module is not None and hasattr(module, "empty_cache"):
         module.empty_cache()
