@@ -30,7 +30,7 @@ def count_cost(
     from torch.utils._pytree import tree_flatten
     from torch.utils.flop_counter import FlopCounterMode
 
-    from sdbench.cell import Cell
+    from sdbench.models.flops import meta_cell
     from sdbench.runner.workload import build_workload
 
     totals = {"matmul_elements": 0, "other_elements": 0}
@@ -48,18 +48,8 @@ def count_cost(
                 totals[key] += numel(args) + numel(kwargs) + numel(out)
             return out
 
-    cell = Cell(
-        model=model,
-        stage=stage,
-        device="meta",
-        height=height,
-        width=width,
-        batch_size=batch_size,
-        precision="fp32",
-        attention="classic" if attention == "classic" else "math",
-        compile="none",
-    )
-    workload = build_workload(cell)
+    attention = "classic" if attention == "classic" else "math"
+    workload = build_workload(meta_cell(model, stage, height, width, batch_size, attention))
     with (
         FlopCounterMode(display=False) as flops,
         ElementCounter(),

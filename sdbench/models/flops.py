@@ -39,7 +39,24 @@ def count_flops(
         }
         return per_stage["text_encoder"] + steps * per_stage["unet"] + per_stage["vae_decode"]
 
-    cell = Cell(
+    cell = meta_cell(model, stage, height, width, batch_size, cfg=cfg, steps=steps, vae=vae)
+    workload = build_workload(cell)
+    with FlopCounterMode(display=False) as counter:
+        workload.call()
+    return int(counter.get_total_flops())
+
+
+def meta_cell(
+    model: str,
+    stage: str,
+    height: int,
+    width: int,
+    batch_size: int,
+    attention: str = "math",
+    **options,
+) -> Cell:
+    """A cell on the meta device in fp32: shapes only, for counting FLOPs and bytes."""
+    return Cell(
         model=model,
         stage=stage,
         device="meta",
@@ -47,16 +64,10 @@ def count_flops(
         width=width,
         batch_size=batch_size,
         precision="fp32",
-        attention="math",
+        attention=attention,
         compile="none",
-        cfg=cfg,
-        steps=steps,
-        vae=vae,
+        **options,
     )
-    workload = build_workload(cell)
-    with FlopCounterMode(display=False) as counter:
-        workload.call()
-    return int(counter.get_total_flops())
 
 
 def cell_flops(cell: Cell) -> int:
