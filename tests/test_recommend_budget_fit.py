@@ -114,6 +114,17 @@ def test_measured_cpu_becomes_a_row(results_of):
     assert cpu["s_per_image"] == pytest.approx(90.0) and cpu["source"] == "measured"
 
 
+def test_the_cpu_row_is_the_cpu_at_its_fastest_measured_setting(results_of):
+    cpu_unet = {"stage": "unet", "device": "cpu", "device_name": "cpu", "cpu_model": "Test CPU"}
+    results = results_of([
+        _row(**cpu_unet, precision="fp32", attention="math", median_ms=5000.0, it_per_s=0.2),
+        _row(**cpu_unet, precision="bf16", attention="sdpa", median_ms=1000.0, it_per_s=1.0),
+    ])  # fmt: skip
+    cpu = recommend("sd15", 512, 512, 1, "fp16", 20, results=results)
+    cpu = cpu[cpu["criterion"] == "cpu"].iloc[0]
+    assert cpu["s_per_image"] == pytest.approx(20.0)  # 20 steps at the bf16 sdpa row's 1 it/s
+
+
 @pytest.mark.parametrize("fmt", ["json", "csv", "markdown", "table"])
 def test_recommend_cli_formats(fmt, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
