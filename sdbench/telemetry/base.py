@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ class TelemetryError(DeviceError):
     """A sensor library answered with an error while a window was open."""
 
 
-class Telemetry:
+class Telemetry(abc.ABC):
     """Brackets the timed repeats of a cell: `start()`, then `stop()` returns Parquet columns.
 
     Columns a backend cannot measure are left out (null, "not measured"), never zero.
@@ -24,13 +25,15 @@ class Telemetry:
 
     name = "none"
 
+    @abc.abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Open the window: note counters, start sampling."""
 
+    @abc.abstractmethod
     def stop(self) -> dict[str, object]:
-        raise NotImplementedError
+        """Close the window and return its columns."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release the vendor library; the object is unusable afterwards."""
 
 
