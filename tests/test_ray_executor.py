@@ -83,7 +83,9 @@ def test_ray_runs_two_groups_at_once_and_matches_the_local_executor_cell_for_cel
         if row["status"] == "ok":
             assert row["median_ms"] > 0 and row["n_samples"] >= 1
     # The two groups were in flight on the cluster at the same time.
-    (group_a, sent_a, back_a), (group_b, sent_b, back_b) = sorted(executors[-1].timeline)  # [0] planned the run
+    (group_a, sent_a, back_a), (group_b, sent_b, back_b) = sorted(
+        executors[-1].timeline
+    )  # [0] planned the run
     assert {group_a[2], group_b[2]} == {"fp32", "bf16"}
     assert sent_a < back_b and sent_b < back_a
 

@@ -25,7 +25,10 @@ def _row(**overrides):
 
 
 def test_written_file_has_every_core_column_with_nulls_not_zeros(tmp_path):
-    path = write_run([_row(), _row(cell_id="def", status="oom", samples_ms=None, median_ms=None)], tmp_path / "r1.parquet")
+    path = write_run(
+        [_row(), _row(cell_id="def", status="oom", samples_ms=None, median_ms=None)],
+        tmp_path / "r1.parquet",
+    )
     table = pq.read_table(path)
     assert set(COLUMNS) <= set(table.column_names)
     frame = table.to_pandas()

@@ -20,10 +20,18 @@ def handle(args: argparse.Namespace) -> int:
         print_json(devices)
         return 0
     rows = [
-        [d["id"], d["backend"], d["name"], human_bytes(d.get("memory_bytes")), d.get("compute_capability") or "-"]
+        [
+            d["id"],
+            d["backend"],
+            d["name"],
+            human_bytes(d.get("memory_bytes")),
+            d.get("compute_capability") or "-",
+        ]
         for d in devices
     ]
     print(format_table(["device", "backend", "name", "memory", "capability"], rows))
     accelerators = [d["id"] for d in devices if d["kind"] != "cpu"]
-    print(f'\ndevice = ["auto"] runs on: {", ".join(accelerators) if accelerators else "cpu (no accelerator found)"}')
+    print(
+        f'\ndevice = ["auto"] runs on: {", ".join(accelerators) if accelerators else "cpu (no accelerator found)"}'
+    )
     return 0
