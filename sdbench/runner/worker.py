@@ -35,11 +35,15 @@ class WorkerState:
 
 
 def configure_torch() -> int:
-    """Quiet library logs and use every physical core on the CPU; returns the thread count."""
+    """Quiet library logs, use every physical core on the CPU and keep freed memory between
+    calls (memory.keep_freed_memory); returns the thread count."""
     import psutil
     import torch
     from diffusers.utils import logging as diffusers_logging
 
+    from sdbench.runner.memory import keep_freed_memory
+
+    keep_freed_memory()
     diffusers_logging.set_verbosity_error()
     threads = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     torch.set_num_threads(threads)
