@@ -44,10 +44,7 @@ def keep_freed_memory() -> bool:
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(
-            libc.mallopt(_M_MMAP_MAX, 0)
-            and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_NEVER)
-        )
+        return bool(libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_NEVER))
     except (OSError, AttributeError):
         return False
 
