@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -99,3 +100,28 @@ def test_composed_figure_matches_a_measured_tiny_pipeline_within_ten_percent():
          for stage, ms in samples_ms.items()]
     )  # fmt: skip
     assert abs(per_image_figures(frame)["pipeline_rel_err"].iloc[0]) < 0.10
+
+
+@pytest.mark.slow  # the cpu-alternatives suite through the runner: ~80 s on a quiet 2-core CPU
+def test_cpu_alternatives_suite_composed_figures_match_its_pipeline_cells_within_ten_percent(
+    tmp_path,
+):
+    from rich.console import Console
+
+    from sdbench.runner.run import run_suite
+    from sdbench.store import read_results
+
+    suite = Path(__file__).resolve().parent.parent / "suites" / "cpu-alternatives.toml"
+    outcome = run_suite(str(suite), tmp_path, console=Console(quiet=True))
+    checked = per_image_figures(read_results([outcome.path])).dropna(subset=["pipeline_rel_err"])
+    assert set(checked["model"]) == {"lcm-sd15", "bk-sdm-tiny"}
+    assert (checked["pipeline_rel_err"].abs() < 0.10).all(), checked["pipeline_rel_err"].tolist()
+
+
+def test_a_text_encoder_row_at_one_size_serves_every_size():
+    # quick.toml measures the text encoder at 256 px only: 77 tokens whatever the image size.
+    rows = _rows("sd15", 1, True, {"text_encoder": 40.0, "unet": 100.0, "vae_decode": 60.0})
+    rows += [dict(r, height=384, width=384) for r in rows if r["stage"] != "text_encoder"]
+    figures = per_image_figures(pd.DataFrame(rows)).set_index("height")
+    assert list(figures.index) == [256, 384]
+    assert figures.at[384, "text_encoder_ms"] == pytest.approx(40.0)

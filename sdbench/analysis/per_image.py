@@ -65,12 +65,32 @@ def per_image_figures(frame: pd.DataFrame, steps: int | None = None) -> pd.DataF
         )
         .reset_index()
     )
+    per_stage = _text_encoder_at_every_size(per_stage, keys)
     rows = [
         _compose(dict(zip(keys, group_key, strict=True)), group, steps)
         for group_key, group in per_stage.groupby(keys, dropna=False)
     ]
     rows = [row for row in rows if row is not None]
     return pd.DataFrame(rows, columns=keys + COLUMNS)
+
+
+def _text_encoder_at_every_size(per_stage: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Lend a text encoder row to the image sizes that lack one: 77 tokens whatever the size.
+
+    Suites measure the text encoder at one resolution (quick.toml); without this, images at the
+    other sizes could not be composed.
+    """
+    size = [k for k in ("height", "width") if k in keys]
+    rest = [k for k in keys if k not in size]
+    encoders = per_stage[per_stage["stage"] == "text_encoder"]
+    if encoders.empty or not size:
+        return per_stage
+    others = per_stage[per_stage["stage"] != "text_encoder"][keys].drop_duplicates()
+    missing = others.merge(encoders[keys], on=keys, how="left", indicator=True)
+    missing = missing[missing["_merge"] == "left_only"][keys]
+    lent = encoders.drop(columns=size).groupby(rest, dropna=False).first().reset_index()
+    borrowed = missing.merge(lent, on=rest, how="inner")
+    return pd.concat([per_stage, borrowed[per_stage.columns]], ignore_index=True)
 
 
 def _call_energy_j(rows: pd.DataFrame) -> pd.Series:
