@@ -55,11 +55,17 @@ def stage_cost(
     batch_size: int,
     attention: str = "sdpa",
     precision: str = "fp16",
+    cfg: bool = True,
 ) -> StageCost:
-    """FLOPs and bytes of one call of `stage` (cfg on: the UNet and text encoders see 2 x batch)."""
+    """FLOPs and bytes of one call of `stage`.
+
+    The counts are made with cfg on (the UNet and text encoders see 2 x batch); without cfg those
+    two stages do the work of half the batch, which the linear growth in batch gives directly.
+    """
     per_batch = _counts(model, stage, height, width, attention_kind(attention))
     one, two = per_batch
-    counts = {k: one[k] + (batch_size - 1) * (two[k] - one[k]) for k in COUNTS}
+    guided_batch = batch_size if cfg or stage == "vae_decode" else batch_size / 2
+    counts = {k: one[k] + (guided_batch - 1) * (two[k] - one[k]) for k in COUNTS}
     dtype_bytes = DTYPE_BYTES.get(precision, 2)
     return StageCost(
         flops=counts["flops"],
@@ -70,6 +76,10 @@ def stage_cost(
 
 @functools.lru_cache(maxsize=512)
 def _counts(model: str, stage: str, height: int, width: int, kind: str) -> tuple[dict, dict]:
+    from sdbench.models.registry import MODELS, same_architecture
+
+    if model in MODELS:
+        model = same_architecture(model)  # lcm-sd15 is counted as sd15, sdxl-turbo as sdxl
     table = cost_table()
     rows = table[
         (table["model"] == model) & (table["stage"] == stage) & (table["attention"] == kind)

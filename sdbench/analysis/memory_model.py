@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sdbench.analysis.costs import DTYPE_BYTES, attention_kind
-from sdbench.models.registry import get_model
+from sdbench.models.registry import MODELS, get_model, same_architecture
 
 GIB = 1024**3
 # CUDA context plus library workspaces: PyTorch's own docs put the context at a few hundred MiB;
@@ -47,6 +47,14 @@ class MemoryEstimate:
     @property
     def peak_bytes(self) -> int:
         return self.weights_bytes + self.activation_bytes + self.overhead_bytes
+
+
+def _same_vae_as(model: str, models: set[str]) -> bool:
+    """Whether `model` decodes with the very autoencoder of one of `models` (SSD-1B, Turbo: SDXL's)."""
+    if model not in MODELS:
+        return model in models
+    vae = MODELS[model].components["vae"]
+    return any(MODELS[other].components["vae"] == vae for other in models)
 
 
 def component_weight_bytes(model: str, precision: str) -> dict[str, int]:
@@ -77,11 +85,12 @@ def activation_coefficients(model: str, stage: str) -> tuple[float, float]:
     (flash / memory-efficient) needs memory linear in pixels, so it gets no pixel^2 term.
     """
     data = measured_activations()
-    fit_model = (
-        model
-        if ((data["model"] == model) & (data["stage"] == stage)).any()
-        else MODEL_FOR_FIT.get(model, "sd15")
-    )
+
+    def measured(name: str) -> bool:
+        return bool(((data["model"] == name) & (data["stage"] == stage)).any())
+
+    twin = same_architecture(model) if model in MODELS else model  # sdxl-turbo: sdxl's
+    fit_model = next((m for m in (model, twin) if measured(m)), MODEL_FOR_FIT.get(model, "sd15"))
     rows = data[(data["model"] == fit_model) & (data["stage"] == stage)]
     images = (rows["batch_size"] * (1 if stage == "vae_decode" else 2)).to_numpy(float)
     # Activations scale with the element size: bring bf16/fp16 measurements to fp32 bytes.
@@ -141,7 +150,7 @@ def activation_bytes(
     else:
         c = c_classic if attention_kind(attention) == "classic" else 0.0
         fp32_bytes = images * (a * pixels + c * pixels**2)
-    if stage == "vae_decode" and model in VAE_UPCAST_MODELS:
+    if stage == "vae_decode" and _same_vae_as(model, VAE_UPCAST_MODELS):
         precision = "fp32"  # the pipeline decodes in fp32 whatever the workload's precision
     return int(fp32_bytes * DTYPE_BYTES.get(precision, 2) / 4 * ALLOCATOR_SLACK)
 

@@ -69,6 +69,7 @@ class Workload:
     attention: str = "sdpa"
     compile: str = "none"
     software: str = "torch2"  # torch2 | torch1 | coreml
+    cfg: bool = True  # classifier-free guidance: the UNet runs on 2 x batch_size
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,13 @@ def workload_of_row(row: dict) -> Workload:
         model=str(row["model"]), height=int(row["height"]), width=int(row["width"]),
         batch_size=int(row["batch_size"]), precision=str(row["precision"]), steps=int(row.get("steps") or 20),
         attention=str(row.get("attention") or "sdpa"), compile=str(row.get("compile") or "none"),
+        cfg=_guided(row.get("cfg")),
     )  # fmt: skip
+
+
+def _guided(value: object) -> bool:
+    """A row's cfg; rows without the column (or null) ran with guidance, the default."""
+    return True if value is None or value != value else bool(value)
 
 
 # --- features: everything about a row that does not depend on the parameters -----------------
@@ -172,7 +179,7 @@ def _stage_costs(workload: Workload) -> np.ndarray:
     out = []
     for stage in ("text_encoder", "unet", "vae_decode"):
         cost = stage_cost(model, stage, workload.height, workload.width, workload.batch_size,
-                          workload.attention, workload.precision)  # fmt: skip
+                          workload.attention, workload.precision, workload.cfg)  # fmt: skip
         out.append([cost.flops, cost.matmul_bytes, cost.other_bytes])
     return np.array(out, dtype=float)
 

@@ -42,17 +42,32 @@ def _error_pct(model: str) -> float:
     return float(errors.get(MODEL_FAMILY.get(model, model), max(errors.values())))
 
 
+def _same_workload(results: pd.DataFrame, workload: Workload) -> pd.Series:
+    """Ok rows of the workload's model, size, batch and guidance; pipeline rows at its steps too.
+
+    A unet row is one step, so any step count's rows describe it; a pipeline row is a whole
+    call, so only one made at the workload's steps does. Rows without a cfg column ran with cfg.
+    """
+    cfg = results["cfg"] if "cfg" in results.columns else pd.Series(True, index=results.index)
+    steps = results["steps"] if "steps" in results.columns else pd.Series(None, index=results.index)
+    return (
+        (results["status"] == "ok")
+        & (results["model"] == workload.model)
+        & (results["height"] == workload.height)
+        & (results["width"] == workload.width)
+        & (results["batch_size"] == workload.batch_size)
+        & (cfg.fillna(True).astype(bool) == workload.cfg)
+        & ((results["stage"] != "pipeline") | (steps == workload.steps))
+    )
+
+
 def measured_rows(results: pd.DataFrame | None, workload: Workload) -> pd.DataFrame:
     """Ok rows of `results` on accelerators (not the CPU) for exactly this workload, any stage."""
     if results is None or results.empty:
         return pd.DataFrame()
     same = (
-        ~results["device"].astype(str).str.startswith("cpu")
-        & (results["status"] == "ok")
-        & (results["model"] == workload.model)
-        & (results["height"] == workload.height)
-        & (results["width"] == workload.width)
-        & (results["batch_size"] == workload.batch_size)
+        _same_workload(results, workload)
+        & ~results["device"].astype(str).str.startswith("cpu")
         & (results["precision"] == workload.precision)
         & (results["attention"].fillna("sdpa") == workload.attention)
     )
@@ -86,16 +101,18 @@ def predict(
     compile: str = "none",
     results: pd.DataFrame | None = None,
     calibration: Calibration | None = None,
+    cfg: bool | None = None,
 ) -> dict:
     """Speed, memory and energy of one txt2img call on `gpu`; measured figures win over the model.
 
+    `steps` and `cfg` default to the model's usual use (SD1.5 50 steps with cfg, LCM 4 without).
     `calibration` defaults to the reference calibration refitted with `results`; pass one to
     reuse it across many GPUs.
     """
     target = gpu if isinstance(gpu, GPU) else find_gpu(gpu)
     spec = get_model(model)
-    workload = Workload(
-        model, height, width or height, batch_size, precision, steps or 20, attention, compile
+    workload = usual_workload(
+        model, height, width, batch_size, precision, steps, attention, compile, cfg
     )
     workload_rows = measured_rows(results, workload)
     measured = (
@@ -134,7 +151,7 @@ def predict(
     energy = _first(measured, "pipeline", "energy_per_image_j") or power_w * image_s / batch_size
     return {
         "gpu": target.name, "model": spec.name, "height": workload.height, "width": workload.width,
-        "batch_size": batch_size, "precision": precision, "steps": workload.steps, "attention": attention,
+        "batch_size": batch_size, "precision": precision, "steps": workload.steps, "cfg": workload.cfg, "attention": attention,
         "compile": compile, "it_per_s": it_per_s, "image_s": image_s, "s_per_image": image_s / batch_size,
         "images_per_s": batch_size / image_s, "s_per_image_low": image_s / batch_size * (1 - error),
         "s_per_image_high": image_s / batch_size * (1 + error), "model_error_pct": error * 100.0,
@@ -146,6 +163,30 @@ def predict(
     }  # fmt: skip
 
 
+def usual_workload(
+    model: str,
+    height: int,
+    width: int | None = None,
+    batch_size: int = 1,
+    precision: str = "fp16",
+    steps: int | None = None,
+    attention: str = "sdpa",
+    compile: str = "none",
+    cfg: bool | None = None,
+) -> Workload:
+    """The workload asked for, with steps and guidance the model's usual where not given."""
+    spec = get_model(model)
+    return Workload(
+        model, height, width or height, batch_size, precision, steps or spec.default_steps,
+        attention, compile, cfg=spec.default_cfg if cfg is None else cfg,
+    )  # fmt: skip
+
+
+def denoising_label(steps: int, cfg: bool) -> str:
+    """ "50 steps", "4 steps without cfg", "1 step without cfg": how a workload denoises."""
+    return f"{steps} step{'' if steps == 1 else 's'}{'' if cfg else ' without cfg'}"
+
+
 def _band_widening(family: str, calibrated_as: str | None) -> float:
     """Cross-validation measured the error of GPUs whose family had data; others are less certain."""
     if calibrated_as is None:
@@ -154,45 +195,62 @@ def _band_widening(family: str, calibrated_as: str | None) -> float:
 
 
 def measured_cpu(results: pd.DataFrame | None, workload: Workload) -> dict | None:
-    """This machine's CPU for the workload, from measured rows only (the "do I need a GPU?" row)."""
+    """This machine's CPU for the workload, from measured rows only (the "do I need a GPU?" row).
+
+    The CPU at its fastest measured setting (any precision and attention): a pipeline cell at the
+    workload's steps, else one image composed from its stage rows (analysis/per_image.py), else
+    the UNet steps alone, said so in the note.
+    """
     if results is None or results.empty:
         return None
     rows = results[
-        (results["device"].astype(str).str.startswith("cpu"))
-        & (results["status"] == "ok")
-        & (results["model"] == workload.model)
-        & (results["height"] == workload.height)
-        & (results["width"] == workload.width)
-        & (results["batch_size"] == workload.batch_size)
+        _same_workload(results, workload) & results["device"].astype(str).str.startswith("cpu")
     ]
     if rows.empty:
         return None
-    # The CPU at its best measured setting (any precision and attention): what it can do.
-    unet = rows[(rows["stage"] == "unet") & rows["it_per_s"].notna()]
-    pipeline = rows[(rows["stage"] == "pipeline") & rows["median_ms"].notna()]
-    it_per_s = float(unet["it_per_s"].max()) if len(unet) else None
-    image_ms = float(pipeline["median_ms"].min()) if len(pipeline) else None
-    if image_ms is None and it_per_s is None:
+    best = _fastest_cpu_call(rows, workload)
+    if best is None:
         return None
-    image_s = image_ms / 1000.0 if image_ms is not None else workload.steps / it_per_s
-    best = (
-        pipeline.loc[pipeline["median_ms"].idxmin()]
-        if len(pipeline)
-        else unet.loc[unet["it_per_s"].idxmax()]
-    )
+    image_s, setting, how = best
     name = (
         rows["cpu_model"].dropna().iloc[0]
         if rows["cpu_model"].notna().any()
         else "this machine's CPU"
     )
+    unet = rows[(rows["stage"] == "unet") & rows["it_per_s"].notna()]
     energy = _first(rows, "pipeline", "energy_per_image_j")
-    precision = f"{best['precision']} {best['attention']}"
     return {
-        "gpu": f"CPU: {name}", "it_per_s": it_per_s, "image_s": image_s, "s_per_image": image_s / workload.batch_size,
-        "images_per_s": workload.batch_size / image_s, "peak_vram_bytes": _first(rows, "pipeline", "peak_rss_bytes"),
-        "fits": True, "energy_per_image_j": energy, "source": "measured", "precision": precision,
-        "note": "measured on this machine" + ("" if image_ms is not None else " (UNet steps only; text encoder and VAE not included)"),
+        "gpu": f"CPU: {name}", "it_per_s": float(unet["it_per_s"].max()) if len(unet) else None,
+        "image_s": image_s, "s_per_image": image_s / workload.batch_size,
+        "images_per_s": workload.batch_size / image_s, "images_per_min": 60.0 * workload.batch_size / image_s,
+        "peak_vram_bytes": _first(rows, "pipeline", "peak_rss_bytes"),
+        "fits": True, "energy_per_image_j": energy, "source": "measured", "precision": setting,
+        "note": "measured on this machine" + how,
     }  # fmt: skip
+
+
+def _fastest_cpu_call(rows: pd.DataFrame, workload: Workload) -> tuple[float, str, str] | None:
+    """(seconds per call, "precision attention", how it was measured) of the fastest setting."""
+    from sdbench.analysis.per_image import per_image_figures
+
+    def setting(row: pd.Series) -> str:
+        return f"{row['precision']} {row.get('attention') or 'sdpa'}"
+
+    pipeline = rows[(rows["stage"] == "pipeline") & rows["median_ms"].notna()]
+    if len(pipeline):
+        best = pipeline.loc[pipeline["median_ms"].idxmin()]
+        return float(best["median_ms"]) / 1000.0, setting(best), ""
+    composed = per_image_figures(rows, steps=workload.steps)
+    if len(composed):
+        best = composed.loc[composed["image_ms"].idxmin()]
+        call_s = float(best["image_ms"]) * workload.batch_size / 1000.0
+        return call_s, setting(best), " (one call composed from the stage rows)"
+    unet = rows[(rows["stage"] == "unet") & rows["it_per_s"].notna()]
+    if unet.empty:
+        return None
+    best = unet.loc[unet["it_per_s"].idxmax()]
+    note = " (UNet steps only; text encoder and VAE not included)"
+    return workload.steps / float(best["it_per_s"]), setting(best), note
 
 
 def cost_per_1000_usd(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from sdbench.analysis.perfmodel import Workload, calibration_for
-from sdbench.analysis.predict import cost_per_1000_usd, measured_cpu, predict
+from sdbench.analysis.predict import cost_per_1000_usd, measured_cpu, predict, usual_workload
 from sdbench.gpus import GPU, load_catalogue
 
 DEFAULT_BUDGETS_USD = (300.0, 600.0, 1000.0, 2000.0, 5000.0, math.inf)
@@ -47,7 +47,8 @@ def candidates(
         if cloud and gpu.cloud_usd_per_h is None:
             continue
         answer = predict(gpu, workload.model, workload.height, workload.width, workload.batch_size, workload.precision,
-                         workload.steps, workload.attention, workload.compile, results, calibration)  # fmt: skip
+                         workload.steps, workload.attention, workload.compile, results, calibration,
+                         cfg=workload.cfg)  # fmt: skip
         price = gpu.cloud_usd_per_h if cloud else gpu.price_usd
         answer["price_usd"] = None if cloud else gpu.price_usd
         answer["cloud_usd_per_h"] = gpu.cloud_usd_per_h
@@ -83,7 +84,7 @@ def recommend(
     width: int | None = None,
     batch_size: int = 1,
     precision: str = "fp16",
-    steps: int = 20,
+    steps: int | None = None,
     attention: str = "sdpa",
     compile: str = "none",
     budgets: Sequence[float] | None = None,
@@ -92,14 +93,16 @@ def recommend(
     electricity_usd_per_kwh: float = 0.15,
     lifetime_years: float = 3.0,
     hours_per_day: float = 4.0,
+    cfg: bool | None = None,
 ) -> pd.DataFrame:
     """One row per budget tier x criterion (fastest, best_value, lowest_energy), plus a measured CPU row.
 
     A GPU whose memory cannot hold the workload is never picked; the tier's note says what would
     make the fastest such GPU fit. Budgets are purchase USD, or USD per hour with `cloud`.
+    `steps` and `cfg` default to the model's usual use (predict.usual_workload).
     """
-    workload = Workload(
-        model, height, width or height, batch_size, precision, steps, attention, compile
+    workload = usual_workload(
+        model, height, width, batch_size, precision, steps, attention, compile, cfg
     )
     pool = candidates(
         workload, results, cloud, electricity_usd_per_kwh, lifetime_years, hours_per_day

@@ -13,7 +13,9 @@ def add_workload_arguments(
     from sdbench.suite.axes import ATTENTIONS, COMPILE_MODES, PRECISIONS
 
     parser.add_argument(
-        "--model", default="sd15", help="registry name: sd15, sd21, sdxl (default sd15)"
+        "--model",
+        default="sd15",
+        help="registry name (sdbench models): sd15, sdxl, lcm-sd15, sd35-medium, ... (default sd15)",
     )
     parser.add_argument(
         "--resolution",
@@ -25,7 +27,17 @@ def add_workload_arguments(
         "--precision", default=default_precision, choices=PRECISIONS, help="default fp16"
     )
     parser.add_argument(
-        "--steps", type=int, default=None, help="denoising steps per image (default 20)"
+        "--steps",
+        type=int,
+        default=None,
+        help="denoising steps per image (default: the model's usual: SD1.5 50, LCM 4, SDXL-Turbo 1)",
+    )
+    parser.add_argument(
+        "--cfg",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="classifier-free guidance, the UNet on 2 x batch (default: the model's usual; "
+        "LCM and Turbo run without)",
     )
     parser.add_argument("--attention", default="sdpa", choices=ATTENTIONS, help="default sdpa")
     parser.add_argument("--compile", default="none", choices=COMPILE_MODES, help="default none")
@@ -90,14 +102,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from sdbench.analysis.predict import predict
+    from sdbench.analysis.predict import denoising_label, predict
     from sdbench.commands.output import human_bytes, print_json
     from sdbench.models.registry import get_model
 
     get_model(args.model)
     height, width = parse_resolution(args.resolution, args.model)
     answer = predict(args.gpu, args.model, height, width, args.batch_size, args.precision, args.steps,
-                     args.attention, args.compile, results=load_results(args.results))  # fmt: skip
+                     args.attention, args.compile, results=load_results(args.results), cfg=args.cfg)  # fmt: skip
     if args.json:
         print_json(answer)
         return 0
@@ -108,7 +120,7 @@ def handler(args: argparse.Namespace) -> int:
     )
     print(
         f"{answer['gpu']}: {answer['model']} {answer['width']}x{answer['height']}, batch {answer['batch_size']}, "
-        f"{answer['precision']}, {answer['steps']} steps, {answer['attention']}"
+        f"{answer['precision']}, {denoising_label(answer['steps'], answer['cfg'])}, {answer['attention']}"
     )
     print(
         f"  speed     {answer['it_per_s']:.2f} it/s, {answer['image_s']:.2f} s per call, "

@@ -57,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     import sys
 
+    from sdbench.analysis.predict import denoising_label, usual_workload
     from sdbench.analysis.recommend import recommend
     from sdbench.commands.output import format_table, print_json
     from sdbench.commands.predict import load_results, parse_resolution
@@ -70,10 +71,12 @@ def handler(args: argparse.Namespace) -> int:
         )
     height, width = parse_resolution(args.resolution, args.model)
     table = recommend(
-        args.model, height, width, args.batch_size, args.precision, args.steps or 20, args.attention, args.compile,
+        args.model, height, width, args.batch_size, args.precision, args.steps, args.attention, args.compile,
         budgets=args.budget, results=load_results(args.results), cloud=args.cloud,
         electricity_usd_per_kwh=args.electricity, lifetime_years=args.lifetime_years, hours_per_day=args.hours_per_day,
+        cfg=args.cfg,
     )  # fmt: skip
+    workload = usual_workload(args.model, height, width, steps=args.steps, cfg=args.cfg)
     if args.format == "json":
         print_json(table.astype(object).where(table.notna(), None).to_dict("records"))
         return 0
@@ -87,7 +90,8 @@ def handler(args: argparse.Namespace) -> int:
     rows = [[_display(record, key) for _, key in shown] for record in table.to_dict("records")]
     headers = [label for label, _ in shown]
     print(_markdown(headers, rows) if args.format == "markdown" else format_table(headers, rows))
-    print(f"\n{args.model} {width}x{height}, batch {args.batch_size}, {args.precision}, {args.steps or 20} steps, "
+    denoising = denoising_label(workload.steps, workload.cfg)
+    print(f"\n{args.model} {width}x{height}, batch {args.batch_size}, {args.precision}, {denoising}, "
           f"{args.attention}. Cost per 1000 images: " + (
               "cloud $/h." if args.cloud else
               f"purchase over {args.lifetime_years:g} years at {args.hours_per_day:g} h/day + electricity at ${args.electricity:g}/kWh."

@@ -574,3 +574,13 @@ def get_model(name: str) -> ModelSpec:
             f'Unknown model "{name}".{did_you_mean(name, MODELS)} Known models: {known} '
             "(`sdbench models` lists them with their parameter counts)."
         ) from None
+
+
+def same_architecture(name: str) -> str:
+    """The first registered model with identical components: sd15 for lcm-sd15, sdxl for
+    sdxl-turbo (LCM-LoRA fused and Turbo weights keep their base's architecture), else `name`.
+
+    Counts that depend only on the architecture (FLOPs, bytes, memory) are shared through it.
+    """
+    spec = get_model(name)
+    return next(m.name for m in MODELS.values() if m.components == spec.components)

@@ -294,7 +294,7 @@ def _optional(module: str):
         raise
 
 
-MAX_WORKLOADS = 4
+MAX_WORKLOADS = 12  # a table per workload: the distilled suite alone has six per device
 RECOMMEND_COLUMNS = [
     ("budget", "tier", None),
     ("criterion", "criterion", None),
@@ -322,25 +322,27 @@ def which_gpu_section(latest: pd.DataFrame) -> Section:
         ]
         return section
     section.intro = (
-        "For each workload in these results (fp16, default settings): the GPU to pick per purchase budget. "
+        "For each workload in these results (fp16, default settings, the steps and guidance it ran with): "
+        "the GPU to pick per purchase budget, and this machine's CPU where it ran the workload. "
         "source says whether a figure was measured here or predicted by the performance model; "
         "low and high bound the prediction."
     )
-    workloads = (
-        latest[["model", "height", "width", "batch_size", "steps"]].dropna().drop_duplicates()
-    )
-    for _, w in (
-        workloads.sort_values(["model", "height", "width", "batch_size"])
-        .head(MAX_WORKLOADS)
-        .iterrows()
-    ):
-        name = (
-            f"{w['model']} {w['width']}×{w['height']} batch {w['batch_size']}, {w['steps']} steps"
+    from sdbench.analysis.predict import denoising_label
+
+    keys = ["model", "height", "width", "batch_size", "steps", "cfg"]
+    workloads = latest.assign(cfg=_cfg_column(latest))[keys].dropna().drop_duplicates()
+    if len(workloads) > MAX_WORKLOADS:
+        section.notes.append(
+            f"{len(workloads) - MAX_WORKLOADS} more workloads are not shown: "
+            "`sdbench recommend --model M --resolution R --results ...` answers for any of them."
         )
+    for _, w in workloads.sort_values(keys).head(MAX_WORKLOADS).iterrows():
+        denoising = denoising_label(int(w["steps"]), bool(w["cfg"]))
+        name = f"{w['model']} {w['width']}×{w['height']} batch {w['batch_size']}, {denoising}"
         try:
             table = recommend.recommend(
                 str(w["model"]), int(w["height"]), int(w["width"]), int(w["batch_size"]),
-                steps=int(w["steps"]), results=latest,
+                steps=int(w["steps"]), cfg=bool(w["cfg"]), results=latest,
             )  # fmt: skip
         except (
             SdbenchError
@@ -351,6 +353,13 @@ def which_gpu_section(latest: pd.DataFrame) -> Section:
             frame_table(table, name, RECOMMEND_COLUMNS, anchor=f"recommend-{len(section.tables)}")
         )
     return section
+
+
+def _cfg_column(frame: pd.DataFrame) -> pd.Series:
+    """Each row's guidance; results from before the cfg column ran with it."""
+    if "cfg" not in frame.columns:
+        return pd.Series(True, index=frame.index)
+    return frame["cfg"].fillna(True).astype(bool)
 
 
 def history_section(frame: pd.DataFrame, with_plots: bool = True) -> Section | None:
