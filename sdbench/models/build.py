@@ -153,6 +153,20 @@ def _patch_position_table(patch_embed: nn.Module, buffer: torch.Tensor) -> torch
     return table.reshape(buffer.shape).to(device=buffer.device, dtype=buffer.dtype)
 
 
+@contextlib.contextmanager
+def _diffusers_errors_only() -> Iterator[None]:
+    """diffusers warns on every dtype cast that "modules ... should be kept in float32: []",
+    even when the list is empty; FLOP counting in `sdbench report` printed it per model."""
+    from diffusers.utils import logging as diffusers_logging
+
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+
+
 def materialise(
     spec: ModelSpec,
     component_name: str,
@@ -176,7 +190,8 @@ def materialise(
     else:
         component = spec.components[component_name]
     dtype = DTYPES[precision]
-    module = construct_on_meta(component).to(dtype)
+    with _diffusers_errors_only():
+        module = construct_on_meta(component).to(dtype)
     if device == "meta":  # shapes only: FLOP counting
         return module
     if weights == "random":
