@@ -89,19 +89,29 @@ def telemetry_warnings(row: dict) -> list[str]:
     return warnings
 
 
-def warning_lines(rows: Sequence[dict], max_lines: int = 30) -> list[str]:
-    """One line per warning of a run, each prefixed with its cell, for the end-of-run summary.
+def warning_lines(rows: Sequence[dict], max_lines: int = 30, cells_named: int = 3) -> list[str]:
+    """One line per distinct warning of a run, for the end-of-run summary.
 
-    Identical warnings on many cells are kept per cell: each names its own figures.
+    A warning met on one cell is prefixed with that cell; the same words on many cells (the
+    quick suite's "only 3 samples" on nearly every cell) become one line that counts them and
+    names the first few. Warnings that carry a cell's own figures differ, so they stay per cell.
     """
-    lines = []
+    cells_by_warning: dict[str, list[str]] = {}
     for row in rows:
+        label = (
+            f"{row.get('model')} {row.get('stage')} {row.get('width')}x{row.get('height')} "
+            f"bs{row.get('batch_size')} {row.get('precision')} {row.get('attention')}"
+        )
         for warning in row.get("warnings") or []:
-            label = (
-                f"{row.get('model')} {row.get('stage')} {row.get('width')}x{row.get('height')} "
-                f"bs{row.get('batch_size')} {row.get('precision')} {row.get('attention')}"
-            )
-            lines.append(f"{label}: {warning}")
+            cells_by_warning.setdefault(warning, []).append(label)
+    lines = []
+    for warning, labels in cells_by_warning.items():
+        if len(labels) == 1:
+            lines.append(f"{labels[0]}: {warning}")
+            continue
+        named = "; ".join(labels[:cells_named])
+        more = f" and {len(labels) - cells_named} more" if len(labels) > cells_named else ""
+        lines.append(f"{len(labels)} cells: {warning} ({named}{more})")
     if len(lines) > max_lines:
         hidden = len(lines) - max_lines
         lines = lines[:max_lines] + [

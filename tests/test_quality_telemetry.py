@@ -67,5 +67,23 @@ def test_warning_lines_name_the_cell_and_cap_the_count():
         "sd15 unet 512x512 bs1 fp16 sdpa: a",
         "sd15 unet 512x512 bs1 fp16 sdpa: b",
     ]
-    capped = warning_lines([row] * 5, max_lines=3)
-    assert len(capped) == 4 and capped[-1].startswith("... and 7 more warnings")
+    capped = warning_lines([{**row, "warnings": list("abcde")}], max_lines=3)
+    assert len(capped) == 4 and capped[-1].startswith("... and 2 more warnings")
+
+
+def test_the_same_warning_on_many_cells_is_one_line_that_counts_them():
+    from sdbench.quality import warning_lines
+
+    rows = [
+        {"model": "sd15", "stage": "unet", "width": w, "height": w, "batch_size": 1,
+         "precision": "bf16", "attention": "sdpa", "warnings": ["only 3 samples", f"spread {w}"]}
+        for w in (256, 320, 384, 448, 512)
+    ]  # fmt: skip
+    lines = warning_lines(rows)
+    assert lines[0] == (
+        "5 cells: only 3 samples (sd15 unet 256x256 bs1 bf16 sdpa; sd15 unet 320x320 bs1 bf16 sdpa; "
+        "sd15 unet 384x384 bs1 bf16 sdpa and 2 more)"
+    )
+    assert lines[1:] == [
+        f"sd15 unet {w}x{w} bs1 bf16 sdpa: spread {w}" for w in (256, 320, 384, 448, 512)
+    ]
