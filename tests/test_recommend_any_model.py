@@ -117,3 +117,12 @@ def test_recommend_cli_defaults_to_the_model_usual_steps(capsys, tmp_path, monke
     assert "1 step without cfg" in capsys.readouterr().out
     assert main(["predict", "--gpu", "4090", "--model", "lcm-sd15", "--cfg"]) == 0
     assert "4 steps, sdpa" in capsys.readouterr().out
+
+
+def test_cpu_row_borrows_a_text_encoder_measured_at_another_size(results_of):
+    # quick.toml measures the text encoder at 256 px only; a 384 px image still composes.
+    rows = [dict(row, height=384, width=384) if row["stage"] != "text_encoder" else row
+            for row in _stage_rows(unet_ms=500.0)]  # fmt: skip
+    table = recommend("lcm-sd15", 384, 384, 1, "fp16", results=results_of(rows))
+    cpu = table[table["criterion"] == "cpu"].iloc[0]
+    assert cpu["s_per_image"] == pytest.approx((30 + 4 * 500 + 70) / 1000)

@@ -46,15 +46,18 @@ def _same_workload(results: pd.DataFrame, workload: Workload) -> pd.Series:
     """Ok rows of the workload's model, size, batch and guidance; pipeline rows at its steps too.
 
     A unet row is one step, so any step count's rows describe it; a pipeline row is a whole
-    call, so only one made at the workload's steps does. Rows without a cfg column ran with cfg.
+    call, so only one made at the workload's steps does. Text encoder rows of any image size
+    count (77 tokens whatever the size). Rows without a cfg column ran with cfg.
     """
     cfg = results["cfg"] if "cfg" in results.columns else pd.Series(True, index=results.index)
     steps = results["steps"] if "steps" in results.columns else pd.Series(None, index=results.index)
     return (
         (results["status"] == "ok")
         & (results["model"] == workload.model)
-        & (results["height"] == workload.height)
-        & (results["width"] == workload.width)
+        & (
+            ((results["height"] == workload.height) & (results["width"] == workload.width))
+            | (results["stage"] == "text_encoder")
+        )
         & (results["batch_size"] == workload.batch_size)
         & (cfg.fillna(True).astype(bool) == workload.cfg)
         & ((results["stage"] != "pipeline") | (steps == workload.steps))
