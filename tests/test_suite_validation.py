@@ -115,3 +115,21 @@ def test_the_shipped_suites_load():
     assert suites
     for path in suites:
         assert load_suite(path).name
+
+
+def test_the_distilled_suite_shrinks_to_its_native_size_bf16_slice_on_a_cpu():
+    from pathlib import Path
+
+    from sdbench.suite.expand import expand
+
+    suite = load_suite(Path(__file__).parent.parent / "suites" / "distilled.toml")
+    cpu = expand(suite, ["cpu"])
+    assert len(cpu) == 18
+    assert {(c.height, c.batch_size, c.precision) for c in cpu} == {(512, 1, "bf16")}
+    assert {c.model for c in cpu} == {
+        "sd15", "bk-sdm-base", "bk-sdm-small", "bk-sdm-tiny", "lcm-sd15", "sdxl-turbo",
+    }  # fmt: skip
+    gpu = expand(suite, ["cpu", "cuda:0"])  # auto: the accelerator only, the whole matrix
+    assert {c.device for c in gpu} == {"cuda:0"}
+    assert {c.precision for c in gpu} == {"fp16", "bf16"} and {c.batch_size for c in gpu} == {1, 4}
+    assert any(c.model == "ssd-1b" and c.height == 1024 for c in gpu)
