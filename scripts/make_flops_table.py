@@ -17,11 +17,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdbench.analysis.cost_count import count_cost  # noqa: E402
 
+# Models sharing an architecture with one here (lcm-sd15, sdxl-turbo, lcm-sdxl) are read
+# through it (registry.same_architecture); the rest are counted live when asked.
 RESOLUTIONS = {
     "sd15": [256, 384, 512, 640, 768, 1024],
     "sd21": [512, 768, 1024],
     "sdxl": [512, 768, 1024, 1280, 1536],
     "tiny": [64, 128],
+    "bk-sdm-base": [256, 384, 512, 768],
+    "bk-sdm-small": [256, 384, 512, 768],
+    "bk-sdm-tiny": [256, 384, 512, 768],
+    "ssd-1b": [512, 768, 1024, 1280],
+    "vega": [512, 768, 1024, 1280],
+    "sd35-medium": [512, 768, 1024, 1280],
+    "sd35-medium-no-t5": [512, 768, 1024, 1280],
+    "sd35-large": [512, 768, 1024, 1280],
 }
 STAGES = ("text_encoder", "unet", "vae_decode")
 
