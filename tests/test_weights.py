@@ -57,7 +57,68 @@ def test_a_symlink_leading_out_of_the_weights_folder_is_refused(tmp_path, no_pic
     link = tmp_path / "weights" / WEIGHT_FILES["unet"]
     link.parent.mkdir(parents=True)
     link.symlink_to(elsewhere / WEIGHT_FILES["unet"])
-    with pytest.raises(BadInput, match="lies outside the weights folder .* refusing to load it"):
+    with pytest.raises(BadInput, match="outside the weights folder .* refusing to load it"):
+        load_safetensors(str(tmp_path / "weights"), "unet", "cpu")
+
+
+def _shard(state: dict[str, torch.Tensor], folder: Path, stem: str) -> None:
+    """Write `state` as two shards and the index diffusers writes beside them."""
+    import json
+
+    keys = sorted(state)
+    halves = {f"{stem}-00001-of-00002.safetensors": keys[: len(keys) // 2],
+              f"{stem}-00002-of-00002.safetensors": keys[len(keys) // 2 :]}  # fmt: skip
+    for name, part in halves.items():
+        save_file({k: state[k] for k in part}, str(folder / name))
+    weight_map = {key: name for name, part in halves.items() for key in part}
+    (folder / f"{stem}.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+
+
+def test_sharded_and_fp16_variant_weights_load(tmp_path, no_pickles):
+    saved = _save_component(tmp_path / "single", "unet", seed=3)
+    sharded = tmp_path / "sharded" / "unet"
+    sharded.mkdir(parents=True)
+    _shard(saved, sharded, "diffusion_pytorch_model")
+    variant = tmp_path / "variant" / "unet"
+    variant.mkdir(parents=True)
+    save_file(saved, str(variant / "diffusion_pytorch_model.fp16.safetensors"))
+    for folder in ("sharded", "variant"):
+        loaded = load_safetensors(str(tmp_path / folder), "unet", "cpu")
+        assert loaded.keys() == saved.keys()
+        assert all(torch.equal(loaded[k], saved[k]) for k in saved), folder
+
+
+def test_a_hugging_face_cache_snapshot_may_link_into_its_own_blobs_only(tmp_path, no_pickles):
+    repo = tmp_path / "hub" / "models--org--model"
+    saved = _save_component(tmp_path / "download", "unet", seed=4)
+    (repo / "blobs").mkdir(parents=True)
+    blob = repo / "blobs" / "5f1e2d"
+    (tmp_path / "download" / WEIGHT_FILES["unet"]).rename(blob)
+    snapshot = repo / "snapshots" / "abc123"
+    link = snapshot / WEIGHT_FILES["unet"]
+    link.parent.mkdir(parents=True)
+    link.symlink_to(Path("../../../blobs/5f1e2d"))
+    loaded = load_safetensors(str(snapshot), "unet", "cpu")
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved)
+    link.unlink()
+    _save_component(tmp_path / "elsewhere", "unet", seed=1)
+    link.symlink_to(tmp_path / "elsewhere" / WEIGHT_FILES["unet"])
+    with pytest.raises(BadInput, match="outside the weights folder"):
+        load_safetensors(str(snapshot), "unet", "cpu")
+
+
+def test_a_shard_index_that_leaves_the_folder_or_is_malformed_is_refused(tmp_path, no_pickles):
+    folder = tmp_path / "weights" / "unet"
+    folder.mkdir(parents=True)
+    index = folder / "diffusion_pytorch_model.safetensors.index.json"
+    index.write_text('{"weight_map": {"a": "../../../secret.safetensors"}}')
+    with pytest.raises(BadInput, match="outside the weights folder"):
+        load_safetensors(str(tmp_path / "weights"), "unet", "cpu")
+    index.write_text('{"weight_map": {"a": "model.bin"}}')
+    with pytest.raises(BadInput, match="safetensors only"):
+        load_safetensors(str(tmp_path / "weights"), "unet", "cpu")
+    index.write_text("not json")
+    with pytest.raises(BadInput, match="is not a safetensors shard index"):
         load_safetensors(str(tmp_path / "weights"), "unet", "cpu")
 
 

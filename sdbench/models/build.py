@@ -213,16 +213,61 @@ def materialise(
 
 
 def load_safetensors(folder: str, component_name: str, device: str) -> dict[str, torch.Tensor]:
-    """A component's state dict from `folder`, refusing pickles and paths that leave the folder."""
+    """A component's state dict from `folder`, refusing pickles and paths that leave the folder.
+
+    The component's file may be one `.safetensors` file or shards listed by a
+    `.safetensors.index.json` (SD3.5's T5 and Large transformer), and may exist only as the fp16
+    variant (`*.fp16.safetensors`). A Hugging Face cache snapshot (`.../snapshots/<revision>`)
+    may link into its own `../../blobs` folder, and nowhere else.
+    """
     from safetensors.torch import load_file
 
     root = Path(folder).resolve()
-    path = (root / WEIGHT_FILES[component_name]).resolve()
-    if not path.is_relative_to(root):
-        raise BadInput(f'"{path}" lies outside the weights folder "{root}"; refusing to load it.')
-    if not path.is_file():
+    allowed = [root]
+    if root.parent.name == "snapshots":
+        allowed.append(root.parent.parent / "blobs")
+    state: dict[str, torch.Tensor] = {}
+    for path in _weight_files(root, component_name):
+        real = path.resolve()
+        if not any(real.is_relative_to(base) for base in allowed):
+            raise BadInput(
+                f'"{path}" leads to "{real}", outside the weights folder "{root}"; refusing to load it.'
+            )
+        if not real.is_file():
+            raise BadInput(f'"{path}" is listed for {component_name} but missing from "{root}".')
+        state.update(load_file(str(real), device=str(device) if device != "mps" else "cpu"))
+    return state
+
+
+def _weight_files(root: Path, component_name: str) -> list[Path]:
+    """The component's .safetensors files: single or sharded, plain or the fp16 variant."""
+    expected = root / WEIGHT_FILES[component_name]
+    stem = expected.name.removesuffix(".safetensors")
+    for variant in ("", ".fp16"):
+        single = expected.parent / f"{stem}{variant}.safetensors"
+        if single.is_file():
+            return [single]
+        index = expected.parent / f"{stem}{variant}.safetensors.index.json"
+        if index.is_file():
+            return [expected.parent / name for name in _shard_names(index)]
+    raise BadInput(
+        f"No {WEIGHT_FILES[component_name]} (or its shards' .index.json, or the .fp16 variant) in "
+        f'weights folder "{root}". sdbench loads diffusers folders with .safetensors weights only '
+        "(convert .bin/.ckpt files with diffusers first)."
+    )
+
+
+def _shard_names(index: Path) -> list[str]:
+    import json
+
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        names = list(dict.fromkeys(weight_map.values()))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise BadInput(
-            f'No {WEIGHT_FILES[component_name]} in weights folder "{root}". sdbench loads diffusers '
-            "folders with .safetensors weights only (convert .bin/.ckpt files with diffusers first)."
-        )
-    return load_file(str(path), device=str(device) if device != "mps" else "cpu")
+            f'"{index}" is not a safetensors shard index ({type(error).__name__}: {error}): it '
+            'needs a "weight_map" from tensor names to shard files. Re-download it.'
+        ) from None
+    if not names or not all(isinstance(n, str) and n.endswith(".safetensors") for n in names):
+        raise BadInput(f'"{index}" lists no .safetensors shards; sdbench loads safetensors only.')
+    return names
