@@ -51,7 +51,8 @@ FAMILY_FALLBACK = {
     "battlemage": "alchemist",
     "volta": "turing",
 }
-MODEL_FAMILY = {"sd14": "sd15", "sd15": "sd15", "sd21": "sd21", "sdxl": "sdxl", "tiny": "tiny"}
+MODEL_FAMILY = {"sd14": "sd15", "sd15": "sd15", "sd21": "sd21", "sdxl": "sdxl", "tiny": "tiny",
+                "sdxl-turbo": "sdxl", "lcm-sdxl": "sdxl", "lcm-sd15": "sd15"}  # fmt: skip
 RIDGE_FAMILY = 0.3
 RIDGE_FAMILY_REGIME = 3.0
 
@@ -130,6 +131,7 @@ def reference_observations() -> tuple[Observation, ...]:
             model=row["model"], height=int(row["resolution"]), width=int(row["resolution"]),
             batch_size=int(row["batch"]), precision=precision, steps=int(row["steps"]),
             attention=row["attention"], compile=row["compile"], software=_software(row["era"], row["attention"]),
+            cfg=_guided(row.get("cfg")),
         )  # fmt: skip
         found.append(Observation(gpu, workload, row["metric"], float(row["value"]), row["source"]))
     return tuple(found)
