@@ -144,3 +144,26 @@ def test_when_no_single_remedy_suffices_a_combination_is_offered():
         estimate_memory("sdxl", 1024, 1024, 1, "fp16", vae_slicing=True, offload="model").peak_bytes
         <= 8 * GIB
     )
+
+
+def test_without_cfg_the_denoiser_holds_half_the_activations():
+    guided = estimate_memory("lcm-sd15", 768, 768, 4, "fp16", "classic", cfg=True)
+    unguided = estimate_memory("lcm-sd15", 768, 768, 4, "fp16", "classic", cfg=False)
+    assert guided.peak_stage == unguided.peak_stage == "unet"
+    assert unguided.weights_bytes == guided.weights_bytes
+    assert unguided.activation_bytes == pytest.approx(guided.activation_bytes / 2, rel=0.01)
+    # SDXL-Turbo's peak is its fp32-upcast VAE decode, which guidance does not touch.
+    turbo = [estimate_memory("sdxl-turbo", 512, 512, 4, "fp16", cfg=c) for c in (True, False)]
+    assert turbo[0] == turbo[1] and turbo[0].peak_stage == "vae_decode"
+
+
+def test_model_offload_of_sd35_keeps_its_transformer_and_t5_resident_in_their_stages():
+    # With model offload only the running stage's components are on the GPU: for SD3.5 that is
+    # the 8.1B transformer while denoising and the 4.8B T5 (with both CLIPs) while encoding.
+    weights = component_weight_bytes("sd35-large", "fp16")
+    peak = estimate_memory("sd35-large", 1024, 1024, 1, "fp16", offload="model")
+    assert peak.weights_bytes >= weights["transformer"]
+    encoders = sum(weights[n] for n in ("text_encoder", "text_encoder_2", "text_encoder_3"))
+    assert estimate_memory("sd35-large", 64, 64, 1, "fp16", offload="model").weights_bytes in (
+        weights["transformer"], encoders
+    )

@@ -164,17 +164,22 @@ def estimate_memory(
     attention: str = "sdpa",
     offload: str = "none",
     vae_slicing: bool = False,
+    cfg: bool = True,
 ) -> MemoryEstimate:
-    """Peak memory of a whole txt2img call (cfg on). offload: none | model | sequential."""
+    """Peak memory of a whole txt2img call. offload: none | model | sequential.
+
+    With cfg the text encoders and the denoiser see 2 x batch_size (few-step models run without).
+    """
     weights = component_weight_bytes(model, precision)
+    guided = (2 if cfg else 1) * batch_size
     images = {
-        "text_encoder": 2 * batch_size,
-        "unet": 2 * batch_size,
+        "text_encoder": guided,
+        "unet": guided,
         "vae_decode": 1 if vae_slicing else batch_size,
     }
     stage_weights = {
-        "text_encoder": ("text_encoder", "text_encoder_2"),
-        "unet": ("unet",),
+        "text_encoder": ("text_encoder", "text_encoder_2", "text_encoder_3"),
+        "unet": ("unet", "transformer"),
         "vae_decode": ("vae",),
     }
     peaks = {}
@@ -220,11 +225,12 @@ def ways_to_fit(
     precision: str,
     attention: str,
     usable_bytes: int,
+    cfg: bool = True,
 ) -> list[str]:
     """Changes that bring the peak under `usable_bytes`, each with its peak: single remedies when
     any suffices, else the shortest cumulative combination (in the order of `_remedies`)."""
     base = {"model": model, "height": height, "width": width, "batch_size": batch_size,
-            "precision": precision, "attention": attention}  # fmt: skip
+            "precision": precision, "attention": attention, "cfg": cfg}  # fmt: skip
     options = _remedies(batch_size, precision, attention)
     found = []
     for label, change in options:

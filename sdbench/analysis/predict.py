@@ -137,7 +137,7 @@ def predict(
             predicted["call"] - workload.steps * predicted["unet_step"] + workload.steps / it_per_s
         )
     memory = estimate_memory(
-        model, workload.height, workload.width, batch_size, precision, attention
+        model, workload.height, workload.width, batch_size, precision, attention, cfg=workload.cfg
     )
     # Memory hardly depends on which GPU ran the workload: a peak measured on any GPU beats the model.
     measured_peak = _first(measured, "pipeline", "peak_mem_reserved_bytes") or _first(
@@ -160,7 +160,7 @@ def predict(
         "s_per_image_high": image_s / batch_size * (1 + error), "model_error_pct": error * 100.0,
         "peak_vram_bytes": int(peak), "weights_bytes": memory.weights_bytes, "activation_bytes": memory.activation_bytes,
         "vram_bytes": usable, "fits": bool(peak <= usable), "headroom_bytes": int(usable - peak),
-        "ways_to_fit": [] if peak <= usable else ways_to_fit(model, workload.height, workload.width, batch_size, precision, attention, usable),
+        "ways_to_fit": [] if peak <= usable else ways_to_fit(model, workload.height, workload.width, batch_size, precision, attention, usable, workload.cfg),
         "calibration_family": calibrated_as, "avg_power_w": power_w, "energy_per_image_j": energy, "source": source,
         "memory_source": "measured" if measured_peak else "predicted",
     }  # fmt: skip
