@@ -14,7 +14,7 @@ from rich.console import Console
 from sdbench.cell import Cell, Measure
 from sdbench.runner import executor as executor_module
 from sdbench.runner import run as run_module
-from sdbench.runner.executor import LocalExecutor, as_seen_by, pinned_device
+from sdbench.runner.executor import LocalExecutor, as_seen_by, host_gpu_count, pinned_device
 from sdbench.runner.process import WorkerProcess
 from sdbench.runner.run import run_suite
 from sdbench.suite.expand import resolve_devices
@@ -37,6 +37,7 @@ class FakeWorker:
         self.serial = next(self.started)
         self.device = device
         self.gpu = (env or {}).get("CUDA_VISIBLE_DEVICES")
+        self.gpu_count = (env or {}).get("SDBENCH_GPU_COUNT")
         if on_spawn:
             on_spawn(self)
         self.hello = {"device_name": f"fake GPU {self.gpu}"}
@@ -49,6 +50,7 @@ class FakeWorker:
                 {
                     "worker": self.serial,
                     "gpu": self.gpu,
+                    "gpu_count": self.gpu_count,
                     "asked": cell,
                     "begin": begin,
                     "end": time.monotonic(),
@@ -64,6 +66,8 @@ class FakeWorker:
 
 
 def test_each_gpu_gets_its_own_pinned_workers_and_gpus_run_at_the_same_time(monkeypatch):
+    import torch  # noqa: F401  (host_gpu_count uses it; a real run has it loaded before it plans)
+
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     FakeWorker.log = []
     cells = [_cell(d, p) for d in ("cuda:0", "cuda:1") for p in ("fp32", "bf16")]
@@ -99,6 +103,7 @@ def test_pinning_honours_an_existing_visible_devices_mask():
         {"CUDA_VISIBLE_DEVICES": "5"},
     )
     assert pinned_device("cuda:2", {}) == ("cuda:0", {"CUDA_VISIBLE_DEVICES": "2"})
+    assert host_gpu_count({"CUDA_VISIBLE_DEVICES": "3, 5"}) == 2
     assert pinned_device("cpu", {"CUDA_VISIBLE_DEVICES": "1"}) == ("cpu", {})
     assert pinned_device("mps", {}) == ("mps", {})
     cell = _cell("cuda:3")
@@ -158,3 +163,17 @@ def test_a_run_on_two_gpus_measures_both_in_parallel_into_one_results_file(
     (gpu_a, began_a, ended_a), (gpu_b, began_b, ended_b) = sorted(CpuBackedGpu.lifetimes)
     assert (gpu_a, gpu_b) == ("0", "1")
     assert began_a < ended_b and began_b < ended_a
+
+
+def test_a_pinned_worker_reports_the_run_gpu_count_not_its_one_visible_gpu(monkeypatch):
+    # Rows made before pinning said 4 on a 4-GPU host; a pinned worker sees 1 and would make
+    # compare flag a hardware change between two runs on the same machine.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    FakeWorker.log = []
+    pool = LocalExecutor(Measure(), worker_factory=FakeWorker)
+    pool.run([_cell("cuda:2")], lambda cell, result, env: None)
+    assert [(e["gpu"], e["gpu_count"]) for e in FakeWorker.log] == [("2", "4")]
+    from sdbench.runner.worker import gpu_count
+
+    monkeypatch.setenv("SDBENCH_GPU_COUNT", "4")
+    assert gpu_count() == 4

@@ -19,6 +19,7 @@ from itertools import groupby
 
 from sdbench.cell import Cell, Measure
 from sdbench.runner.process import WorkerLost, WorkerProcess
+from sdbench.runner.worker import GPU_COUNT_ENV
 
 ResultCallback = Callable[[Cell, dict, dict], None]  # (cell, measured fields, worker environment)
 MAX_FAILED_STARTS = 2  # a worker that cannot start twice in a row will not start for this group
@@ -39,6 +40,16 @@ def pinned_device(device: str, environ: Mapping[str, str]) -> tuple[str, dict[st
     visible = [v.strip() for v in environ.get(VISIBLE_GPUS_ENV, "").split(",") if v.strip()]
     physical = visible[int(index)] if int(index) < len(visible) else index
     return "cuda:0", {VISIBLE_GPUS_ENV: physical}
+
+
+def host_gpu_count(environ: Mapping[str, str]) -> int:
+    """GPUs this run can see: a pinned worker sees one, but the row should say the host's count."""
+    visible = [v for v in environ.get(VISIBLE_GPUS_ENV, "").split(",") if v.strip()]
+    if visible:
+        return len(visible)
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def as_seen_by(device: str, cell: Cell) -> Cell:
@@ -191,7 +202,10 @@ class LocalExecutor:
             if self._stopping.is_set():
                 worker.kill()
 
-        worker_device, pin_env = pinned_device(device, {**os.environ, **(self.worker_env or {})})
+        environ = {**os.environ, **(self.worker_env or {})}
+        worker_device, pin_env = pinned_device(device, environ)
+        if pin_env:
+            pin_env[GPU_COUNT_ENV] = str(host_gpu_count(environ))
         env = {**(self.worker_env or {}), **pin_env}
         try:
             return self.worker_factory(worker_device, env=env, on_spawn=register)

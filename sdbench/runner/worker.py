@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 from sdbench.cell import Cell, Measure
 
+GPU_COUNT_ENV = "SDBENCH_GPU_COUNT"  # set for workers pinned to one GPU: the run's GPU count
+
 
 @dataclass
 class WorkerState:
@@ -73,9 +75,19 @@ def environment(device: str) -> dict:
         "cuda": torch.version.cuda or (f"rocm {torch.version.hip}" if torch.version.hip else None),
         "driver": _driver_version(),
         "cpu_model": cpu_model(),
-        "gpu_count": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "gpu_count": gpu_count(),
         "cpu_threads": torch.get_num_threads(),
     }
+
+
+def gpu_count() -> int:
+    """The host's GPUs as the run saw them: a worker pinned to one GPU is told the count."""
+    import torch
+
+    told = os.environ.get(GPU_COUNT_ENV, "")
+    if told.isdigit():
+        return int(told)
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _driver_version() -> str | None:
