@@ -43,6 +43,15 @@ def test_a_device_not_present_exits_2_and_writes_nothing(tiny_suite, tmp_path, r
     assert not out.exists()
 
 
+def test_a_bad_cpu_thread_count_exits_2_and_writes_nothing(tiny_suite, tmp_path, run_cli):
+    out = tmp_path / "results"
+    code, stdout, stderr = run_cli(
+        "run", tiny_suite(), "--out", out, env={"SDBENCH_CPU_THREADS": "two"}
+    )
+    assert_clear_error(code, stdout, stderr, 'SDBENCH_CPU_THREADS="two" is not a thread count')
+    assert not out.exists()
+
+
 def test_run_without_a_suite_or_resume_is_a_clear_error(run_cli):
     code, stdout, stderr = run_cli("run")
     assert_clear_error(code, stdout, stderr, "Give a suite file")

@@ -25,6 +25,7 @@ from sdbench.quality import warning_lines
 from sdbench.runner.environment import host_environment
 from sdbench.runner.executor import LocalExecutor
 from sdbench.runner.progress import RunProgress, summary_table
+from sdbench.runner.worker import cpu_threads
 from sdbench.store.files import write_run
 from sdbench.store.journal import Journal, journal_path, read_journal
 from sdbench.store.schema import SCHEMA_VERSION
@@ -130,6 +131,7 @@ def run_suite(
     """
     out_dir = Path(out_dir)
     console = console or Console(stderr=True)
+    cpu_threads()  # a bad SDBENCH_CPU_THREADS is bad input before anything runs
     run_id = _run_id_of(resume) if resume else None
     if resume:
         _check_resumable(out_dir, run_id)

@@ -19,11 +19,13 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sdbench.cell import Cell, Measure
 
 GPU_COUNT_ENV = "SDBENCH_GPU_COUNT"  # set for workers pinned to one GPU: the run's GPU count
+CPU_THREADS_ENV = "SDBENCH_CPU_THREADS"  # the user's choice of intra-op threads, else every core
 
 
 @dataclass
@@ -37,9 +39,8 @@ class WorkerState:
 
 
 def configure_torch() -> int:
-    """Quiet library logs, use every physical core on the CPU and keep freed memory between
-    calls (memory.keep_freed_memory); returns the thread count."""
-    import psutil
+    """Quiet library logs, use every physical core on the CPU (or SDBENCH_CPU_THREADS) and keep
+    freed memory between calls (memory.keep_freed_memory); returns the thread count."""
     import torch
     from diffusers.utils import logging as diffusers_logging
 
@@ -47,9 +48,26 @@ def configure_torch() -> int:
 
     keep_freed_memory()
     diffusers_logging.set_verbosity_error()
-    threads = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    threads = cpu_threads()
     torch.set_num_threads(threads)
     return threads
+
+
+def cpu_threads(environ: Mapping[str, str] = os.environ) -> int:
+    """SDBENCH_CPU_THREADS when set (a positive integer), else every physical core."""
+    import psutil
+
+    from sdbench.errors import BadInput
+
+    told = environ.get(CPU_THREADS_ENV, "").strip()
+    if not told:
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    if not told.isdigit() or int(told) < 1:
+        raise BadInput(
+            f'{CPU_THREADS_ENV}="{told}" is not a thread count. Set it to a positive integer '
+            f"(e.g. {CPU_THREADS_ENV}=1 on a busy shared machine), or unset it to use every core."
+        )
+    return int(told)
 
 
 def environment(device: str) -> dict:

@@ -1,4 +1,4 @@
-"""CPU workers keep freed memory during a cell, so warmed-up calls do not fault pages in again."""
+"""CPU workers: freed memory stays during a cell (no page faults once warm); thread count."""
 
 from __future__ import annotations
 
@@ -38,3 +38,19 @@ def test_glibc_alone_faults_every_call_and_keep_freed_memory_stops_it():
     # The control shows the test can fail: plain glibc maps the block fresh on every call.
     assert _faults_of_five_calls("plain") >= 5 * PAGES_PER_CALL // 2
     assert _faults_of_five_calls("keep") < PAGES_PER_CALL // 10
+
+
+def test_sdbench_cpu_threads_sets_the_worker_threads_and_the_row_says_so(
+    tiny_suite, tmp_path, monkeypatch
+):
+    import pyarrow.parquet as pq
+    from rich.console import Console
+
+    from sdbench.runner.run import run_suite
+
+    monkeypatch.setenv("SDBENCH_CPU_THREADS", "1")
+    suite = tiny_suite(matrix={"stage": ["unet"], "batch_size": [1], "precision": ["fp32"],
+                               "attention": ["sdpa"]})  # fmt: skip
+    outcome = run_suite(str(suite), tmp_path / "out", console=Console(quiet=True))
+    rows = pq.read_table(outcome.path).to_pylist()
+    assert [(r["status"], r["cpu_threads"]) for r in rows] == [("ok", 1)]
