@@ -105,7 +105,9 @@ def test_a_lost_actor_is_retried_once_then_recorded_and_the_group_goes_on(ray_cl
 
     assert [cell.batch_size for cell, _, _ in results] == [1, 2]
     (_, lost, lost_env), (_, measured, env) = results
-    assert lost["status"] == "error" and lost_env == {}
+    assert lost["status"] == "error"
+    # The node the actor died on is unknown: its host facts are null, not the driver's.
+    assert lost_env and set(lost_env.values()) == {None} and "host" in lost_env
     assert "failed 2 times, each on a fresh actor" in lost["error"]
     assert "ActorDiedError" in lost["error"]
     assert measured["status"] == "ok" and measured["median_ms"] > 0

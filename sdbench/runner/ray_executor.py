@@ -250,7 +250,11 @@ class RayExecutor:
                 if lane.attempts < MAX_ATTEMPTS:
                     self._send_next(lane, in_flight, on_result)  # the same cell, a fresh actor
                     continue
-                result, environment = _lost_row(error, lane.attempts), {}
+                # The node it died on is unknown: null host facts, not the driver's.
+                result, environment = (
+                    _lost_row(error, lane.attempts),
+                    dict.fromkeys(host_environment()),
+                )
             lane.cells.popleft()
             lane.attempts, lane.last_received_s = 0, time.monotonic()
             self.oom.record(cell, result["status"])
