@@ -8,7 +8,8 @@ import sys
 import pytest
 
 # Allocate, touch and free 64 MiB the way one stage call's activations come and go; print the
-# minor page faults of five calls after three warm-up calls (glibc's heap settles in three).
+# minor page faults of five calls after twelve warm-up calls (glibc's heap settled within 2-9
+# calls in repeated tries: aligned blocks leave remainders that take a few calls to coalesce).
 _CALLS = """
 import resource, sys, torch
 if sys.argv[1] == "keep":
@@ -16,7 +17,8 @@ if sys.argv[1] == "keep":
     assert keep_freed_memory()
 def call():
     torch.ones(16 * 1024 * 1024).sum()
-call(); call(); call()
+for _ in range(12):
+    call()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):
     call()
@@ -36,8 +38,9 @@ def _faults_of_five_calls(mode: str) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_glibc_alone_faults_every_call_and_keep_freed_memory_stops_it():
     # The control shows the test can fail: plain glibc maps the block fresh on every call.
-    assert _faults_of_five_calls("plain") >= 5 * PAGES_PER_CALL // 2
-    assert _faults_of_five_calls("keep") < PAGES_PER_CALL // 10
+    assert _faults_of_five_calls("plain") >= 4 * PAGES_PER_CALL
+    # Kept: no fresh pages once settled (one stray late settling call at most).
+    assert _faults_of_five_calls("keep") <= PAGES_PER_CALL
 
 
 def test_sdbench_cpu_threads_sets_the_worker_threads_and_the_row_says_so(

@@ -88,3 +88,19 @@ def test_a_full_disk_stops_the_run_with_the_journal_intact_and_resumable(
     rows = pq.read_table(outcome.path).to_pylist()
     assert [row["width"] for row in rows] == [64, 72, 80]
     assert not journal.exists()
+
+
+def test_a_signal_inside_the_wait_loop_is_raised_where_the_loop_checks_not_where_it_lands():
+    from sdbench.runner import interrupt
+
+    with interrupt.signals_end_the_run():
+        with interrupt.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)  # lands here: only noted
+            landed_quietly = True
+            with pytest.raises(KeyboardInterrupt):
+                interrupt.check()
+            interrupt.check()  # once raised, the request is spent
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # outside the loop: raised at once, as ever
+    assert landed_quietly
+    assert signal.getsignal(signal.SIGTERM) is not interrupt._on_signal  # handlers restored

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -43,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from sdbench.errors import BadInput
+    from sdbench.runner.interrupt import signals_end_the_run
     from sdbench.runner.run import plan, print_summary, run_suite
 
     if not args.suite and not args.resume:
@@ -59,7 +56,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.executor == "ray":
         options = {"address": args.ray_address, "gpu_type": args.gpu_type}
     out = args.out or _resume_folder(args.resume) or "results"
-    with _terminate_as_interrupt():
+    with signals_end_the_run():
         outcome = run_suite(args.suite, out, args.device, args.resume, args.executor, options)
     print_summary(outcome)
     return 130 if outcome.interrupted else 0
@@ -70,20 +67,3 @@ def _resume_folder(resume: str | None) -> str | None:
     if not resume or Path(resume).parent == Path("."):
         return None
     return str(Path(resume).parent)
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a batch scheduler's "time is up") ends a run like Ctrl-C: journal kept, resumable."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

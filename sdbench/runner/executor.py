@@ -18,6 +18,7 @@ from dataclasses import replace
 from itertools import groupby
 
 from sdbench.cell import Cell, Measure
+from sdbench.runner import interrupt
 from sdbench.runner.process import WorkerLost, WorkerProcess
 from sdbench.runner.worker import GPU_COUNT_ENV
 
@@ -122,9 +123,11 @@ class LocalExecutor:
         for thread in threads:
             thread.start()
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(timeout=0.5)
+            with interrupt.deferred():
+                for thread in threads:
+                    while thread.is_alive():
+                        thread.join(timeout=0.5)
+                        interrupt.check()
         except KeyboardInterrupt:
             self.stop()
             # Let device threads return so no result is being journaled while the caller exits.
