@@ -165,5 +165,6 @@ def test_model_offload_of_sd35_keeps_its_transformer_and_t5_resident_in_their_st
     assert peak.weights_bytes >= weights["transformer"]
     encoders = sum(weights[n] for n in ("text_encoder", "text_encoder_2", "text_encoder_3"))
     assert estimate_memory("sd35-large", 64, 64, 1, "fp16", offload="model").weights_bytes in (
-        weights["transformer"], encoders
+        weights["transformer"],
+        encoders,
     )
