@@ -78,6 +78,8 @@ def test_cpu_row_composes_one_image_from_stage_rows_at_the_workload_steps(result
     assert cpu["s_per_image"] == pytest.approx((30 + 4 * 500 + 70) / 1000)
     assert cpu["source"] == "measured" and "composed" in cpu["note"]
     assert cpu["gpu"] == "CPU: Test CPU"
+    # The GPU rows assume the full VAE; a TAESD-decoded CPU figure says what it is.
+    assert "(decoded with taesd)" in cpu["note"]
 
 
 def test_cpu_rows_with_other_guidance_or_pipeline_steps_do_not_answer(results_of):
