@@ -128,3 +128,12 @@ def test_cpu_row_borrows_a_text_encoder_measured_at_another_size(results_of):
     table = recommend("lcm-sd15", 384, 384, 1, "fp16", results=results_of(rows))
     cpu = table[table["criterion"] == "cpu"].iloc[0]
     assert cpu["s_per_image"] == pytest.approx((30 + 4 * 500 + 70) / 1000)
+
+
+def test_few_step_predictions_carry_the_few_step_cross_validated_error():
+    from sdbench.analysis.predict import model_error_pct
+
+    errors = model_error_pct()
+    assert errors["few-step"] > errors["sd15"]  # the shipped file has the few-step row
+    assert predict("4090", "lcm-sd15", 512)["model_error_pct"] == pytest.approx(errors["few-step"])
+    assert predict("4090", "sd15", 512)["model_error_pct"] == pytest.approx(errors["sd15"])

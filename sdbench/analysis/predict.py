@@ -37,9 +37,15 @@ def model_error_pct() -> dict[str, float]:
     return dict(zip(frame["model_family"], frame["median_abs_pct_error"], strict=True))
 
 
-def _error_pct(model: str) -> float:
+def _error_pct(model: str, steps: int) -> float:
+    """The family's cross-validated median error; few-step calls take the few-step rows' if larger."""
+    from sdbench.analysis.validate import FEW_STEP_FAMILY, FEW_STEPS
+
     errors = model_error_pct()
-    return float(errors.get(MODEL_FAMILY.get(model, model), max(errors.values())))
+    family = float(errors.get(MODEL_FAMILY.get(model, model), max(errors.values())))
+    if steps <= FEW_STEPS and FEW_STEP_FAMILY in errors:
+        return max(family, float(errors[FEW_STEP_FAMILY]))
+    return family
 
 
 def _same_workload(results: pd.DataFrame, workload: Workload) -> pd.Series:
@@ -148,7 +154,9 @@ def predict(
     error = (
         0.0
         if source == "measured"
-        else _error_pct(model) / 100.0 * _band_widening(target.family, calibrated_as)
+        else _error_pct(model, workload.steps)
+        / 100.0
+        * _band_widening(target.family, calibrated_as)
     )
     power_w = _first(measured, "pipeline", "avg_power_w") or target.tdp_w * POWER_SHARE_OF_TDP
     energy = _first(measured, "pipeline", "energy_per_image_j") or power_w * image_s / batch_size
