@@ -48,7 +48,7 @@ def _error_pct(model: str, steps: int) -> float:
     return family
 
 
-def _same_workload(results: pd.DataFrame, workload: Workload) -> pd.Series:
+def same_workload(results: pd.DataFrame, workload: Workload) -> pd.Series:
     """Ok rows of the workload's model, size, batch and guidance; pipeline rows at its steps too.
 
     A unet row is one step, so any step count's rows describe it; a pipeline row is a whole
@@ -75,7 +75,7 @@ def measured_rows(results: pd.DataFrame | None, workload: Workload) -> pd.DataFr
     if results is None or results.empty:
         return pd.DataFrame()
     same = (
-        _same_workload(results, workload)
+        same_workload(results, workload)
         & ~results["device"].astype(str).str.startswith("cpu")
         & (results["precision"] == workload.precision)
         & (results["attention"].fillna("sdpa") == workload.attention)
@@ -93,7 +93,7 @@ def _catalogue_name(device_name: str) -> str | None:
         return None
 
 
-def _first(rows: pd.DataFrame, stage: str, column: str) -> float | None:
+def first_value(rows: pd.DataFrame, stage: str, column: str) -> float | None:
     values = rows.loc[rows["stage"] == stage, column].dropna() if not rows.empty else []
     return float(pd.Series(values).median()) if len(values) else None
 
@@ -132,8 +132,8 @@ def predict(
     calibration = calibration or calibration_for(results)
     predicted = predict_stage_seconds(target, workload, calibration)
     calibrated_as = calibration.family_for(target.family)
-    it_per_s = _first(measured, "unet", "it_per_s")
-    image_s = _first(measured, "pipeline", "median_ms")
+    it_per_s = first_value(measured, "unet", "it_per_s")
+    image_s = first_value(measured, "pipeline", "median_ms")
     source = "measured" if (it_per_s or image_s) else "predicted"
     it_per_s = it_per_s or 1.0 / predicted["unet_step"]
     if image_s is not None:
@@ -146,7 +146,7 @@ def predict(
         model, workload.height, workload.width, batch_size, precision, attention, cfg=workload.cfg
     )
     # Memory hardly depends on which GPU ran the workload: a peak measured on any GPU beats the model.
-    measured_peak = _first(measured, "pipeline", "peak_mem_reserved_bytes") or _first(
+    measured_peak = first_value(measured, "pipeline", "peak_mem_reserved_bytes") or first_value(
         workload_rows, "pipeline", "peak_mem_reserved_bytes"
     )
     peak = measured_peak or memory.peak_bytes
@@ -158,8 +158,10 @@ def predict(
         / 100.0
         * _band_widening(target.family, calibrated_as)
     )
-    power_w = _first(measured, "pipeline", "avg_power_w") or target.tdp_w * POWER_SHARE_OF_TDP
-    energy = _first(measured, "pipeline", "energy_per_image_j") or power_w * image_s / batch_size
+    power_w = first_value(measured, "pipeline", "avg_power_w") or target.tdp_w * POWER_SHARE_OF_TDP
+    energy = (
+        first_value(measured, "pipeline", "energy_per_image_j") or power_w * image_s / batch_size
+    )
     return {
         "gpu": target.name, "model": spec.name, "height": workload.height, "width": workload.width,
         "batch_size": batch_size, "precision": precision, "steps": workload.steps, "cfg": workload.cfg, "attention": attention,
@@ -203,73 +205,6 @@ def _band_widening(family: str, calibrated_as: str | None) -> float:
     if calibrated_as is None:
         return 2.0  # no family data at all: global efficiency only
     return 1.0 if calibrated_as == family else 1.5  # borrowed from a neighbouring family
-
-
-def measured_cpu(results: pd.DataFrame | None, workload: Workload) -> dict | None:
-    """This machine's CPU for the workload, from measured rows only (the "do I need a GPU?" row).
-
-    The CPU at its fastest measured setting (any precision and attention): a pipeline cell at the
-    workload's steps, else one image composed from its stage rows (analysis/per_image.py), else
-    the UNet steps alone, said so in the note.
-    """
-    if results is None or results.empty:
-        return None
-    rows = results[
-        _same_workload(results, workload) & results["device"].astype(str).str.startswith("cpu")
-    ]
-    if rows.empty:
-        return None
-    best = _fastest_cpu_call(rows, workload)
-    if best is None:
-        return None
-    image_s, setting, how = best
-    name = (
-        rows["cpu_model"].dropna().iloc[0]
-        if rows["cpu_model"].notna().any()
-        else "this machine's CPU"
-    )
-    unet = rows[(rows["stage"] == "unet") & rows["it_per_s"].notna()]
-    energy = _first(rows, "pipeline", "energy_per_image_j")
-    return {
-        "gpu": f"CPU: {name}", "it_per_s": float(unet["it_per_s"].max()) if len(unet) else None,
-        "image_s": image_s, "s_per_image": image_s / workload.batch_size,
-        "images_per_s": workload.batch_size / image_s, "images_per_min": 60.0 * workload.batch_size / image_s,
-        "peak_vram_bytes": _first(rows, "pipeline", "peak_rss_bytes"),
-        "fits": True, "energy_per_image_j": energy, "source": "measured", "precision": setting,
-        "note": "measured on this machine" + how,
-    }  # fmt: skip
-
-
-def _fastest_cpu_call(rows: pd.DataFrame, workload: Workload) -> tuple[float, str, str] | None:
-    """(seconds per call, "precision attention", how it was measured) of the fastest setting."""
-    from sdbench.analysis.per_image import per_image_figures
-
-    pipeline = rows[(rows["stage"] == "pipeline") & rows["median_ms"].notna()]
-    if len(pipeline):
-        best = pipeline.loc[pipeline["median_ms"].idxmin()]
-        return float(best["median_ms"]) / 1000.0, _setting(best), _decode_note(best)
-    composed = per_image_figures(rows, steps=workload.steps)
-    if len(composed):
-        best = composed.loc[composed["image_ms"].idxmin()]
-        call_s = float(best["image_ms"]) * workload.batch_size / 1000.0
-        how = " (one call composed from the stage rows)" + _decode_note(best)
-        return call_s, _setting(best), how
-    unet = rows[(rows["stage"] == "unet") & rows["it_per_s"].notna()]
-    if unet.empty:
-        return None
-    best = unet.loc[unet["it_per_s"].idxmax()]
-    note = " (UNet steps only; text encoder and VAE not included)"
-    return workload.steps / float(best["it_per_s"]), _setting(best), note
-
-
-def _setting(row: pd.Series) -> str:
-    return f"{row['precision']} {row.get('attention') or 'sdpa'}"
-
-
-def _decode_note(row: pd.Series) -> str:
-    """A tiny autoencoder decodes differently from the full VAE the GPU rows assume: say so."""
-    vae = row.get("vae")
-    return f" (decoded with {vae})" if isinstance(vae, str) and vae != "default" else ""
 
 
 def cost_per_1000_usd(

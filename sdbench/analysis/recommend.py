@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from sdbench.analysis.perfmodel import Workload, calibration_for
-from sdbench.analysis.predict import cost_per_1000_usd, measured_cpu, predict, usual_workload
+from sdbench.analysis.predict import cost_per_1000_usd, predict, usual_workload
+from sdbench.analysis.this_cpu import measured_cpu
 from sdbench.gpus import GPU, load_catalogue
 
 DEFAULT_BUDGETS_USD = (300.0, 600.0, 1000.0, 2000.0, 5000.0, math.inf)
