@@ -93,7 +93,8 @@ def _catalogue_name(device_name: str) -> str | None:
         return None
 
 
-def first_value(rows: pd.DataFrame, stage: str, column: str) -> float | None:
+def stage_median(rows: pd.DataFrame, stage: str, column: str) -> float | None:
+    """The median of `column` over the rows of `stage`, or None when none has a value."""
     values = rows.loc[rows["stage"] == stage, column].dropna() if not rows.empty else []
     return float(pd.Series(values).median()) if len(values) else None
 
@@ -132,8 +133,8 @@ def predict(
     calibration = calibration or calibration_for(results)
     predicted = predict_stage_seconds(target, workload, calibration)
     calibrated_as = calibration.family_for(target.family)
-    it_per_s = first_value(measured, "unet", "it_per_s")
-    image_s = first_value(measured, "pipeline", "median_ms")
+    it_per_s = stage_median(measured, "unet", "it_per_s")
+    image_s = stage_median(measured, "pipeline", "median_ms")
     source = "measured" if (it_per_s or image_s) else "predicted"
     it_per_s = it_per_s or 1.0 / predicted["unet_step"]
     if image_s is not None:
@@ -146,7 +147,7 @@ def predict(
         model, workload.height, workload.width, batch_size, precision, attention, cfg=workload.cfg
     )
     # Memory hardly depends on which GPU ran the workload: a peak measured on any GPU beats the model.
-    measured_peak = first_value(measured, "pipeline", "peak_mem_reserved_bytes") or first_value(
+    measured_peak = stage_median(measured, "pipeline", "peak_mem_reserved_bytes") or stage_median(
         workload_rows, "pipeline", "peak_mem_reserved_bytes"
     )
     peak = measured_peak or memory.peak_bytes
@@ -158,9 +159,9 @@ def predict(
         / 100.0
         * _band_widening(target.family, calibrated_as)
     )
-    power_w = first_value(measured, "pipeline", "avg_power_w") or target.tdp_w * POWER_SHARE_OF_TDP
+    power_w = stage_median(measured, "pipeline", "avg_power_w") or target.tdp_w * POWER_SHARE_OF_TDP
     energy = (
-        first_value(measured, "pipeline", "energy_per_image_j") or power_w * image_s / batch_size
+        stage_median(measured, "pipeline", "energy_per_image_j") or power_w * image_s / batch_size
     )
     return {
         "gpu": target.name, "model": spec.name, "height": workload.height, "width": workload.width,

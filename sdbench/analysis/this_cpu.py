@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sdbench.analysis.perfmodel import Workload
-from sdbench.analysis.predict import first_value, same_workload
+from sdbench.analysis.predict import same_workload, stage_median
 
 
 def measured_cpu(results: pd.DataFrame | None, workload: Workload) -> dict | None:
@@ -37,12 +37,12 @@ def measured_cpu(results: pd.DataFrame | None, workload: Workload) -> dict | Non
         else "this machine's CPU"
     )
     unet = rows[(rows["stage"] == "unet") & rows["it_per_s"].notna()]
-    energy = first_value(rows, "pipeline", "energy_per_image_j")
+    energy = stage_median(rows, "pipeline", "energy_per_image_j")
     return {
         "gpu": f"CPU: {name}", "it_per_s": float(unet["it_per_s"].max()) if len(unet) else None,
         "image_s": image_s, "s_per_image": image_s / workload.batch_size,
         "images_per_s": workload.batch_size / image_s, "images_per_min": 60.0 * workload.batch_size / image_s,
-        "peak_vram_bytes": first_value(rows, "pipeline", "peak_rss_bytes"),
+        "peak_vram_bytes": stage_median(rows, "pipeline", "peak_rss_bytes"),
         "fits": True, "energy_per_image_j": energy, "source": "measured", "precision": setting,
         "note": "measured on this machine" + how,
     }  # fmt: skip
