@@ -27,6 +27,7 @@ from scipy.optimize import least_squares
 from sdbench.analysis.costs import stage_cost
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, find_gpu
+from sdbench.store.schema import row_guided
 
 SMALL_STEP_FLOPS = 4e12  # below this, one UNet step cannot fill a large GPU
 METRICS = ("it_per_s", "s_per_call", "a1111_it_per_s")
@@ -131,7 +132,7 @@ def reference_observations() -> tuple[Observation, ...]:
             model=row["model"], height=int(row["resolution"]), width=int(row["resolution"]),
             batch_size=int(row["batch"]), precision=precision, steps=int(row["steps"]),
             attention=row["attention"], compile=row["compile"], software=_software(row["era"], row["attention"]),
-            cfg=_guided(row.get("cfg")),
+            cfg=row_guided(row.get("cfg")),
         )  # fmt: skip
         found.append(Observation(gpu, workload, row["metric"], float(row["value"]), row["source"]))
     return tuple(found)
@@ -163,13 +164,8 @@ def workload_of_row(row: dict) -> Workload:
         model=str(row["model"]), height=int(row["height"]), width=int(row["width"]),
         batch_size=int(row["batch_size"]), precision=str(row["precision"]), steps=int(row.get("steps") or 20),
         attention=str(row.get("attention") or "sdpa"), compile=str(row.get("compile") or "none"),
-        cfg=_guided(row.get("cfg")),
+        cfg=row_guided(row.get("cfg")),
     )  # fmt: skip
-
-
-def _guided(value: object) -> bool:
-    """A row's cfg; rows without the column (or null) ran with guidance, the default."""
-    return True if value is None or value != value else bool(value)
 
 
 # --- features: everything about a row that does not depend on the parameters -----------------

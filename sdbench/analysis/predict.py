@@ -19,6 +19,7 @@ from sdbench.analysis.perfmodel import (
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, find_gpu
 from sdbench.models.registry import get_model
+from sdbench.store.schema import guided
 
 # Average board power while generating, as a share of TDP, when no measured power exists: SD
 # keeps the GPU busy but rarely at its power limit. An assumption, replaced by measured avg_power_w.
@@ -55,7 +56,6 @@ def same_workload(results: pd.DataFrame, workload: Workload) -> pd.Series:
     call, so only one made at the workload's steps does. Text encoder rows of any image size
     count (77 tokens whatever the size). Rows without a cfg column ran with cfg.
     """
-    cfg = results["cfg"] if "cfg" in results.columns else pd.Series(True, index=results.index)
     steps = results["steps"] if "steps" in results.columns else pd.Series(None, index=results.index)
     return (
         (results["status"] == "ok")
@@ -65,7 +65,7 @@ def same_workload(results: pd.DataFrame, workload: Workload) -> pd.Series:
             | (results["stage"] == "text_encoder")
         )
         & (results["batch_size"] == workload.batch_size)
-        & (cfg.fillna(True).astype(bool) == workload.cfg)
+        & (guided(results) == workload.cfg)
         & ((results["stage"] != "pipeline") | (steps == workload.steps))
     )
 

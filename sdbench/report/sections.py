@@ -329,9 +329,10 @@ def which_gpu_section(latest: pd.DataFrame) -> Section:
         "low and high bound the prediction."
     )
     from sdbench.analysis.predict import denoising_label
+    from sdbench.store.schema import guided
 
     keys = ["model", "height", "width", "batch_size", "steps", "cfg"]
-    workloads = latest.assign(cfg=_cfg_column(latest))[keys].dropna().drop_duplicates()
+    workloads = latest.assign(cfg=guided(latest))[keys].dropna().drop_duplicates()
     if len(workloads) > MAX_WORKLOADS:
         section.notes.append(
             f"{len(workloads) - MAX_WORKLOADS} more workloads are not shown: "
@@ -354,13 +355,6 @@ def which_gpu_section(latest: pd.DataFrame) -> Section:
             frame_table(table, name, RECOMMEND_COLUMNS, anchor=f"recommend-{len(section.tables)}")
         )
     return section
-
-
-def _cfg_column(frame: pd.DataFrame) -> pd.Series:
-    """Each row's guidance; results from before the cfg column ran with it."""
-    if "cfg" not in frame.columns:
-        return pd.Series(True, index=frame.index)
-    return frame["cfg"].fillna(True).astype(bool)
 
 
 def history_section(frame: pd.DataFrame, with_plots: bool = True) -> Section | None:

@@ -109,3 +109,17 @@ COLUMNS: dict[str, pa.DataType] = {
 }
 
 STATUSES = ("ok", "oom", "error", "timeout", "unsupported")
+
+
+def row_guided(value: object) -> bool:
+    """A row's `cfg`: rows from before the column existed (or null) ran with guidance."""
+    return True if value is None or value != value else bool(value)
+
+
+def guided(frame):
+    """Every row's `cfg` as a bool Series (row_guided), whether or not the column exists."""
+    import pandas as pd
+
+    if "cfg" not in frame.columns:
+        return pd.Series(True, index=frame.index)
+    return frame["cfg"].map(row_guided).astype(bool)
