@@ -6,7 +6,7 @@ PYTHON  ?= python3
 # A CPU build of torch 2.13 installs from local disk on the dev machines; on a GPU machine
 # override it, e.g. `make bench TORCH="torch --index-url https://download.pytorch.org/whl/cu128"`.
 TORCH   ?= torch==2.13.0
-SUITE   ?= suites/quick.toml
+SUITE   ?= quick
 RESULTS ?= results
 REPORT  ?= reports/quick
 PIP      = $(VENV)/bin/python -m pip

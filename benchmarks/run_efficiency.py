@@ -20,15 +20,16 @@ from collections import defaultdict
 from pathlib import Path
 
 import tomllib
-from common import REPO, machine, median, print_machine, verdict
+from common import machine, median, print_machine, verdict
 
 TARGET = 0.60
 
 
-def derived_suite(path: Path, overrides: list[str], device: str) -> str:
+def derived_suite(path: str | Path, overrides: list[str], device: str) -> str:
     from sdbench.gpucheck import suite_toml
+    from sdbench.suite.packaged import resolve_suite
 
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data = tomllib.loads(resolve_suite(path).read_text(encoding="utf-8"))
     for override in overrides:
         axis, _, values = override.partition("=")
         data["matrix"][axis] = [int(v) if v.isdigit() else v for v in values.split(",")]
@@ -115,7 +116,7 @@ def breakdown(suite_path: Path, device: str) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", type=Path, default=REPO / "suites" / "quick.toml")
+    parser.add_argument("--suite", default="quick", help="a packaged suite name or a .toml path")
     parser.add_argument("--set", action="append", default=[], metavar="AXIS=V1,V2")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--startups", type=int, default=3, help="worker start-ups to time")

@@ -28,6 +28,7 @@ COMMANDS = (
     "probe",
     "best",
     "ingest",
+    "suites",
 )
 
 

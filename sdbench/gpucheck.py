@@ -1,7 +1,7 @@
 """`scripts/gpu-check`: run every GPU path once, prove nothing fell back to the CPU, keep it all.
 
 One command for a freshly lent GPU machine with no internet: probe the device, run
-suites/gpu-check.toml, check the attention kernels really differ, and write the Parquet results,
+sdbench/suites/gpu-check.toml, check the attention kernels really differ, and write the Parquet results,
 the HTML report, summary.txt and checks.json into one folder (at most 8 files). Exit 0 when every
 check passed, 1 when one failed (summary.txt and the last lines printed say which and why), 2 when
 the machine cannot run the check at all (a missing package, no GPU, a folder already used).
@@ -31,7 +31,7 @@ import tomllib
 from sdbench.errors import BadInput, SdbenchError
 
 REPO = Path(__file__).resolve().parent.parent
-GPU_SUITE = REPO / "suites" / "gpu-check.toml"
+GPU_SUITE = Path(__file__).resolve().parent / "suites" / "gpu-check.toml"
 # import name -> pip distribution; torch must already be there (a CUDA build for the GPU)
 REQUIRED_MODULES = {
     "torch": "torch",
@@ -54,7 +54,7 @@ WHEELS_HELP = (
     "again: it installs them with `pip install --no-index --find-links wheels`."
 )
 MAX_FILES = 8
-OOM_BATCH = 2048  # suites/gpu-check.toml's planned out-of-memory cell (the only batch this big)
+OOM_BATCH = 2048  # gpu-check.toml's planned out-of-memory cell (the only batch this big)
 DRY_RUN_MODEL, DRY_RUN_STANDS_FOR = "tiny", "sd15"
 DRY_RUN_RESOLUTION_DIVISOR = 8
 DRY_RUN_MEASURE = {
@@ -699,7 +699,7 @@ def _write_outputs(out_dir, rows, checks, device, probe, kernels, wall_s) -> Non
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="scripts/gpu-check",
-        description="Run every GPU path once (suites/gpu-check.toml), verify nothing fell back "
+        description="Run every GPU path once (the packaged gpu-check suite), verify nothing fell back "
         "to the CPU, and write results, report and summary into OUTDIR.",
     )
     parser.add_argument("out_dir", nargs="?", type=Path, help="a new or empty folder")

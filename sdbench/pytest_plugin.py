@@ -1,6 +1,6 @@
 """pytest plugin: turn an sdbench suite into pytest-benchmark tests; inert unless --sdbench-suite is given.
 
-`pytest --sdbench-suite suites/ci.toml --benchmark-json out.json` collects the suite file as a test
+`pytest --sdbench-suite ci --benchmark-json out.json` collects the suite file as a test
 module with one `test_cell[...]` per cell. Each cell is warmed up explicitly, then timed through
 `benchmark.pedantic` with a call that ends in a device synchronize (pytest-benchmark itself never
 synchronises a GPU). FLOPs, memory, telemetry, fidelity and the raw samples go into `extra_info`,
@@ -29,7 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--sdbench-suite",
         metavar="SUITE",
         default=None,
-        help="an sdbench suite (.toml): each of its cells becomes a benchmark test",
+        help="an sdbench suite, packaged (ci) or a .toml path: each cell becomes a benchmark test",
     )
     group.addoption(
         "--sdbench-device",
@@ -100,8 +100,10 @@ def pytest_configure(config: pytest.Config) -> None:
             "--sdbench-suite needs the pytest-benchmark plugin: pip install pytest-benchmark."
         )
     from sdbench.errors import SdbenchError
+    from sdbench.suite.packaged import resolve_suite
 
     try:
+        path = str(resolve_suite(path))  # a packaged suite's name (ci) or a .toml path
         session = load_session(path, config.getoption("sdbench_device", None))
     except SdbenchError as error:
         raise pytest.UsageError(str(error)) from None

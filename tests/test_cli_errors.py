@@ -54,7 +54,7 @@ def test_a_bad_cpu_thread_count_exits_2_and_writes_nothing(tiny_suite, tmp_path,
 
 def test_run_without_a_suite_or_resume_is_a_clear_error(run_cli):
     code, stdout, stderr = run_cli("run")
-    assert_clear_error(code, stdout, stderr, "Give a suite file")
+    assert_clear_error(code, stdout, stderr, "Give a suite: a packaged name (sdbench run quick")
 
 
 def test_resume_of_an_unknown_run_is_a_clear_error(tmp_path, run_cli):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -111,8 +110,7 @@ def test_cpu_alternatives_suite_composed_figures_match_its_pipeline_cells_within
     from sdbench.runner.run import run_suite
     from sdbench.store import read_results
 
-    suite = Path(__file__).resolve().parent.parent / "suites" / "cpu-alternatives.toml"
-    outcome = run_suite(str(suite), tmp_path, console=Console(quiet=True))
+    outcome = run_suite("cpu-alternatives", tmp_path, console=Console(quiet=True))
     checked = per_image_figures(read_results([outcome.path])).dropna(subset=["pipeline_rel_err"])
     assert set(checked["model"]) == {"lcm-sd15", "bk-sdm-tiny"}
     assert (checked["pipeline_rel_err"].abs() < 0.10).all(), checked["pipeline_rel_err"].tolist()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -16,10 +15,11 @@ from sdbench.cli import main
 from sdbench.pytest_plugin import cell_test_id, planned_rounds
 from sdbench.store import read_results
 from sdbench.suite import expand, load_suite
+from sdbench.suite.packaged import packaged_suites
 
 pytest_plugins = ("pytester",)
 
-TINY = Path(__file__).resolve().parents[1] / "suites" / "tiny.toml"
+TINY = packaged_suites()["tiny"]
 # Two cells of the tiny suite keep this fast on a 2-core machine; -k filters the suite's own tests.
 TWO_CELLS = "unet and bs1 and fp32"
 

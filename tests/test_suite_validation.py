@@ -78,10 +78,30 @@ def test_long_values_are_cut_so_the_message_stays_short():
 
 def test_a_missing_suite_file_lists_the_suites_there_are(tmp_path, monkeypatch):
     (tmp_path / "suites").mkdir()
-    (tmp_path / "suites" / "quick.toml").write_text("")
+    (tmp_path / "suites" / "mine.toml").write_text("")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(BadInput, match="does not exist. Suites in ./suites: quick."):
+    with pytest.raises(BadInput) as caught:
         load_suite("suites/quik.toml")
+    message = str(caught.value)
+    assert 'Did you mean "quick"?' in message
+    assert "Suites in ./suites: mine." in message
+    assert "Packaged suites: attention, ci," in message
+
+
+def test_packaged_suites_run_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_suite("quick").name == "quick"
+    assert load_suite("quick.toml").name == "quick"
+    # the path in a clone before the suites moved into the package still names them
+    assert load_suite("suites/tiny.toml").name == "tiny"
+
+
+def test_a_local_suite_file_wins_over_the_packaged_one_of_the_same_name(tmp_path, monkeypatch):
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "quick.toml").write_text('[suite]\nname = "my-quick"\n')
+    monkeypatch.chdir(tmp_path)
+    assert load_suite("suites/quick.toml").name == "my-quick"
+    assert load_suite("quick").name == "quick"
 
 
 def test_a_suite_that_is_not_utf8_is_refused(tmp_path):
@@ -108,21 +128,19 @@ def test_a_good_suite_keeps_values_in_order_without_duplicates(tmp_path):
     assert suite.measure.min_repeats == 1 and suite.measure.cell_timeout_s == 300
 
 
-def test_the_shipped_suites_load():
-    from pathlib import Path
+def test_the_shipped_suites_load_and_are_named_after_their_files():
+    from sdbench.suite.packaged import packaged_suites
 
-    suites = sorted((Path(__file__).parent.parent / "suites").glob("*.toml"))
-    assert suites
-    for path in suites:
-        assert load_suite(path).name
+    suites = packaged_suites()
+    assert {"quick", "tiny", "ci", "gpu-check"} <= set(suites)
+    for name, path in suites.items():
+        assert load_suite(path).name == name
 
 
 def test_the_distilled_suite_shrinks_to_its_native_size_bf16_slice_on_a_cpu():
-    from pathlib import Path
-
     from sdbench.suite.expand import expand
 
-    suite = load_suite(Path(__file__).parent.parent / "suites" / "distilled.toml")
+    suite = load_suite("distilled")
     cpu = expand(suite, ["cpu"])
     assert len(cpu) == 18
     assert {(c.height, c.batch_size, c.precision) for c in cpu} == {(512, 1, "bf16")}

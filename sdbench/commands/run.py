@@ -1,17 +1,33 @@
-"""`sdbench run SUITE`: measure a suite's matrix on this machine's devices."""
+"""`sdbench run SUITE`: measure a suite's matrix on this machine's devices.
+
+Each cell (model, stage, resolution, batch, precision, attention, ...) is warmed up and timed
+until its confidence interval is tight; the run is written to results/<run_id>.parquet, with a
+journal beside it while it goes so an interrupted run can be resumed."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+EXAMPLES = """examples:
+  sdbench run quick                         the packaged quick suite (sdbench suites lists them)
+  sdbench run my-suite.toml --device cuda:1 a suite file of your own, on one device
+  sdbench run --resume RUN_ID               finish a run that was interrupted
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "run", help="run a benchmark suite and write results/<run_id>.parquet"
+        "run",
+        help="run a benchmark suite and write results/<run_id>.parquet",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "suite", nargs="?", help="suite file, e.g. suites/quick.toml (not needed with --resume)"
+        "suite",
+        nargs="?",
+        help="a packaged suite's name (quick) or a suite .toml file (not needed with --resume)",
     )
     parser.add_argument(
         "--out",
@@ -43,7 +59,10 @@ def handle(args: argparse.Namespace) -> int:
     from sdbench.runner.run import plan, print_summary, run_suite
 
     if not args.suite and not args.resume:
-        raise BadInput("Give a suite file (sdbench run suites/quick.toml) or --resume RUN.")
+        raise BadInput(
+            "Give a suite: a packaged name (sdbench run quick; sdbench suites lists them), "
+            "a .toml file, or --resume RUN."
+        )
     if args.dry_run:
         _, cells, devices = plan(args.suite, args.device)
         for cell in cells:

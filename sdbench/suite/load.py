@@ -68,14 +68,10 @@ def _show(value: Any) -> str:
 
 
 def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite file."""
-    path = Path(path)
-    if not path.is_file():
-        known = (
-            sorted(p.stem for p in Path("suites").glob("*.toml")) if Path("suites").is_dir() else []
-        )
-        hint = f" Suites in ./suites: {', '.join(known)}." if known else ""
-        raise BadInput(f'Suite file "{path}" does not exist.{hint} Pass the path of a .toml file.')
+    """Read and validate a suite file, or the packaged suite of that name (`quick`)."""
+    from sdbench.suite.packaged import resolve_suite
+
+    path = resolve_suite(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
