@@ -14,11 +14,19 @@ The plain default a speed-up is measured against: attention sdpa, compile none, 
 default VAE, precision fp32 on CPU and fp16 on other devices (bf16 when no ok fp16 row exists).
 
 When a cell (same `cell_id`) appears in several runs, only its latest run counts.
+
+Noise rule: cells `analysis.outliers` flags (too noisy, or slower than a neighbour that does more
+work) neither win nor serve as the default, so no speed-up rests on them; `outliers` counts them
+per workload. Each speed-up carries a 95% CI (bootstrap of the ratio of medians over the two
+cells' samples, as `compare` computes it).
 """
 
 from __future__ import annotations
 
 import pandas as pd
+
+from sdbench.analysis.compare import bootstrap_ratio_ci, sample_array
+from sdbench.analysis.outliers import flag_outliers, is_outlier
 
 WORKLOAD = ["device", "model", "stage", "height", "width", "batch_size", "cfg", "steps"]
 CONFIG = ["precision", "attention", "compile", "channels_last", "vae"]
@@ -37,9 +45,12 @@ RESULT_COLUMNS = [
     "default_precision",
     "default_median_ms",
     "speedup",
+    "speedup_ci95_low",
+    "speedup_ci95_high",
     "candidates",
     "rejected_fidelity",
     "not_ok",
+    "outliers",
     "run_id",
     "cell_id",
     "reason",
@@ -88,9 +99,10 @@ def fastest_settings(frame: pd.DataFrame, require_fidelity: bool = False) -> pd.
 
     Workloads where nothing passes keep a row with null configuration and a `reason`.
     """
-    rows = latest_per_cell(_with_config_columns(frame))
+    rows = latest_per_cell(with_config_columns(frame))
     if rows.empty:
         return pd.DataFrame(columns=RESULT_COLUMNS)
+    rows = flag_outliers(rows)
     results = [
         _best_of_workload(group, require_fidelity)
         for _, group in rows.groupby(WORKLOAD, dropna=False, sort=True)
@@ -98,7 +110,7 @@ def fastest_settings(frame: pd.DataFrame, require_fidelity: bool = False) -> pd.
     return pd.DataFrame(results, columns=RESULT_COLUMNS).reset_index(drop=True)
 
 
-def _with_config_columns(frame: pd.DataFrame) -> pd.DataFrame:
+def with_config_columns(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     for name in (
         "channels_last",
@@ -117,16 +129,19 @@ def _with_config_columns(frame: pd.DataFrame) -> pd.DataFrame:
 def _best_of_workload(group: pd.DataFrame, require_fidelity: bool) -> dict:
     first = group.iloc[0]
     ok = group[(group["status"] == "ok") & group["median_ms"].notna()]
-    passing = ok[passes_fidelity(ok, require_fidelity)]
+    flagged = is_outlier(ok)
+    passing = ok[passes_fidelity(ok, require_fidelity) & ~flagged]
     result = {name: first[name] for name in WORKLOAD}
     result |= {
         "device_name": first.get("device_name"),
         "candidates": len(passing),
-        "rejected_fidelity": len(ok) - len(passing),
+        "rejected_fidelity": int((~passes_fidelity(ok, require_fidelity)).sum()),
         "not_ok": len(group) - len(ok),
+        "outliers": int(flagged.sum()),
     }
-    default_row = _default_row(ok, str(first["device"]))
-    result["default_precision"] = default_precision(str(first["device"]), set(ok["precision"]))
+    device = str(first["device"])
+    result["default_precision"] = default_precision(device, set(ok["precision"]))
+    default_row = _default_row(ok, device)
     result["default_median_ms"] = None if default_row is None else float(default_row["median_ms"])
     if passing.empty:
         result["reason"] = _no_candidate_reason(len(group), len(ok), require_fidelity)
@@ -150,12 +165,28 @@ def _best_of_workload(group: pd.DataFrame, require_fidelity: bool) -> dict:
     result["fidelity_ok"] = None if pd.isna(best["fidelity_ok"]) else bool(best["fidelity_ok"])
     result["fidelity_checked"] = result["fidelity_ok"] is not None
     result["ref_rel_err"] = best["ref_rel_err"]
-    if result["default_median_ms"] is not None:
-        result["speedup"] = result["default_median_ms"] / float(best["median_ms"])
+    if default_row is not None and default_row.get("outlier_reason") is not None:
+        result["reason"] = (
+            f"no speed-up claimed: the default cell is flagged ({default_row['outlier_reason']})"
+        )
+    elif default_row is not None:
+        result |= speedup_with_ci(default_row, best)
     return result
 
 
+def speedup_with_ci(baseline: pd.Series, faster: pd.Series) -> dict:
+    """median(baseline) / median(faster), with a 95% bootstrap CI over both cells' samples."""
+    speedup = float(baseline["median_ms"]) / float(faster["median_ms"])
+    low = high = None
+    base, cur = sample_array(faster), sample_array(baseline)
+    if len(base) >= 2 and len(cur) >= 2:
+        low, high = bootstrap_ratio_ci(base, cur)
+    return {"speedup": speedup, "speedup_ci95_low": low, "speedup_ci95_high": high}
+
+
 def _default_row(ok: pd.DataFrame, device: str) -> pd.Series | None:
+    """The plain-default cell, flagged or not: a flagged default withholds the claim rather than
+    quietly measuring against a different, less plain baseline."""
     precision = default_precision(device, set(ok["precision"]))
     plain = ok[is_plain_default(ok) & (ok["precision"] == precision)]
     if plain.empty:
@@ -176,7 +207,7 @@ def _no_candidate_reason(total: int, ok: int, require_fidelity: bool) -> str:
 
 def compile_gains(frame: pd.DataFrame) -> pd.DataFrame:
     """Per compiled ok row: its compile time and speed-up over the same configuration uncompiled."""
-    rows = latest_per_cell(_with_config_columns(frame))
+    rows = latest_per_cell(with_config_columns(frame))
     ok = rows[(rows["status"] == "ok") & rows["median_ms"].notna()]
     keys = [*WORKLOAD, "precision", "attention", "channels_last", "vae"]
     ok = _fill_keys(ok)

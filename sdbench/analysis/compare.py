@@ -364,7 +364,7 @@ def judge_latency(
     base: pd.Series, cur: pd.Series, settings: Settings, seed: int = 0
 ) -> dict | None:
     """Slower/faster only when the samples differ significantly AND the medians differ by the threshold."""
-    b, c = _samples(base), _samples(cur)
+    b, c = sample_array(base), sample_array(cur)
     if len(b) >= 2 and len(c) >= 2:
         ratio = float(np.median(c) / np.median(b))
         p_value = float(scipy_stats.mannwhitneyu(c, b, alternative="two-sided").pvalue)
@@ -428,7 +428,8 @@ def smallest_p_value(n_base: int, n_current: int) -> float:
     return min(1.0, math.exp(math.log(2.0) - log_ways))  # log space: the count overflows a float
 
 
-def _samples(row: pd.Series) -> np.ndarray:
+def sample_array(row: pd.Series | dict) -> np.ndarray:
+    """A row's timed samples as a float array (empty when none were stored)."""
     raw = row.get("samples_ms")
     if raw is None or (isinstance(raw, float) and math.isnan(raw)):
         return np.empty(0)

@@ -16,9 +16,20 @@ COLUMNS = (
     ("median_ms", "median_ms"),
     ("default", "default_precision"),
     ("default_ms", "default_median_ms"),
-    ("speedup", "speedup"),
+    ("speedup (95% CI)", "speedup"),
     ("fidelity", "fidelity"),
     ("note", "reason"),
+)
+PRECISION_COLUMNS = (
+    ("device", "device_name"),
+    ("model", "model"),
+    ("stage", "stage"),
+    ("precision", "precision"),
+    ("vs", "baseline"),
+    ("pairs", "pairs"),
+    ("speedup (95% CI)", "speedup"),
+    ("fidelity", "fidelity_verdict"),
+    ("worth it?", "verdict"),
 )
 
 
@@ -28,10 +39,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fastest configuration per workload whose fidelity passes",
         description="Per device, model, stage, resolution and batch: the fastest configuration that "
         "finished ok with passing fidelity (or fidelity not measured), and its speed-up over the "
-        "plain default (sdpa, no compile, fp16 on GPU or bf16 when fp16 did not run, fp32 on CPU).",
+        "plain default (sdpa, no compile, fp16 on GPU or bf16 when fp16 did not run, fp32 on CPU), "
+        "with its 95%% CI. Cells flagged as outliers (too noisy, or slower than a neighbour doing "
+        "more work) are left out of every speed-up claim. --by precision answers per stage "
+        "whether bf16/fp16 is worth it against fp32.",
     )
     parser.add_argument("results", nargs="+", help="result files (.parquet) or folders of them")
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    parser.add_argument(
+        "--by",
+        choices=("setting", "precision"),
+        default="setting",
+        help="setting: the fastest passing setting per workload (default); precision: per stage, "
+        "is bf16/fp16 worth it against fp32 (speed-up, 95%% CI, fidelity verdict)",
+    )
     parser.add_argument(
         "--require-fidelity",
         action="store_true",
@@ -45,15 +66,22 @@ def handle(args: argparse.Namespace) -> int:
     from sdbench.commands.output import format_table, print_json
     from sdbench.store import read_results
 
-    best = fastest_settings(read_results(args.results), require_fidelity=args.require_fidelity)
-    if args.format == "json":
-        print_json(best.astype(object).where(best.notna(), None).to_dict(orient="records"))
-        return 0
-    rows = [[_value(row, name) for _, name in COLUMNS] for _, row in best.iterrows()]
-    if args.format == "markdown":
-        print(_markdown([label for label, _ in COLUMNS], rows))
+    frame = read_results(args.results)
+    if args.by == "precision":
+        from sdbench.analysis.precision_gains import precision_gains
+
+        table, columns = precision_gains(frame), PRECISION_COLUMNS
     else:
-        print(format_table([label for label, _ in COLUMNS], rows))
+        table = fastest_settings(frame, require_fidelity=args.require_fidelity)
+        columns = COLUMNS
+    if args.format == "json":
+        print_json(table.astype(object).where(table.notna(), None).to_dict(orient="records"))
+        return 0
+    rows = [[_value(row, name) for _, name in columns] for _, row in table.iterrows()]
+    if args.format == "markdown":
+        print(_markdown([label for label, _ in columns], rows))
+    else:
+        print(format_table([label for label, _ in columns], rows))
     return 0
 
 
@@ -66,10 +94,23 @@ def _value(row, name: str):
         if pd.isna(row["median_ms"]):
             return None
         return "pass" if row["fidelity_checked"] else "not measured"
+    if name == "fidelity_verdict":
+        if pd.isna(row["fidelity"]):
+            return None
+        error = row["max_ref_rel_err"]
+        return row["fidelity"] + ("" if pd.isna(error) else f" (err {error:.1e})")
     value = row[name]
     if name == "speedup" and pd.notna(value):
-        return f"{value:.2f}x"
+        return _speedup_text(value, row["speedup_ci95_low"], row["speedup_ci95_high"])
     return None if pd.isna(value) else value
+
+
+def _speedup_text(speedup: float, low: float | None, high: float | None) -> str:
+    import pandas as pd
+
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return f"{speedup:.2f}x"
+    return f"{speedup:.2f}x ({low:.2f}-{high:.2f})"
 
 
 def _markdown(headers: list[str], rows: list[list]) -> str:

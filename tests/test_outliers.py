@@ -1,0 +1,159 @@
+"""Noise cannot become a headline: outlier cells are flagged and kept out of speed-up claims."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from report_fixtures import synthetic_rows
+
+from sdbench.analysis.best import fastest_settings
+from sdbench.analysis.outliers import SPREAD_LIMIT, flag_outliers
+from sdbench.analysis.precision_gains import precision_gains
+from sdbench.cli import main
+from sdbench.store import write_run
+
+PLANTED = ("cpu", "unet", 256, 1, "fp32", "sdpa", "none")
+
+
+def _key(row) -> tuple:
+    return (
+        row["device"],
+        row["stage"],
+        row["height"],
+        row["batch_size"],
+        row["precision"],
+        row["attention"],
+        row["compile"],
+    )
+
+
+def _scale_cell(rows: list[dict], key: tuple, factor: float) -> None:
+    """Slow one cell down as other load on the machine would: every sample `factor` times longer."""
+    for row in rows:
+        if _key(row) == key:
+            row["samples_ms"] = [v * factor for v in row["samples_ms"]]
+            for name in ("median_ms", "mean_ms", "std_ms", "iqr_ms", "ci95_low_ms", "ci95_high_ms"):
+                row[name] *= factor
+
+
+@pytest.fixture
+def planted() -> pd.DataFrame:
+    # The issue's case: fp32 at batch 1 measured 4x slow, so slower per call than batch 2.
+    rows = synthetic_rows()
+    _scale_cell(rows, PLANTED, 4.0)
+    return pd.DataFrame(rows)
+
+
+def _flagged(frame: pd.DataFrame) -> pd.DataFrame:
+    flagged = flag_outliers(frame)
+    return flagged[flagged["outlier_reason"].notna()]
+
+
+def test_consistent_results_have_no_outliers():
+    assert _flagged(pd.DataFrame(synthetic_rows())).empty
+
+
+def test_cell_slower_than_its_larger_batch_is_the_one_flagged(planted):
+    flagged = _flagged(planted)
+    assert [_key(row) for _, row in flagged.iterrows()] == [PLANTED]
+    reason = flagged["outlier_reason"].iloc[0]
+    assert "contradicts its neighbour" in reason
+    assert "256x256 batch 2" in reason
+
+
+def test_noisy_cell_is_flagged_by_its_spread():
+    rows = synthetic_rows()
+    noisy = next(
+        r for r in rows if _key(r) == ("cpu", "vae_decode", 256, 2, "bf16", "sdpa", "none")
+    )
+    noisy["iqr_ms"] = noisy["median_ms"] * (SPREAD_LIMIT + 0.05)
+    flagged = _flagged(pd.DataFrame(rows))
+    assert len(flagged) == 1
+    assert flagged["outlier_reason"].iloc[0].startswith("noisy: IQR is 30% of the median")
+
+
+def test_batching_gain_within_physics_is_not_flagged():
+    # Batch 2 taking 1.2x batch 1's time (a GPU's batching gain) does more work in more time.
+    rows = synthetic_rows(devices=("cuda:0",))
+    for row in rows:
+        if row["batch_size"] == 2 and row["status"] == "ok":
+            _scale_cell([row], _key(row), 0.6)
+    assert _flagged(pd.DataFrame(rows)).empty
+
+
+def test_best_claims_no_speedup_against_a_flagged_default(planted):
+    best = fastest_settings(planted)
+    row = best[
+        (best["device"] == "cpu")
+        & (best["stage"] == "unet")
+        & (best["height"] == 256)
+        & (best["batch_size"] == 1)
+    ].iloc[0]
+    # Without the flag the 4x-slow default would give bf16 a 4 / 0.55 = 7.3x "speed-up".
+    assert pd.isna(row["speedup"])
+    assert row["outliers"] == 1
+    assert "default cell is flagged" in row["reason"]
+    assert row["precision"] == "bf16"
+
+
+def test_best_speedups_carry_a_95_percent_ci(planted):
+    best = fastest_settings(planted)
+    claimed = best[best["speedup"].notna()]
+    assert len(claimed) > 0
+    assert (claimed["speedup_ci95_low"] <= claimed["speedup"]).all()
+    assert (claimed["speedup"] <= claimed["speedup_ci95_high"]).all()
+    cpu_vae = claimed[
+        (claimed["device"] == "cpu")
+        & (claimed["stage"] == "vae_decode")
+        & (claimed["height"] == 256)
+        & (claimed["batch_size"] == 1)
+    ].iloc[0]
+    # bf16 is 0.55x fp32 in the fixtures; samples spread -2%..+3% around each median.
+    assert cpu_vae["speedup"] == pytest.approx(1 / 0.55)
+    assert 1 / 0.55 / 1.06 < cpu_vae["speedup_ci95_low"] < 1 / 0.55
+    assert 1 / 0.55 < cpu_vae["speedup_ci95_high"] < 1 / 0.55 * 1.06
+
+
+def test_precision_table_leaves_the_outlier_out_of_its_pairs(planted):
+    gains = precision_gains(planted)
+    row = gains[
+        (gains["device"] == "cpu") & (gains["stage"] == "unet") & (gains["precision"] == "bf16")
+    ].iloc[0]
+    # CPU unet pairs: 2 sizes x 2 batches x 2 attentions = 8, one failed (error), one flagged.
+    assert row["pairs"] == 6
+    assert row["outliers"] == 1
+    assert row["speedup"] == pytest.approx(1 / 0.55)
+    assert row["speedup_ci95_low"] < 1 / 0.55 < row["speedup_ci95_high"]
+    assert row["speedup_ci95_high"] < 1 / 0.55 * 1.05
+    assert row["fidelity"] == "pass"
+    assert row["verdict"] == "yes: 1.82x faster"
+
+
+def test_precision_table_says_when_fidelity_fails():
+    gains = precision_gains(pd.DataFrame(synthetic_rows()))
+    fp16_unet = gains[
+        (gains["device"] == "cuda:0") & (gains["stage"] == "unet") & (gains["precision"] == "fp16")
+    ].iloc[0]
+    assert fp16_unet["fidelity"] == "fail"
+    assert fp16_unet["verdict"] == "no: fails fidelity"
+
+
+def test_best_by_precision_prints_one_row_per_stage_and_precision(tmp_path, capsys):
+    rows = synthetic_rows()
+    _scale_cell(rows, PLANTED, 4.0)
+    write_run(rows, tmp_path / "run-a.parquet")
+    assert main(["best", str(tmp_path), "--by", "precision", "--format", "json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    keys = {(r["device"], r["stage"], r["precision"]) for r in answer}
+    assert keys == {
+        ("cpu", "unet", "bf16"),
+        ("cpu", "vae_decode", "bf16"),
+        ("cuda:0", "unet", "fp16"),
+        ("cuda:0", "unet", "bf16"),
+        ("cuda:0", "vae_decode", "fp16"),
+        ("cuda:0", "vae_decode", "bf16"),
+    }
+    cpu_unet = next(r for r in answer if (r["device"], r["stage"]) == ("cpu", "unet"))
+    assert cpu_unet["outliers"] == 1
