@@ -6,6 +6,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 
+from sdbench.levers import LEVERS
+from sdbench.levers import describe as describe_levers
+
 
 @dataclass(frozen=True)
 class Measure:
@@ -37,11 +40,19 @@ class Cell:
     weights: str = "random"
     channels_last: bool = False
     vae: str = "default"
+    memory: str = "none"  # the lever axes (sdbench/levers.py): canonical spellings
+    quant: str = "none"
+    cache: str = "none"
 
     @property
     def cell_id(self) -> str:
-        """A stable hash of the configuration: the same cell gets the same id in every run."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        """A stable hash of the configuration: the same cell gets the same id in every run.
+
+        Levers left at "none" are not hashed, so cells of older runs (before the lever axes
+        existed) keep their ids.
+        """
+        config = {k: v for k, v in asdict(self).items() if not (k in LEVERS and v == "none")}
+        text = json.dumps(config, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
@@ -57,6 +68,7 @@ class Cell:
         """A short human-readable name for progress lines and logs."""
         extras = [self.attention, self.compile if self.compile != "none" else ""]
         extras += ["channels_last" if self.channels_last else "", "" if self.cfg else "no-cfg"]
+        extras.append(describe_levers(self.memory, self.quant, self.cache))
         tail = " ".join(e for e in extras if e)
         return (
             f"{self.model} {self.stage} {self.resolution} bs{self.batch_size} "

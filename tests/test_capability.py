@@ -36,7 +36,7 @@ def test_cpu_runs_its_kernels_in_every_float_precision(attention, precision):
         ("cudnn", "bf16", "the cudnn SDPA kernel exists only on CUDA GPUs"),
         ("xformers", "fp16", "xformers kernels run on CUDA GPUs only"),
         ("sdpa", "tf32", "tf32 is a tensor-core mode of NVIDIA Ampere+"),
-        ("sdpa", "fp8", "fp8 cells need a GPU with fp8 matrix units"),
+        ("sdpa", "fp8", "fp8 needs a GPU with fp8 matrix units"),
     ],
 )
 def test_cpu_refuses_gpu_only_settings_with_a_reason(attention, precision, reason):

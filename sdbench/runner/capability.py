@@ -9,6 +9,7 @@ SDPA kernels are checked against the stage's real attention shapes with PyTorch'
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
 import shutil
 import warnings
@@ -19,9 +20,12 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from sdbench.cell import Cell
+from sdbench.levers import OFFLOAD_MODES, VAE_MODES, memory_modes, parse_cache
 from sdbench.models.registry import get_model
+from sdbench.runner import step_cache
 
 UNET_STAGES = ("unet", "pipeline")
+_LEVERS_PENDING = True  # issue 20: memory and quant levers land in the next commits
 
 
 def unsupported_reason(cell: Cell) -> str | None:
@@ -32,6 +36,9 @@ def unsupported_reason(cell: Cell) -> str | None:
         or _precision_reason(cell, kind)
         or _attention_reason(cell, kind)
         or _compile_reason(cell, kind)
+        or _memory_reason(cell, kind)
+        or _quant_reason(cell, kind)
+        or _cache_reason(cell)
         or _kernel_shape_reason(cell, kind)
     )
 
@@ -60,26 +67,133 @@ def _precision_reason(cell: Cell, kind: str) -> str | None:
         major, minor = _cuda_capability(cell.device)
         if p in ("tf32", "bf16") and major < 8:
             return f"{p} needs an Ampere or newer NVIDIA GPU (compute capability 8.0+); this one is {major}.{minor}"
-        if p == "fp8" and (major, minor) < (8, 9):
-            return f"fp8 needs an Ada or Hopper GPU (compute capability 8.9+); this one is {major}.{minor}"
+        if p == "fp8" and _fp8_hardware_reason(cell.device, kind, p):
+            return _fp8_hardware_reason(cell.device, kind, p)
     elif p == "tf32":
         return (
             f"tf32 is a tensor-core mode of NVIDIA Ampere+ and AMD MI300 GPUs; {kind} computes fp32"
         )
     elif p == "fp8":
-        return f"fp8 cells need a GPU with fp8 matrix units (NVIDIA Ada/Hopper/Blackwell, AMD MI300), not {kind}"
+        return _fp8_hardware_reason(cell.device, kind, p)
     if p == "fp8":
-        return _torchao_reason()
+        return _torchao_reason("fp8")
     return None
 
 
-def _torchao_reason() -> str | None:
+def _torchao_reason(scheme: str = "fp8") -> str | None:
     if importlib.util.find_spec("torchao") is None:
-        return "fp8 needs the torchao package: pip install 'sdbench[fp8]' (torchao >= 0.10)"
+        return f"{scheme} needs the torchao package: pip install 'sdbench[quant]' (torchao >= 0.10)"
+    config = TORCHAO_CONFIGS.get(scheme, "Float8DynamicActivationFloat8WeightConfig")
     try:
-        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig  # noqa: F401
-    except ImportError as error:
-        return f"fp8 needs torchao >= 0.10 with Float8DynamicActivationFloat8WeightConfig: {error}"
+        getattr(importlib.import_module("torchao.quantization"), config)
+    except (ImportError, AttributeError) as error:
+        return f"{scheme} needs torchao >= 0.10 with {config}: {error}"
+    return None
+
+
+TORCHAO_CONFIGS = {
+    "int8wo": "Int8WeightOnlyConfig",
+    "int8dq": "Int8DynamicActivationInt8WeightConfig",
+    "fp8dq": "Float8DynamicActivationFloat8WeightConfig",
+}
+
+
+def _fp8_hardware_reason(device: str, kind: str, name: str) -> str | None:
+    if kind == "cuda" and _is_rocm():
+        arch = _rocm_arch(device)
+        if not arch.startswith(("gfx94", "gfx95")):
+            return f"{name} needs an AMD MI300-class GPU (gfx94x/gfx95x); this one is {arch}"
+        return None
+    if kind == "cuda":
+        major, minor = _cuda_capability(device)
+        if (major, minor) < (8, 9):
+            return f"{name} needs an Ada or Hopper GPU (compute capability 8.9+); this one is {major}.{minor}"
+        return None
+    return f"{name} needs a GPU with fp8 matrix units (NVIDIA Ada/Hopper/Blackwell, AMD MI300), not {kind}"
+
+
+def _memory_reason(cell: Cell, kind: str) -> str | None:
+    modes = memory_modes(cell.memory)
+    if not modes:
+        return None
+    if _LEVERS_PENDING:
+        return "memory modes are validated but not yet applied by this sdbench build"
+    if cell.stage == "vae_decode" and all(m in VAE_MODES for m in modes):
+        return None
+    if cell.stage != "pipeline":
+        return (
+            f"memory mode {cell.memory} applies to pipeline cells (vae_slicing and vae_tiling also "
+            f"to vae_decode), not {cell.stage}"
+        )
+    spec = get_model(cell.model)
+    if "attention_slicing" in modes:
+        if spec.denoiser != "unet":
+            return f"attention_slicing slices UNet attention; {cell.model}'s transformer has none to slice"
+        if cell.attention != "sdpa":
+            return (
+                "attention_slicing installs diffusers' sliced attention processor, replacing "
+                f"attention {cell.attention}; run it with attention sdpa"
+            )
+    if any(m in OFFLOAD_MODES for m in modes):
+        return _offload_reason(kind, cell.compile)
+    return None
+
+
+def _offload_reason(kind: str, compile_mode: str) -> str | None:
+    if kind == "cpu":
+        return (
+            "offload moves weights from device memory to host memory between uses; on the CPU "
+            "the weights already live in host memory, so there is nothing to offload"
+        )
+    if importlib.util.find_spec("accelerate") is None:
+        return "offload runs through diffusers' accelerate hooks: pip install 'sdbench[offload]'"
+    if compile_mode != "none":
+        return "offload hooks move weights during the call, which torch.compile cannot trace"
+    return None
+
+
+def _quant_reason(cell: Cell, kind: str) -> str | None:
+    scheme = cell.quant
+    if scheme == "none":
+        return None
+    if _LEVERS_PENDING:
+        return "quant schemes are validated but not yet applied by this sdbench build"
+    if cell.stage == "vae_decode":
+        return f"{scheme} quantises the denoiser's and text encoders' linear layers; the VAE is not quantised"
+    if cell.precision == "fp8":
+        return (
+            "precision fp8 is already quant fp8dq on bf16; use precision bf16 with the quant axis"
+        )
+    if scheme == "nf4":
+        return _nf4_reason(kind)
+    if scheme == "fp8dq":
+        hardware = _fp8_hardware_reason(cell.device, kind, scheme)
+        if hardware:
+            return hardware
+    return _torchao_reason(scheme)
+
+
+def _nf4_reason(kind: str) -> str | None:
+    if kind != "cuda" or _is_rocm():
+        return f"nf4 runs through bitsandbytes' CUDA kernels; not on {'ROCm' if kind == 'cuda' else kind}"
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return "nf4 needs the bitsandbytes package: pip install 'sdbench[quant]' bitsandbytes"
+    return None
+
+
+def _cache_reason(cell: Cell) -> str | None:
+    setting = parse_cache(cell.cache)
+    if setting.kind == "none":
+        return None
+    if cell.stage != "pipeline":
+        return f"{setting.kind} reuses work across denoising steps; only pipeline cells run steps, not {cell.stage}"
+    denoiser = get_model(cell.model).denoiser
+    wanted = {"deepcache": "unet", "fbcache": "transformer"}[setting.kind]
+    if denoiser != wanted:
+        what = {"unet": "UNet", "transformer": "DiT (transformer)"}
+        return f"{setting.kind} applies to {what[wanted]} models; {cell.model}'s denoiser is a {what[denoiser]}"
+    if step_cache.implementation(setting.kind) is None:
+        return f"{setting.kind} has no implementation registered in sdbench.runner.step_cache"
     return None
 
 

@@ -13,7 +13,10 @@ import copy
 import torch
 from torch import nn
 
+from sdbench.cell import Cell
+from sdbench.levers import memory_modes, parse_cache
 from sdbench.runner import attention as attention_settings
+from sdbench.runner import step_cache
 from sdbench.runner.workload import Workload
 
 # Relative L2 error each precision may show against the fp32 math reference (random weights,
@@ -24,6 +27,23 @@ from sdbench.runner.workload import Workload
 # tf32 keeps fp16's 10-bit mantissa; fp8 (3-bit mantissa, per-row scales) is set loosely and
 # has not been measured here (no fp8 hardware): check its rows' ref_rel_err on a GPU.
 TOLERANCE_REL = {"fp32": 1e-3, "tf32": 1e-2, "fp16": 3e-2, "bf16": 8e-2, "fp8": 0.25}
+# Quantised linear layers (the `quant` axis) against the unquantised fp32 model.
+QUANT_TOLERANCE_REL = {"int8wo": 0.1, "int8dq": 0.15, "fp8dq": 0.25, "nf4": 0.35}
+# VAE tiling decodes overlapping tiles and blends their seams: not bit-exact.
+VAE_TILING_TOLERANCE_REL = 0.1
+
+
+def tolerance_rel(cell: Cell) -> float:
+    """The relative L2 error `cell` may show: the loosest of its precision's and its levers'."""
+    tolerances = [TOLERANCE_REL[cell.precision]]
+    if cell.quant != "none":
+        tolerances.append(QUANT_TOLERANCE_REL[cell.quant])
+    kind = parse_cache(cell.cache).kind
+    if kind != "none" and step_cache.implementation(kind) is not None:
+        tolerances.append(step_cache.implementation(kind).tolerance_rel)
+    if "vae_tiling" in memory_modes(cell.memory):
+        tolerances.append(VAE_TILING_TOLERANCE_REL)
+    return max(tolerances)
 
 
 class ReferenceCache:
@@ -76,7 +96,7 @@ def reference_output(workload: Workload, cache: ReferenceCache) -> torch.Tensor:
         attention_settings.kernel_context("math"),
         torch.no_grad(),
     ):
-        output = workload.run(modules, inputs)
+        output = (workload.reference_run or workload.run)(modules, inputs)
     attention_settings.install(workload.modules, workload.cell.attention)  # shared when fp32
     return output.float()
 
@@ -89,7 +109,7 @@ def fidelity(workload: Workload, output: torch.Tensor, cache: ReferenceCache) ->
     difference = (output - reference).nan_to_num(nan=float("inf"))
     max_abs = float(difference.abs().max())
     rel = float(difference.norm() / reference.norm().clamp_min(1e-30))
-    tolerance = TOLERANCE_REL[workload.cell.precision]
+    tolerance = tolerance_rel(workload.cell)
     return {
         "ref_max_abs_err": max_abs if max_abs != float("inf") else None,
         "ref_rel_err": rel if rel != float("inf") else None,

@@ -16,9 +16,12 @@ import torch
 from torch import nn
 
 from sdbench.cell import Cell
+from sdbench.levers import parse_cache
 from sdbench.models.build import DTYPES, materialise
 from sdbench.models.registry import ModelSpec, get_model
 from sdbench.runner import attention as attention_settings
+from sdbench.runner import step_cache
+from sdbench.runner.step_cache import DenoiserStep
 
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")
 STAGE_COMPONENTS = {
@@ -44,6 +47,11 @@ class Workload:
     extra_context: list[Callable[[], contextlib.AbstractContextManager]] = field(
         default_factory=list
     )
+    # What the fidelity reference runs instead of `run` when the two differ (pipeline cells
+    # with a step cache: the reference samples every step in full).
+    reference_run: (
+        Callable[[dict[str, nn.Module], dict[str, torch.Tensor]], torch.Tensor] | None
+    ) = None
 
     def call(self) -> torch.Tensor:
         """Run one timed call: the stage under the cell's kernel and precision settings."""
@@ -361,51 +369,74 @@ def _pipeline(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Wor
     }
     scheduler = make_scheduler(spec)
 
-    def run(modules, inputs):
-        hidden, pooled = encode_text(spec, modules, inputs["ids"], inputs.get("t5_ids"))
-        conditioning = {"encoder_hidden_states": hidden}
-        if spec.is_transformer:
-            conditioning["pooled_projections"] = pooled
-        elif pooled is not None:
-            conditioning.update(text_embeds=pooled, time_ids=inputs["time_ids"])
-        latents = denoise(
-            cell, spec, scheduler, modules[spec.denoiser], inputs["noise"], conditioning
-        )
-        return decode_latents(spec, modules["vae"], latents)
+    def sampler(cache: str):
+        def run(modules, inputs):
+            hidden, pooled = encode_text(spec, modules, inputs["ids"], inputs.get("t5_ids"))
+            conditioning = {"encoder_hidden_states": hidden}
+            if spec.is_transformer:
+                conditioning["pooled_projections"] = pooled
+            elif pooled is not None:
+                conditioning.update(text_embeds=pooled, time_ids=inputs["time_ids"])
+            step = denoiser_step(cache, spec, modules[spec.denoiser])
+            latents = denoise(cell, spec, scheduler, step, inputs["noise"], conditioning)
+            return decode_latents(spec, modules["vae"], latents)
+
+        return run
 
     return Workload(
         cell,
         spec,
         modules,
         inputs,
-        run,
+        sampler(cell.cache),
         images_per_call=cell.batch_size,
         iterations_per_call=cell.steps,
+        reference_run=sampler("none") if cell.cache != "none" else None,
     )
+
+
+def denoiser_step(cache: str, spec: ModelSpec, denoiser: nn.Module) -> DenoiserStep:
+    """THE STEP-CACHE HOOK (the `cache` axis): the function the sampling loop calls per step.
+
+    Called once per sampling call (one timed pipeline call), so an implementation's state lasts
+    one batch of images. `cache` is the cell's canonical cache value ("none", "deepcache:3",
+    "fbcache:0.12"); "none" gives the plain denoiser step. Other kinds come from the registry in
+    runner/step_cache.py, where each implementation module lands with its fidelity tolerance;
+    the returned function takes (latents, timestep, conditioning, step index from 0).
+    """
+    setting = parse_cache(cache)
+    if setting.kind == "none":
+        return lambda latents, timestep, conditioning, index: unet_step(
+            denoiser, latents, timestep, conditioning
+        )
+    return step_cache.factory(setting.kind)(setting, spec, denoiser)
 
 
 def denoise(
     cell: Cell,
     spec: ModelSpec,
     scheduler,
-    denoiser: nn.Module,
+    step: DenoiserStep,
     noise: torch.Tensor,
     conditioning: dict,
 ) -> torch.Tensor:
-    """The sampling loop: `cell.steps` denoiser calls (on 2 x batch with cfg), scheduler updates."""
+    """The sampling loop: `cell.steps` denoiser steps (on 2 x batch with cfg), scheduler updates.
+
+    `step` is what `denoiser_step` returned: the plain denoiser, or one with a step cache.
+    """
     # Seeded per call, so ancestral / consistency samplers give the reference the same noise.
     generator = torch.Generator(device=noise.device).manual_seed(6)
     scheduler.set_timesteps(cell.steps, device=cell.device)
     latents = noise * getattr(scheduler, "init_noise_sigma", 1.0)
-    for t in scheduler.timesteps:
+    for index, t in enumerate(scheduler.timesteps):
         model_input = torch.cat([latents] * 2) if cell.cfg else latents
         if not spec.is_transformer:
             model_input = scheduler.scale_model_input(model_input, t)
         timestep = t.to(model_input.dtype) if spec.is_transformer else t
-        prediction = unet_step(denoiser, model_input, timestep.reshape(1), conditioning)
+        prediction = step(model_input, timestep.reshape(1), conditioning, index)
         if cell.cfg:
             uncond, text = prediction.chunk(2)
             prediction = uncond + GUIDANCE_SCALE * (text - uncond)
-        step = scheduler.step(prediction, t, latents, generator=generator)
-        latents = step.prev_sample.to(latents.dtype)
+        step_output = scheduler.step(prediction, t, latents, generator=generator)
+        latents = step_output.prev_sample.to(latents.dtype)
     return latents

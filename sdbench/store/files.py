@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sdbench.errors import BadInput
+from sdbench.levers import LEVERS
 from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
 
 
@@ -108,4 +109,6 @@ def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
     for name in COLUMNS:
         if name not in frame:
             frame[name] = None
+    for lever in LEVERS:  # files from before the lever axes ran with every lever off
+        frame[lever] = frame[lever].fillna("none").astype(object)
     return frame

@@ -34,6 +34,9 @@ COLUMNS: dict[str, pa.DataType] = {
     "compile": _STR,
     "channels_last": _BOOL,
     "vae": _STR,
+    "memory": _STR,  # the lever axes (sdbench/levers.py); "none" in rows of older files
+    "quant": _STR,
+    "cache": _STR,
     "cfg": _BOOL,
     "steps": _INT,
     "weights": _STR,
@@ -84,6 +87,7 @@ COLUMNS: dict[str, pa.DataType] = {
     "ref_rel_err": _F,
     "nonfinite": _BOOL,
     "fidelity_ok": _BOOL,
+    "fidelity_tolerance": _F,  # the relative L2 error this row's settings may show
     # quality
     "warnings": pa.list_(_STR),
     # environment

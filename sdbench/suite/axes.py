@@ -25,7 +25,12 @@ AXES = (
     "precision",
     "attention",
     "compile",
+    "memory",  # the lever axes: values and their spelling in sdbench/levers.py
+    "quant",
+    "cache",
 )
+# Today's "fp8" precision is the quant scheme fp8dq on a bf16 model (expand() rewrites it).
+PRECISION_ALIASES = {"fp8": ("bf16", "fp8dq")}
 
 
 def model_names() -> tuple[str, ...]:

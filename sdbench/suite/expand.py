@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sdbench.cell import Cell
 from sdbench.errors import BadInput
 from sdbench.models.registry import MODELS
+from sdbench.suite.axes import PRECISION_ALIASES
 from sdbench.suite.load import Resolution, Suite
 
 ACCELERATOR_PREFIXES = ("cuda", "rocm", "mps", "xpu")
@@ -60,48 +61,77 @@ def expand(suite: Suite, devices: Sequence[str]) -> list[Cell]:
     """
     m = suite.matrix
     options = suite.options
-    cells: list[Cell] = []
+    cells: dict[str, Cell] = {}
+    # Levers that rebuild or change modules (quant, memory) sit outside the stage loop, so a
+    # worker builds each quantised or offloaded model once per stage.
     combos = itertools.product(
         resolve_devices(m["device"], devices),
         m["model"],
         m["precision"],
+        m["quant"],
+        m["memory"],
         m["stage"],
         m["resolution"],
         m["batch_size"],
         m["attention"],
         m["compile"],
+        m["cache"],
     )
-    for device, model, precision, stage, resolution, batch, attention, compile_mode in combos:
-        assert isinstance(resolution, Resolution)
-        values = {
-            "device": device,
-            "model": model,
-            "precision": precision,
-            "stage": stage,
-            "resolution": resolution,
-            "batch_size": batch,
-            "attention": attention,
-            "compile": compile_mode,
-        }
+    for combo in combos:
+        values = dict(zip(_COMBO_KEYS, combo, strict=True))
         if _excluded(values, suite.excludes):
             continue
-        spec = MODELS[model]
-        cells.append(
-            Cell(
-                model=model,
-                stage=stage,
-                device=device,
-                height=resolution.height,
-                width=resolution.width,
-                batch_size=batch,
-                precision=precision,
-                attention=attention,
-                compile=compile_mode,
-                cfg=spec.default_cfg if options["cfg"] == "model" else options["cfg"],
-                steps=spec.default_steps if options["steps"] == "model" else options["steps"],
-                weights=options["weights"],
-                channels_last=options["channels_last"],
-                vae=options["vae"],
-            )
-        )
-    return cells
+        cell = _cell(values, options)
+        cells.setdefault(cell.cell_id, cell)  # precision "fp8" and bf16 + fp8dq are one cell
+    return _grouped(list(cells.values()))
+
+
+_COMBO_KEYS = (
+    "device",
+    "model",
+    "precision",
+    "quant",
+    "memory",
+    "stage",
+    "resolution",
+    "batch_size",
+    "attention",
+    "compile",
+    "cache",
+)
+
+
+def _cell(values: dict, options: dict) -> Cell:
+    resolution = values["resolution"]
+    assert isinstance(resolution, Resolution)
+    spec = MODELS[values["model"]]
+    precision, quant = values["precision"], values["quant"]
+    if precision in PRECISION_ALIASES:
+        precision, quant = PRECISION_ALIASES[precision]
+    return Cell(
+        model=values["model"],
+        stage=values["stage"],
+        device=values["device"],
+        height=resolution.height,
+        width=resolution.width,
+        batch_size=values["batch_size"],
+        precision=precision,
+        attention=values["attention"],
+        compile=values["compile"],
+        cfg=spec.default_cfg if options["cfg"] == "model" else options["cfg"],
+        steps=spec.default_steps if options["steps"] == "model" else options["steps"],
+        weights=options["weights"],
+        channels_last=options["channels_last"],
+        vae=options["vae"],
+        memory=values["memory"],
+        quant=quant,
+        cache=values["cache"],
+    )
+
+
+def _grouped(cells: list[Cell]) -> list[Cell]:
+    """Cells in their order, each (device, model, precision) group made contiguous (stable)."""
+    first_seen: dict[tuple, int] = {}
+    for cell in cells:
+        first_seen.setdefault(cell.group, len(first_seen))
+    return sorted(cells, key=lambda cell: first_seen[cell.group])

@@ -9,6 +9,7 @@ from typing import Any
 
 import tomllib
 
+from sdbench import levers
 from sdbench.cell import Measure
 from sdbench.errors import BadInput, did_you_mean
 from sdbench.suite import axes
@@ -142,6 +143,9 @@ def _matrix(ctx: _Context, table: dict) -> dict[str, tuple]:
         "precision": ["fp32"],
         "attention": ["sdpa"],
         "compile": ["none"],
+        "memory": ["none"],
+        "quant": ["none"],
+        "cache": ["none"],
     }
     matrix = {}
     for axis in axes.AXES:
@@ -155,7 +159,19 @@ def _matrix(ctx: _Context, table: dict) -> dict[str, tuple]:
         _check_length(ctx, f"matrix.{axis}", values)
         # Every parsed value is hashable (str, int, Resolution): dict keeps first-seen order.
         matrix[axis] = tuple(dict.fromkeys(_axis_value(ctx, axis, v) for v in values))
+    _check_precision_alias(ctx, matrix)
     return matrix
+
+
+def _check_precision_alias(ctx: _Context, matrix: dict[str, tuple]) -> None:
+    """precision "fp8" is quant fp8dq on bf16: with another quant scheme it says two things."""
+    others = [q for q in matrix["quant"] if q not in ("none", "fp8dq")]
+    if "fp8" in matrix["precision"] and others:
+        raise ctx.fail(
+            "matrix.precision",
+            f'"fp8" is the quant scheme fp8dq on a bf16 model, and matrix.quant also names '
+            f'{", ".join(others)}. Write precision = "bf16" and add "fp8dq" to quant.',
+        )
 
 
 def _check_length(ctx: _Context, key: str, values: list) -> None:
@@ -194,6 +210,11 @@ def _axis_value(ctx: _Context, axis: str, value: Any) -> Any:
         return parse_resolution(value, key, ctx.source)
     if axis == "batch_size":
         return _int(ctx, key, value, minimum=1, maximum=4096)
+    if axis in levers.LEVERS:
+        try:
+            return levers.normalise(axis, value)
+        except levers.LeverError as error:
+            raise ctx.fail(key, f"{_show(value)}: {error}") from None
     raise AssertionError(axis)
 
 
