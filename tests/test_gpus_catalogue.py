@@ -9,6 +9,7 @@ import pytest
 from sdbench.cli import main
 from sdbench.errors import BadInput
 from sdbench.gpus import find_gpu, load_catalogue, normalise_name
+from sdbench.gpus.match import tokens
 
 
 def test_catalogue_has_at_least_40_gpus_each_with_a_dated_source():
@@ -59,6 +60,111 @@ def test_loose_names_find_the_rtx_4090(written):
 )
 def test_driver_and_short_names_find_the_right_card(written, expected):
     assert find_gpu(written).name == expected
+
+
+def test_every_catalogue_name_and_alias_finds_its_own_card():
+    for gpu in load_catalogue():
+        for spelling in (gpu.name, *gpu.aliases):
+            assert find_gpu(spelling).name == gpu.name, spelling
+
+
+def _variant_groups() -> list[list]:
+    """Catalogue cards that share a model number and differ only in variant words, memory size,
+    form factor or core count (3080 / 3080 Ti, 4060 Ti 8GB / 16GB, A100 PCIe / SXM4, ...)."""
+    groups: dict[frozenset, list] = {}
+    for gpu in load_catalogue():
+        groups.setdefault(tokens(gpu.name).core, []).append(gpu)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def test_the_catalogue_has_the_variant_pairs_people_confuse():
+    names = {frozenset(g.name for g in group) for group in _variant_groups()}
+    assert frozenset({"GeForce RTX 3080", "GeForce RTX 3080 Ti"}) in names
+    assert frozenset({"GeForce RTX 4060 Ti 8GB", "GeForce RTX 4060 Ti 16GB"}) <= set().union(*names)
+    assert len(names) >= 12
+
+
+@pytest.mark.parametrize("group", _variant_groups(), ids=lambda g: g[0].name)
+def test_each_card_of_a_variant_group_is_found_only_by_its_own_words(group):
+    for gpu in group:
+        assert find_gpu(gpu.name).name == gpu.name
+        others = [g for g in group if g is not gpu]
+        # The card's own words with one telling word left out never silently give another card.
+        for word in sorted(tokens(gpu.name).variants | tokens(gpu.name).details):
+            shorter = " ".join(w for w in gpu.name.split() if w.lower() != word)
+            try:
+                found = find_gpu(shorter)
+            except BadInput as error:
+                assert gpu.name in str(error) or any(g.name in str(error) for g in others)
+                continue
+            assert tokens(found.name).variants <= tokens(gpu.name).variants | {word}
+
+
+def test_3080_ti_is_the_3080_ti_and_3080_is_the_3080():
+    assert find_gpu("3080 ti").name == "GeForce RTX 3080 Ti"
+    assert find_gpu("RTX 3080 Ti").name == "GeForce RTX 3080 Ti"
+    assert find_gpu("3080ti").name == "GeForce RTX 3080 Ti"
+    assert find_gpu("3080").name == "GeForce RTX 3080"
+
+
+@pytest.mark.parametrize(
+    ("written", "candidates"),
+    [
+        ("4060 ti", ["GeForce RTX 4060 Ti 8GB", "GeForce RTX 4060 Ti 16GB"]),
+        ("5060 Ti", ["GeForce RTX 5060 Ti 8GB", "GeForce RTX 5060 Ti 16GB"]),
+        ("A100", ["A100 PCIe 40GB", "A100 SXM4 40GB", "A100 PCIe 80GB", "A100 SXM4 80GB"]),
+        ("A100 80GB", ["A100 PCIe 80GB", "A100 SXM4 80GB"]),
+        ("H100", ["H100 PCIe 80GB", "H100 SXM5 80GB"]),
+        ("7900", ["Radeon RX 7900 XT", "Radeon RX 7900 XTX"]),
+    ],
+)
+def test_an_ambiguous_name_is_refused_naming_every_candidate(written, candidates):
+    with pytest.raises(BadInput) as caught:
+        find_gpu(written)
+    message = str(caught.value)
+    assert f"could mean {len(candidates)} GPUs" in message
+    for name in candidates:
+        assert name in message
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("4060 ti 8gb", "GeForce RTX 4060 Ti 8GB"),
+        ("RTX 4060 Ti 16 GB", "GeForce RTX 4060 Ti 16GB"),
+        ("a100 pcie 80gb", "A100 PCIe 80GB"),
+        ("h100 sxm", "H100 SXM5 80GB"),
+        ("7900xtx", "Radeon RX 7900 XTX"),
+        ("7900 xt", "Radeon RX 7900 XT"),
+        ("4070s", "GeForce RTX 4070 Super"),
+        ("rtx 4090 24gb", "GeForce RTX 4090"),
+        ("Intel(R) Arc(TM) A770 Graphics", "Intel Arc A770 16GB"),
+    ],
+)
+def test_the_telling_words_pick_one_card(written, expected):
+    assert find_gpu(written).name == expected
+
+
+def test_a_memory_size_the_card_does_not_have_is_not_that_card():
+    with pytest.raises(BadInput, match='Unknown GPU "4090 48gb".*GeForce RTX 4090'):
+        find_gpu("4090 48gb")
+
+
+def test_a_card_missing_from_the_catalogue_is_not_its_ti_sibling():
+    with pytest.raises(BadInput, match=r'Unknown GPU "2080"\. Did you mean: GeForce RTX 2080 Ti'):
+        find_gpu("2080")
+
+
+def test_predict_with_an_ambiguous_gpu_exits_2_naming_both_cards(capsys):
+    assert main(["predict", "--gpu", "4060 ti", "--model", "sd15", "--results"]) == 2
+    captured = capsys.readouterr()
+    assert "GeForce RTX 4060 Ti 8GB" in captured.err and "GeForce RTX 4060 Ti 16GB" in captured.err
+    assert captured.out == "" and "Traceback" not in captured.err
+
+
+def test_predict_answers_with_the_full_catalogue_name(capsys):
+    assert main(["predict", "--gpu", "3080 ti", "--model", "sd15", "--results"]) == 0
+    assert capsys.readouterr().out.startswith("GeForce RTX 3080 Ti: sd15 512x512")
 
 
 def test_unknown_gpu_names_suggestions():

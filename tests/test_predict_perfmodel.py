@@ -61,9 +61,9 @@ def test_faster_gpus_are_predicted_faster():
     calibration = reference_calibration()
     call_s = {
         name: predict_stage_seconds(find_gpu(name), workload, calibration)["call"]
-        for name in ("4060", "4090", "H100")
+        for name in ("4060", "4090", "H100 SXM")
     }
-    assert call_s["H100"] < call_s["4090"] < call_s["4060"]
+    assert call_s["H100 SXM"] < call_s["4090"] < call_s["4060"]
 
 
 def test_an_uncalibrated_family_borrows_its_neighbour():
