@@ -19,8 +19,26 @@ from sdbench.gpus.catalogue import GPU, load_catalogue
 
 # Words that vendors and drivers add but that never tell two catalogue GPUs apart.
 _NOISE = frozenset(
-    "nvidia geforce tesla amd radeon intel instinct apple quadro graphics generation gpu "
-    "rtx gtx rx arc r tm".split()
+    [
+        "nvidia",
+        "geforce",
+        "tesla",
+        "amd",
+        "radeon",
+        "intel",
+        "instinct",
+        "apple",
+        "quadro",
+        "graphics",
+        "generation",
+        "gpu",
+        "rtx",
+        "gtx",
+        "rx",
+        "arc",
+        "r",
+        "tm",
+    ]
 )
 _SERIES = re.compile(r"^(rtx|gtx|rx|arc)(?=\d)")
 VARIANTS = frozenset({"ti", "super", "xt", "xtx", "max", "pro", "ultra", "ada"})
