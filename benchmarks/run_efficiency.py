@@ -1,6 +1,6 @@
 """Run efficiency: the share of a run's wall time spent inside timed regions, and where the rest goes.
 
-Runs a suite (default: the quick suite; `--set AXIS=V1,V2` narrows an axis) through the real
+Runs a suite (default: the 40-cell quick-matrix; `--set AXIS=V1,V2` narrows an axis) through the real
 manager and workers, then divides the summed `timed_s` of its rows by the run's wall time.
 Worker start-up (spawn to hello: importing torch and diffusers) is timed apart. `--breakdown`
 repeats the cells in this process with timers around each step of `run_cell` (model build,
@@ -116,7 +116,7 @@ def breakdown(suite_path: Path, device: str) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", default="quick", help="a packaged suite name or a .toml path")
+    parser.add_argument("--suite", default="quick-matrix", help="a packaged suite name or a .toml path")
     parser.add_argument("--set", action="append", default=[], metavar="AXIS=V1,V2")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--startups", type=int, default=3, help="worker start-ups to time")

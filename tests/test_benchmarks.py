@@ -66,12 +66,12 @@ def test_materialise_leaves_the_thread_count_as_it_found_it():
     assert all(torch.isfinite(p.float()).all() for p in module.parameters())
 
 
-def test_run_efficiency_narrows_the_quick_suite_to_the_axes_given(monkeypatch):
+def test_run_efficiency_narrows_the_quick_matrix_to_the_axes_given(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     from run_efficiency import derived_suite
 
     text = derived_suite(
-        REPO / "sdbench" / "suites" / "quick.toml", ["resolution=256", "precision=fp32"], "cpu"
+        REPO / "sdbench" / "suites" / "quick-matrix.toml", ["resolution=256", "precision=fp32"], "cpu"
     )
     cells = expand(parse_suite(text, source="derived"), ["cpu"])
     assert cells and {(c.height, c.precision, c.device) for c in cells} == {(256, "fp32", "cpu")}

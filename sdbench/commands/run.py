@@ -64,12 +64,7 @@ def handle(args: argparse.Namespace) -> int:
             "a .toml file, or --resume RUN."
         )
     if args.dry_run:
-        _, cells, devices = plan(args.suite, args.device)
-        for cell in cells:
-            print(f"{cell.cell_id}  {cell.label()}")
-        print(
-            f"{len(cells)} cells on {', '.join(d['id'] for d in devices if any(c.device == d['id'] for c in cells))}"
-        )
+        _print_plan(*plan(args.suite, args.device))
         return 0
     options = {}
     if args.executor == "ray":
@@ -79,6 +74,36 @@ def handle(args: argparse.Namespace) -> int:
         outcome = run_suite(args.suite, out, args.device, args.resume, args.executor, options)
     print_summary(outcome)
     return 130 if outcome.interrupted else 0
+
+
+def _print_plan(suite, cells, devices) -> None:
+    """The cells with their expected seconds, then the expected duration per device."""
+    from sdbench.runner.estimate import device_peaks, estimate_cells, format_duration
+
+    used = [d for d in devices if any(c.device == d["id"] for c in cells)]
+    peaks = device_peaks(used)
+    expected = estimate_cells(cells, suite.measure, peaks)
+    for cell in cells:
+        print(f"{cell.cell_id}  {cell.label():<60}  ~{format_duration(expected[cell.cell_id])}")
+    print(f"{len(cells)} cells on {', '.join(d['id'] for d in used)}")
+    for device in used:
+        peak = peaks[device["id"]]
+        seconds = sum(expected[c.cell_id] for c in cells if c.device == device["id"])
+        count = sum(c.device == device["id"] for c in cells)
+        print(
+            f"estimated duration on {device['id']} ({peak.name}): about {format_duration(seconds)} "
+            f"for {count} cells ({_peak_source(peak)})"
+        )
+    if len(used) > 1:
+        print("devices run side by side: the run takes about as long as the slowest")
+
+
+def _peak_source(peak) -> str:
+    if peak.source == "probe":
+        return "from its cached probe"
+    if peak.source == "datasheet":
+        return "from its datasheet peak; `sdbench probe` refines it"
+    return "from an assumed peak; run `sdbench probe` first for a better estimate"
 
 
 def _resume_folder(resume: str | None) -> str | None:

@@ -6,25 +6,32 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+
+from sdbench.runner.estimate import EtaClock, format_duration
 
 
 class RunProgress:
-    """A rich progress bar on a terminal; one plain line per finished cell otherwise (CI logs)."""
+    """A rich progress bar on a terminal; one plain line per finished cell otherwise (CI logs).
 
-    def __init__(self, total: int, done: int = 0, console: Console | None = None):
+    The bar fills by each cell's expected cost, not by cell count, and its ETA comes from an
+    `EtaClock` (the remaining cells' expected cost, scaled by how the finished ones went).
+    """
+
+    def __init__(
+        self,
+        clock: EtaClock,
+        total: int,
+        done: int = 0,
+        console: Console | None = None,
+    ):
         self.console = console or Console(stderr=True)
+        self.clock = clock
         self.total, self.done = total, done
         self.statuses: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -35,13 +42,17 @@ class RunProgress:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                TextColumn("{task.fields[cells]}"),
                 TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
+                _EtaColumn(self._eta),
                 console=self.console,
             )
-            self._task = self._progress.add_task("starting workers", total=total, completed=done)
+            self._task = self._progress.add_task(
+                "starting workers",
+                total=1.0,
+                completed=clock.fraction_done,
+                cells=self._cells(),
+            )
 
     def __enter__(self) -> RunProgress:
         if self._progress:
@@ -52,20 +63,44 @@ class RunProgress:
         if self._progress:
             self._progress.stop()
 
-    def finished(self, label: str, status: str, median_ms: float | None) -> None:
+    def _cells(self) -> str:
+        return f"{self.done}/{self.total} cells"
+
+    def _eta(self) -> str:
+        return format_duration(self.clock.remaining_s(time.monotonic() - self._start))
+
+    def finished(self, cell_id: str, label: str, status: str, median_ms: float | None) -> None:
         with self._lock:
             self.done += 1
             self.statuses[status] += 1
+            elapsed = time.monotonic() - self._start
+            self.clock.finish(cell_id, elapsed)
             figure = f"{median_ms:.1f} ms" if median_ms is not None else status
             if self._progress:
-                self._progress.update(self._task, advance=1, description=f"{label}: {figure}")
+                self._progress.update(
+                    self._task,
+                    completed=self.clock.fraction_done,
+                    description=f"{label}: {figure}",
+                    cells=self._cells(),
+                )
             else:
-                elapsed = time.monotonic() - self._start
                 print(
-                    f"[{self.done}/{self.total} {elapsed:.0f}s] {status:<11} {label}  {figure}",
+                    f"[{self.done}/{self.total} {elapsed:.0f}s, ETA {self._eta()}] "
+                    f"{status:<11} {label}  {figure}",
                     file=sys.stderr,
                     flush=True,
                 )
+
+
+class _EtaColumn(ProgressColumn):
+    """The clock's ETA, recomputed at every refresh so it counts down while a long cell runs."""
+
+    def __init__(self, eta: Callable[[], str]):
+        super().__init__()
+        self._eta_text = eta
+
+    def render(self, task) -> Text:
+        return Text(f"ETA {self._eta_text()}")
 
 
 def summary_table(rows: Sequence[dict]) -> Table:

@@ -23,6 +23,7 @@ from sdbench.devices import present_devices
 from sdbench.errors import BadInput, SdbenchError
 from sdbench.quality import warning_lines
 from sdbench.runner.environment import host_environment
+from sdbench.runner.estimate import EtaClock, device_peaks, estimate_cells
 from sdbench.runner.executor import LocalExecutor
 from sdbench.runner.progress import RunProgress, summary_table
 from sdbench.runner.worker import cpu_threads
@@ -183,7 +184,7 @@ def _start_new(
     suite_path: str | None, out_dir: Path, device: str | None, device_ids: list[str] | None = None
 ) -> str:
     """Plan the run and write its journal header; returns the new run id."""
-    suite, cells, _ = plan(suite_path, device, device_ids)
+    suite, cells, devices = plan(suite_path, device, device_ids)
     run_id = new_run_id(suite.name)
     header = {
         "run_id": run_id,
@@ -193,6 +194,7 @@ def _start_new(
         "started_at": datetime.now(timezone.utc).isoformat(),
         "measure": suite.measure.__dict__,
         "cells": [c.to_dict() for c in cells],
+        "devices": [{"id": d["id"], "name": d.get("name")} for d in devices],
     }
     path = journal_path(out_dir, run_id)
     try:
@@ -234,7 +236,8 @@ def _execute(
         f"run [bold]{run.run_id}[/]: {len(todo)} cells to measure"
         + (f", {len(done_ids)} already done" if done_ids else "")
     )
-    with RunProgress(total=len(run.cells), done=len(done_ids), console=console) as progress:
+    clock = _eta_clock(run, measure, done_ids)
+    with RunProgress(clock, total=len(run.cells), done=len(done_ids), console=console) as progress:
 
         def on_result(cell: Cell, result: dict, environment: dict) -> None:
             started_at = run.header["started_at"]
@@ -248,9 +251,16 @@ def _execute(
                 rows.append(row)
             # Progress is not data: a closed log pipe (`| head`) must not stop a long run.
             with contextlib.suppress(OSError):
-                progress.finished(cell.label(), row["status"], row.get("median_ms"))
+                progress.finished(cell.cell_id, cell.label(), row["status"], row.get("median_ms"))
 
         pool.run(todo, on_result)
+
+
+def _eta_clock(run: _Run, measure: Measure, done_ids: set[str]) -> EtaClock:
+    """Expected cost per cell (devices as the run's header recorded them; older runs: by id)."""
+    devices = run.header.get("devices") or [{"id": d} for d in {c.device for c in run.cells}]
+    expected = estimate_cells(run.cells, measure, device_peaks(devices))
+    return EtaClock(expected, {c.cell_id: c.device for c in run.cells}, done_ids)
 
 
 def _write_results(run: _Run, rows: list[dict]) -> Path:
