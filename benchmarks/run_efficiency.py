@@ -116,7 +116,9 @@ def breakdown(suite_path: Path, device: str) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", default="quick-matrix", help="a packaged suite name or a .toml path")
+    parser.add_argument(
+        "--suite", default="quick-matrix", help="a packaged suite name or a .toml path"
+    )
     parser.add_argument("--set", action="append", default=[], metavar="AXIS=V1,V2")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--startups", type=int, default=3, help="worker start-ups to time")

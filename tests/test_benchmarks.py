@@ -71,7 +71,9 @@ def test_run_efficiency_narrows_the_quick_matrix_to_the_axes_given(monkeypatch):
     from run_efficiency import derived_suite
 
     text = derived_suite(
-        REPO / "sdbench" / "suites" / "quick-matrix.toml", ["resolution=256", "precision=fp32"], "cpu"
+        REPO / "sdbench" / "suites" / "quick-matrix.toml",
+        ["resolution=256", "precision=fp32"],
+        "cpu",
     )
     cells = expand(parse_suite(text, source="derived"), ["cpu"])
     assert cells and {(c.height, c.precision, c.device) for c in cells} == {(256, "fp32", "cpu")}
