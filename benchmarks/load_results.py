@@ -3,8 +3,7 @@
     .venv/bin/python benchmarks/load_results.py [--runs 1000] [--cells 100] [--nested-hosts 10]
 
 Writes the runs into a temporary folder (results/<host>/<run_id>.parquet, the fleet layout),
-then times the file-by-file reader (`sdbench.store.files.read_results`) and the dataset reader
-(`sdbench.store.dataset.read_results_dataset`), each on a warm page cache, best of --repeats.
+then times the reader (`sdbench.store.read.read_results`) on a warm page cache, best of --repeats.
 Rows carry every core column with realistic values (20 timing samples, warnings, environment).
 """
 
@@ -22,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sdbench.store.dataset import read_results_dataset  # noqa: E402
-from sdbench.store.files import read_results, write_run  # noqa: E402
+from sdbench.store.files import write_run  # noqa: E402
+from sdbench.store.read import read_results  # noqa: E402
 from sdbench.store.schema import SCHEMA_VERSION  # noqa: E402
 
 STAGES = ("text_encoder", "unet", "vae_decode", "pipeline")
@@ -112,19 +111,14 @@ def main() -> int:
     parser.add_argument("--cells", type=int, default=100)
     parser.add_argument("--nested-hosts", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip-file-reader", action="store_true")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="sdbench-fleet-"))
     try:
         write_s = write_fleet(folder, args.runs, args.cells, args.nested_hosts)
         print(f"wrote {args.runs} runs x {args.cells} cells in {write_s:.1f} s ({folder})")
-        readers = {"dataset reader": lambda: read_results_dataset([folder])}
-        if not args.skip_file_reader:
-            readers["file-by-file reader"] = lambda: read_results([folder])
-        for name, load in readers.items():
-            seconds, frame = best_time_s(load, args.repeats)
-            assert len(frame) == args.runs * args.cells, (name, len(frame))
-            print(f"{name}: {len(frame):,} rows in {seconds:.2f} s (best of {args.repeats})")
+        seconds, frame = best_time_s(lambda: read_results([folder]), args.repeats)
+        assert len(frame) == args.runs * args.cells, len(frame)
+        print(f"read_results: {len(frame):,} rows in {seconds:.2f} s (best of {args.repeats})")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 0

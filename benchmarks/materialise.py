@@ -31,7 +31,7 @@ def child(method: str, model: str, device: str, precision: str) -> float:
 
     from sdbench.models.build import DTYPES, construct_on_meta, materialise
     from sdbench.models.registry import get_model
-    from sdbench.runner.workload import synchronize
+    from sdbench.models.workload import synchronize
 
     diffusers.utils.logging.set_verbosity_error()
     spec = get_model(model)

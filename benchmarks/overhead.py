@@ -48,9 +48,9 @@ def main() -> int:
     print_machine(machine(args.device))
 
     from sdbench.cell import Cell, Measure
+    from sdbench.models.workload import build_workload
     from sdbench.runner.measure import new_state, run_cell
     from sdbench.runner.worker import configure_torch
-    from sdbench.runner.workload import build_workload
 
     threads = configure_torch()  # the worker's own thread settings
     cell = Cell(

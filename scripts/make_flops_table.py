@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdbench.analysis.cost_count import count_cost  # noqa: E402
+from sdbench.models.cost_count import count_cost  # noqa: E402
 
 # Models sharing an architecture with one here (lcm-sd15, sdxl-turbo, lcm-sdxl) are read
 # through it (registry.same_architecture); the rest are counted live when asked.

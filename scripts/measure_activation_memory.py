@@ -37,7 +37,7 @@ import json, resource, sys, psutil, torch
 sys.path.insert(0, {root!r})
 from sdbench.cell import Cell
 from sdbench.models import build
-from sdbench.runner.workload import build_workload
+from sdbench.models.workload import build_workload
 torch.set_num_threads(2)
 
 def zero_weights(spec, name, device, precision, *args, **kwargs):
@@ -48,7 +48,7 @@ def zero_weights(spec, name, device, precision, *args, **kwargs):
         build._fill_buffers_(module)
     return module
 
-import sdbench.runner.workload as workload_module
+import sdbench.models.workload as workload_module
 workload_module.materialise = zero_weights
 model, stage, resolution, batch, attention, precision = json.loads(sys.argv[1])
 cell = Cell(model=model, stage=stage, device="cpu", height=resolution, width=resolution, batch_size=batch,

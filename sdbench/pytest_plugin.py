@@ -205,12 +205,12 @@ def planned_rounds(measure: Measure, warmup_ms: list[float]) -> int:
 def time_cell(benchmark, cell: Cell, measure: Measure, state) -> dict:
     """Warm up, time through `benchmark.pedantic`, then read memory, telemetry and fidelity."""
     from sdbench.models.flops import cell_flops
+    from sdbench.models.workload import build_workload
     from sdbench.runner import memory
     from sdbench.runner.compile import compile_workload
     from sdbench.runner.derived import derived_figures, energy_per_image_j
     from sdbench.runner.fidelity import fidelity
     from sdbench.runner.timing import Timer
-    from sdbench.runner.workload import build_workload
 
     workload = build_workload(cell, state.models)
     if cell.compile != "none":

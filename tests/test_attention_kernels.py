@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from sdbench.cell import Cell
+from sdbench.models.workload import ModelCache, build_workload
 from sdbench.runner import kernels
-from sdbench.runner.workload import ModelCache, build_workload
 
 CPU_FLASH = "aten::_scaled_dot_product_flash_attention_for_cpu"
 MATH = "aten::_scaled_dot_product_attention_math"

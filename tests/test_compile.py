@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from sdbench.cell import Cell, Measure
+from sdbench.models.workload import build_workload
 from sdbench.runner import compile as compile_axis
 from sdbench.runner.compile import CompileRecord, compile_workload
 from sdbench.runner.measure import new_state, run_cell
-from sdbench.runner.workload import build_workload
 
 FAST = Measure(warmup=1, min_repeats=3, max_repeats=3, max_time_s=1.0)
 

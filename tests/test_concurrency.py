@@ -13,7 +13,8 @@ from test_resume import start_run
 
 from sdbench.errors import BadInput
 from sdbench.store import files
-from sdbench.store.files import read_results, write_run
+from sdbench.store.files import write_run
+from sdbench.store.read import read_results
 
 ROWS_PER_RUN = 40
 

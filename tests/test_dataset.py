@@ -1,16 +1,15 @@
-"""The fleet reader returns what the file-by-file reader returns, from nested host folders."""
+"""The results reader: nested host folders, extra columns, chosen columns, unreadable files."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pandas as pd
 import pytest
 
 from sdbench.errors import BadInput
 from sdbench.runner.run import new_run_id
-from sdbench.store.dataset import read_results_dataset, read_results_table
-from sdbench.store.files import read_results, write_run
+from sdbench.store.files import write_run
+from sdbench.store.read import read_results, read_results_table
 from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
 
 
@@ -37,7 +36,7 @@ def _rows(run_id: str, host: str, cells: int = 3, **extra) -> list[dict]:
     ]
 
 
-def test_reads_nested_host_folders_exactly_like_the_file_by_file_reader(tmp_path):
+def test_reads_nested_host_folders_and_files_that_differ_in_extra_columns(tmp_path):
     results = tmp_path / "results"
     write_run(_rows("run-a", "node1"), results / "node1" / "run-a.parquet")
     # A newer run with an extra column, and one where that column was null in every row.
@@ -49,13 +48,11 @@ def test_reads_nested_host_folders_exactly_like_the_file_by_file_reader(tmp_path
     (results / "_cache").mkdir()
     (results / "_cache" / "x.parquet").write_bytes(b"not a run")
 
-    fast = read_results_dataset([results])
-    slow = read_results([results])
-    # Same rows, columns, values and dtypes. An extra column that some files lack comes back
-    # as a string column (missing = NaN) where concatenating DataFrames left it object (None).
-    pd.testing.assert_frame_equal(fast.drop(columns="probe_note"), slow.drop(columns="probe_note"))
-    assert list(fast.columns) == list(slow.columns)
-    assert fast["probe_note"].isna().tolist() == slow["probe_note"].isna().tolist()
+    fast = read_results([results])
+    # An extra column that some files lack comes back as a string column (missing = NaN).
+    notes = fast.groupby("run_id")["probe_note"].apply(lambda n: n.notna().sum()).to_dict()
+    assert notes == {"run-a": 0, "run-b": 3, "run-c": 0}
+    assert fast["probe_note"].dtype != object
     assert fast["probe_note"].dropna().tolist() == ["warm"] * 3
     assert len(fast) == 9 and set(COLUMNS) <= set(fast.columns)
     assert sorted(fast["run_id"].unique()) == ["run-a", "run-b", "run-c"]
@@ -73,12 +70,12 @@ def test_a_corrupt_file_is_named_in_a_user_error(tmp_path):
     write_run(_rows("run-a", "node1"), tmp_path / "run-a.parquet")
     (tmp_path / "run-b.parquet").write_bytes(b"PAR1 torn")
     with pytest.raises(BadInput, match=r'run-b\.parquet" is not a readable sdbench results file'):
-        read_results_dataset([tmp_path])
+        read_results([tmp_path])
 
 
 def test_an_empty_folder_says_how_to_make_results(tmp_path):
     with pytest.raises(BadInput, match="Run `sdbench run SUITE` first"):
-        read_results_dataset([tmp_path])
+        read_results([tmp_path])
 
 
 def test_many_hosts_writing_into_one_shared_folder_at_once_lose_nothing(tmp_path):
@@ -92,7 +89,7 @@ def test_many_hosts_writing_into_one_shared_folder_at_once_lose_nothing(tmp_path
     with ThreadPoolExecutor(max_workers=8) as pool:
         run_ids = list(pool.map(write, range(32)))
     assert len(set(run_ids)) == 32  # ids are unique without any coordination
-    frame = read_results_dataset([results])
+    frame = read_results([results])
     assert len(frame) == 32 * 5
     assert sorted(frame["run_id"].unique()) == sorted(run_ids)
     assert sorted(p.name for p in results.iterdir()) == ["node0", "node1", "node2", "node3"]

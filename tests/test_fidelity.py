@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from sdbench.cell import Cell, Measure
-from sdbench.runner import attention as attention_settings
+from sdbench.models import attention as attention_settings
+from sdbench.models.workload import build_workload
 from sdbench.runner.compile import CompileRecord
 from sdbench.runner.fidelity import TOLERANCE_REL, ReferenceCache, fidelity
 from sdbench.runner.measure import new_state, run_cell
-from sdbench.runner.workload import build_workload
 
 FAST = Measure(warmup=0, min_repeats=1, max_repeats=1, max_time_s=0.1)
 

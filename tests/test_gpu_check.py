@@ -10,8 +10,8 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from sdbench import gpucheck
 from sdbench.errors import BadInput, SdbenchError
+from sdbench.gpucheck import run, suite, verify
 from sdbench.suite import expand, load_suite, parse_suite
 from tests.conftest import REPO
 
@@ -20,7 +20,7 @@ CPU_NAME = "AMD EPYC 9654"
 
 
 def gpu_cells():
-    return expand(load_suite(gpucheck.GPU_SUITE), ["cpu", "cuda:0"])
+    return expand(load_suite(suite.GPU_SUITE), ["cpu", "cuda:0"])
 
 
 def test_gpu_suite_runs_every_gpu_path_once():
@@ -46,18 +46,18 @@ def test_gpu_suite_runs_every_gpu_path_once():
     assert [c.label() for c in cells if c.compile != "none"] == [
         "sd15 unet 512x512 bs1 fp16 sdpa default @ cuda:0"
     ]
-    planned = [c for c in cells if c.batch_size == gpucheck.OOM_BATCH]
+    planned = [c for c in cells if c.batch_size == suite.OOM_BATCH]
     assert [(c.model, c.height, c.precision) for c in planned] == [("sd15", 2048, "fp16")]
 
 
 def test_gpu_suite_keeps_every_timed_window_long_enough_for_nvml_energy():
-    measure = load_suite(gpucheck.GPU_SUITE).measure
+    measure = load_suite(suite.GPU_SUITE).measure
     assert measure.max_time_s >= 0.5  # telemetry/nvidia.py trusts the counter from 0.5 s
     assert measure.target_rel_ci == 0.0  # so no cell stops before max_time_s
 
 
 def test_dry_run_suite_is_the_gpu_suite_on_the_cpu_with_the_tiny_model():
-    text = gpucheck.dry_run_suite_text(gpucheck.GPU_SUITE.read_text())
+    text = suite.dry_run_suite_text(suite.GPU_SUITE.read_text())
     cells = expand(parse_suite(text, source="dry run"), ["cpu"])
     assert {(c.model, c.device, c.compile) for c in cells} == {("tiny", "cpu", "none")}
 
@@ -66,7 +66,7 @@ def test_dry_run_suite_is_the_gpu_suite_on_the_cpu_with_the_tiny_model():
 
     gpu_sd15 = [c for c in gpu_cells() if c.model == "sd15" and c.compile == "none"]
     assert sorted(shape(c, 1) for c in cells) == sorted(shape(c, 8) for c in gpu_sd15)
-    assert [c.height for c in cells if c.batch_size == gpucheck.OOM_BATCH] == [256]
+    assert [c.height for c in cells if c.batch_size == suite.OOM_BATCH] == [256]
 
 
 def ok_row(**overrides) -> dict:
@@ -108,7 +108,7 @@ def ok_row(**overrides) -> dict:
 
 def planned_oom() -> dict:
     return ok_row(
-        batch_size=gpucheck.OOM_BATCH,
+        batch_size=suite.OOM_BATCH,
         height=2048,
         width=2048,
         status="oom",
@@ -126,24 +126,24 @@ def failed(checks) -> dict[str, str]:
 
 
 def test_verify_passes_a_healthy_gpu_run():
-    assert failed(gpucheck.verify_rows(good_rows(), GPU, cpu_dry_run=False, expected_cells=4)) == {}
+    assert failed(verify.verify_rows(good_rows(), GPU, cpu_dry_run=False, expected_cells=4)) == {}
 
 
 def test_verify_fails_rows_that_ran_on_the_cpu_instead_of_the_gpu():
     rows = good_rows()
     rows[1] = ok_row(device_name=CPU_NAME)  # named after the host CPU: the GPU path fell back
-    problems = failed(gpucheck.verify_rows(rows, GPU, cpu_dry_run=False, expected_cells=4))
+    problems = failed(verify.verify_rows(rows, GPU, cpu_dry_run=False, expected_cells=4))
     assert list(problems) == ["ran on the device"]
     assert CPU_NAME in problems["ran on the device"]
     rows[1] = ok_row(device="cpu", device_name=CPU_NAME)
-    assert "ran on the device" in failed(gpucheck.verify_rows(rows, GPU, False, 4))
+    assert "ran on the device" in failed(verify.verify_rows(rows, GPU, False, 4))
 
 
 def test_verify_fails_when_nvml_did_not_answer_on_an_nvidia_gpu():
     rows = good_rows()
     rows[0] = ok_row(telemetry_backend="cpu", telemetry_error="NVIDIA telemetry needs nvidia-ml-py")
     rows[1] = ok_row(sm_clock_mhz=float("nan"))
-    problems = failed(gpucheck.verify_rows(rows, GPU, cpu_dry_run=False, expected_cells=4))
+    problems = failed(verify.verify_rows(rows, GPU, cpu_dry_run=False, expected_cells=4))
     assert list(problems) == ["NVML telemetry"]
     assert (
         "nvidia-ml-py" in problems["NVML telemetry"]
@@ -154,16 +154,16 @@ def test_verify_fails_when_nvml_did_not_answer_on_an_nvidia_gpu():
 def test_energy_may_be_null_only_when_the_window_was_too_short_to_trust():
     short = ok_row(telemetry_window_s=0.2, energy_j=None, avg_power_w=None)
     rows = [short, planned_oom(), ok_row(compile="default", compile_s=60.0)]
-    assert failed(gpucheck.verify_rows(rows, GPU, False, 3)) == {}
+    assert failed(verify.verify_rows(rows, GPU, False, 3)) == {}
     rows[0] = ok_row(energy_j=None)  # a 0.62 s window without energy: the counter failed
-    assert "null energy_j" in failed(gpucheck.verify_rows(rows, GPU, False, 3))["NVML telemetry"]
+    assert "null energy_j" in failed(verify.verify_rows(rows, GPU, False, 3))["NVML telemetry"]
 
 
 def test_verify_fails_when_the_planned_oom_cell_fits_or_a_cell_errors():
     rows = good_rows()
     rows[3] = {**planned_oom(), "status": "ok"}
     rows[1] = ok_row(status="error", error="RuntimeError: CUDA error: an illegal memory access")
-    problems = failed(gpucheck.verify_rows(rows, GPU, cpu_dry_run=False, expected_cells=5))
+    problems = failed(verify.verify_rows(rows, GPU, cpu_dry_run=False, expected_cells=5))
     assert set(problems) == {"all cells", "no errors", "planned out-of-memory cell"}
     assert "illegal memory access" in problems["no errors"]
 
@@ -171,7 +171,7 @@ def test_verify_fails_when_the_planned_oom_cell_fits_or_a_cell_errors():
 def test_verify_fails_a_compile_cell_that_did_not_run():
     rows = good_rows()
     rows[2] = ok_row(compile="default", status="unsupported", error="needs the triton package")
-    assert "triton" in failed(gpucheck.verify_rows(rows, GPU, False, 4))["torch.compile"]
+    assert "triton" in failed(verify.verify_rows(rows, GPU, False, 4))["torch.compile"]
 
 
 def test_dry_run_relaxes_gpu_only_checks():
@@ -186,7 +186,7 @@ def test_dry_run_relaxes_gpu_only_checks():
         {**planned_oom(), "device": "cpu"},
     ]
     cpu = {"id": "cpu", "name": CPU_NAME}
-    assert failed(gpucheck.verify_rows(rows, cpu, cpu_dry_run=True, expected_cells=2)) == {}
+    assert failed(verify.verify_rows(rows, cpu, cpu_dry_run=True, expected_cells=2)) == {}
 
 
 def test_kernel_check_fails_backends_that_ran_the_same_or_the_wrong_kernel():
@@ -195,7 +195,7 @@ def test_kernel_check_fails_backends_that_ran_the_same_or_the_wrong_kernel():
         "flash": {"backends": ["flash"], "mismatch": None},
         "cudnn": {"unsupported": "cuDNN attention needs ..."},
     }
-    [check] = gpucheck.judge_kernels(healthy)
+    [check] = verify.judge_kernels(healthy)
     assert (
         check.ok and "flash -> flash" in check.detail and "unsupported here: cudnn" in check.detail
     )
@@ -206,7 +206,7 @@ def test_kernel_check_fails_backends_that_ran_the_same_or_the_wrong_kernel():
             "mismatch": "efficient attention ran ['math'], not efficient",
         },
     }
-    [check] = gpucheck.judge_kernels(fell_back)
+    [check] = verify.judge_kernels(fell_back)
     assert not check.ok
     assert (
         "not efficient" in check.detail
@@ -216,30 +216,28 @@ def test_kernel_check_fails_backends_that_ran_the_same_or_the_wrong_kernel():
 
 def test_no_gpu_is_a_user_error_that_says_how_to_test_without_one():
     with pytest.raises(SdbenchError, match="--cpu-dry-run"):
-        gpucheck.pick_device([{"id": "cpu", "name": CPU_NAME}], cpu_dry_run=False)
-    assert gpucheck.pick_device([{"id": "cpu", "name": CPU_NAME}, GPU], False) == GPU
+        run.pick_device([{"id": "cpu", "name": CPU_NAME}], cpu_dry_run=False)
+    assert run.pick_device([{"id": "cpu", "name": CPU_NAME}, GPU], False) == GPU
 
 
 def test_output_folder_must_be_new_or_empty(tmp_path):
     (tmp_path / "old.txt").write_text("x")
     with pytest.raises(BadInput, match="not empty"):
-        gpucheck.prepare_out_dir(tmp_path)
-    gpucheck.prepare_out_dir(tmp_path / "new")
+        run.prepare_out_dir(tmp_path)
+    run.prepare_out_dir(tmp_path / "new")
     assert (tmp_path / "new").is_dir()
 
 
 def test_missing_packages_are_named_as_pip_installs_them(monkeypatch):
     monkeypatch.setattr(
-        gpucheck, "REQUIRED_MODULES", {"json": "json", "sdbench_no_such_module": "no-such-dist"}
+        run, "REQUIRED_MODULES", {"json": "json", "sdbench_no_such_module": "no-such-dist"}
     )
-    assert gpucheck.missing_packages() == ["no-such-dist"]
+    assert run.missing_packages() == ["no-such-dist"]
 
 
 def test_summary_shows_figures_statuses_and_a_probe_based_mfu():
     probe = {"matmul_tflops": {"fp16": 800.0}}
-    text = gpucheck.summary_text(
-        good_rows(), [gpucheck.Check("probe", True, "ok")], GPU, probe, 12.0
-    )
+    text = verify.summary_text(good_rows(), [verify.Check("probe", True, "ok")], GPU, probe, 12.0)
     line = next(x for x in text.splitlines() if x.startswith("sd15 unet 512x512 bs1 fp16 sdpa "))
     assert (
         "25" in line and "5.0%" in line and "3.7 GiB" in line and "5.6" in line and "pass" in line
@@ -264,7 +262,7 @@ def test_cpu_dry_run_passes_end_to_end_through_the_wrapper(dry_run):
     out, result = dry_run
     assert result.returncode == 0, result.stderr[-3000:]
     files = sorted(p.name for p in out.rglob("*") if p.is_file())
-    assert len(files) <= gpucheck.MAX_FILES, files
+    assert len(files) <= run.MAX_FILES, files
     assert {"index.html", "results.parquet", "results.csv", "summary.txt", "checks.json"} <= set(
         files
     )
@@ -280,7 +278,7 @@ def test_cpu_dry_run_results_hold_every_cell_with_its_status(dry_run):
     assert len(frame) == 42 and set(frame["device"]) == {"cpu"}
     counts = Counter(frame["status"])
     assert counts["oom"] == 1 and counts["error"] == 0 and counts["ok"] >= 25
-    planned = frame[frame["batch_size"] == gpucheck.OOM_BATCH]
+    planned = frame[frame["batch_size"] == suite.OOM_BATCH]
     assert list(planned["status"]) == ["oom"]
     ok = frame[frame["status"] == "ok"]
     assert (ok["median_ms"] > 0).all() and (ok["peak_rss_bytes"] > 0).all()

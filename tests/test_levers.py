@@ -9,7 +9,8 @@ from sdbench.cell import Cell
 from sdbench.errors import BadInput
 from sdbench.levers import CacheSetting, LeverError, normalise, parse_cache, parse_memory
 from sdbench.runner.capability import unsupported_reason
-from sdbench.store.files import read_results, write_run
+from sdbench.store.files import write_run
+from sdbench.store.read import read_results
 from sdbench.suite import expand, parse_suite
 
 

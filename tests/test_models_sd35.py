@@ -11,7 +11,7 @@ from sdbench.cell import Cell
 def test_sd35_medium_denoiser_step_runs_on_cpu_at_256_px():
     import torch
 
-    from sdbench.runner.workload import build_workload
+    from sdbench.models.workload import build_workload
 
     cell = Cell(model="sd35-medium", stage="unet", device="cpu", height=256, width=256,
                 batch_size=1, precision="bf16", attention="sdpa", compile="none", cfg=True)  # fmt: skip

@@ -72,7 +72,7 @@ def test_composed_figure_matches_a_measured_tiny_pipeline_within_ten_percent():
     import torch
 
     from sdbench.cell import Cell
-    from sdbench.runner.workload import ModelCache, build_workload
+    from sdbench.models.workload import ModelCache, build_workload
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from sdbench.cell import Cell
+from sdbench.models.workload import ModelCache, build_workload, tf32_context
 from sdbench.runner import precision
 from sdbench.runner.fidelity import ReferenceCache
-from sdbench.runner.workload import ModelCache, build_workload, tf32_context
 
 
 @pytest.fixture

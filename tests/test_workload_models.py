@@ -10,7 +10,7 @@ import torch
 from sdbench.cell import Cell
 from sdbench.models.build import materialise
 from sdbench.models.registry import MODELS, get_model
-from sdbench.runner.workload import ModelCache, build_workload, encode_text, make_scheduler
+from sdbench.models.workload import ModelCache, build_workload, encode_text, make_scheduler
 
 
 def _cell(model: str, stage: str, **kwargs) -> Cell:
@@ -110,7 +110,7 @@ def test_a_cell_keeps_only_its_own_stage_resident_so_its_peak_memory_is_its_own(
     from dataclasses import replace
 
     from sdbench.cell import Cell
-    from sdbench.runner.workload import ModelCache, build_workload
+    from sdbench.models.workload import ModelCache, build_workload
 
     cache = ModelCache()
     unet = Cell("tiny", "unet", "cpu", 64, 64, 1, "bf16", "sdpa", "none")
@@ -122,8 +122,8 @@ def test_a_cell_keeps_only_its_own_stage_resident_so_its_peak_memory_is_its_own(
 
 def test_fp32_reference_copies_are_freed_after_use():
     from sdbench.cell import Cell
+    from sdbench.models.workload import build_workload
     from sdbench.runner.fidelity import ReferenceCache, fidelity
-    from sdbench.runner.workload import build_workload
 
     references = ReferenceCache()
     workload = build_workload(Cell("tiny", "unet", "cpu", 64, 64, 1, "bf16", "sdpa", "none"))

@@ -114,6 +114,6 @@ def _live(model: str, stage: str, height: int, width: int, kind: str) -> tuple[d
             f'Model "{model}" is not in the shipped FLOPs table and torch is not installed to count it. '
             "Install torch, or regenerate the table with scripts/make_flops_table.py."
         )
-    from sdbench.analysis.cost_count import count_cost
+    from sdbench.models.cost_count import count_cost
 
     return tuple(count_cost(model, stage, height, width, b, kind) for b in (1, 2))  # type: ignore[return-value]

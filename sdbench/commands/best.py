@@ -114,9 +114,9 @@ def _speedup_text(speedup: float, low: float | None, high: float | None) -> str:
 
 
 def _markdown(headers: list[str], rows: list[list]) -> str:
-    from sdbench.commands.output import _cell
+    from sdbench.commands.output import format_cell
 
     def line(values) -> str:
-        return "| " + " | ".join(_cell(v).replace("|", "\\|") for v in values) + " |"
+        return "| " + " | ".join(format_cell(v).replace("|", "\\|") for v in values) + " |"
 
     return "\n".join([line(headers), "|" + "---|" * len(headers), *(line(r) for r in rows)])

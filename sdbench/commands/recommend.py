@@ -119,8 +119,10 @@ def _display(record: dict, key: str):
 
 
 def _markdown(headers: list[str], rows: list[list]) -> str:
-    from sdbench.commands.output import _cell
+    from sdbench.commands.output import format_cell
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+    lines += [
+        "| " + " | ".join(format_cell(v).replace("|", "\\|") for v in row) + " |" for row in rows
+    ]
     return "\n".join(lines)

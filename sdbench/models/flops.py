@@ -30,7 +30,7 @@ def count_flops(
     Stage `unet` is one denoiser step (the MMDiT transformer for SD3 models); `vae` = "taesd"
     counts the family's tiny autoencoder for vae_decode and pipeline.
     """
-    from sdbench.runner.workload import build_workload
+    from sdbench.models.workload import build_workload
 
     if stage == "pipeline":  # the scheduler's elementwise arithmetic is negligible (< 1e-6)
         per_stage = {

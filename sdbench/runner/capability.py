@@ -21,8 +21,8 @@ from torch.overrides import TorchFunctionMode
 
 from sdbench.cell import Cell
 from sdbench.levers import OFFLOAD_MODES, VAE_MODES, memory_modes, parse_cache
+from sdbench.models import step_cache
 from sdbench.models.registry import get_model
-from sdbench.runner import step_cache
 
 UNET_STAGES = ("unet", "pipeline")
 _LEVERS_PENDING = True  # issue 20: memory and quant levers land in the next commits
@@ -193,7 +193,7 @@ def _cache_reason(cell: Cell) -> str | None:
         what = {"unet": "UNet", "transformer": "DiT (transformer)"}
         return f"{setting.kind} applies to {what[wanted]} models; {cell.model}'s denoiser is a {what[denoiser]}"
     if step_cache.implementation(setting.kind) is None:
-        return f"{setting.kind} has no implementation registered in sdbench.runner.step_cache"
+        return f"{setting.kind} has no implementation registered in sdbench.models.step_cache"
     return None
 
 
@@ -327,7 +327,7 @@ def attention_calls(
     model: str, stage: str, height: int, width: int, cfg: bool = True
 ) -> tuple[AttentionCall, ...]:
     """Every distinct SDPA call one timed call of `stage` makes at batch size 1 (meta device)."""
-    from sdbench.runner.workload import build_workload
+    from sdbench.models.workload import build_workload
 
     if stage == "pipeline":
         stages = ("text_encoder", "unet", "vae_decode")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch._dynamo.callback import CallbackArgs, callback_handler
 
-from sdbench.runner.workload import Workload
+from sdbench.models.workload import Workload
 
 
 class CompileRecord:

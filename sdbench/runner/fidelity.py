@@ -15,9 +15,9 @@ from torch import nn
 
 from sdbench.cell import Cell
 from sdbench.levers import memory_modes, parse_cache
-from sdbench.runner import attention as attention_settings
-from sdbench.runner import step_cache
-from sdbench.runner.workload import Workload
+from sdbench.models import attention as attention_settings
+from sdbench.models import step_cache
+from sdbench.models.workload import Workload
 
 # Relative L2 error each precision may show against the fp32 math reference (random weights,
 # one call). Measured on the CPU (sd15, 128x128, batch 1, torch 2.13): fp32 flash 1.4e-6;

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch.profiler import ProfilerActivity, profile
 
-from sdbench.runner.workload import Workload
+from sdbench.models.workload import Workload
 
 # Profiler op name -> the attention backend it belongs to.
 SDPA_OPS = {

@@ -10,6 +10,7 @@ import torch
 from sdbench.cell import Cell, Measure
 from sdbench.devices.probe import worker_probe
 from sdbench.models.flops import cell_flops
+from sdbench.models.workload import ModelCache, build_workload
 from sdbench.quality import probe_warnings, telemetry_warnings, timing_warnings
 from sdbench.runner import inject, memory
 from sdbench.runner.capability import unsupported_reason
@@ -19,7 +20,6 @@ from sdbench.runner.fidelity import ReferenceCache, fidelity
 from sdbench.runner.precision import apply_precision
 from sdbench.runner.timing import Timer, time_calls
 from sdbench.runner.worker import WorkerState
-from sdbench.runner.workload import ModelCache, build_workload
 from sdbench.stats import summarize
 from sdbench.telemetry import open_telemetry
 

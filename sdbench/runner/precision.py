@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from sdbench.runner.workload import Workload
+from sdbench.models.workload import Workload
 
 FP8_COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
 _QUANTISED_FLAG = "_sdbench_fp8"

@@ -1,7 +1,8 @@
 """Results storage: the Parquet schema, the per-run journal and atomic run files."""
 
-from sdbench.store.files import read_results, results_files, write_run
+from sdbench.store.files import write_run
 from sdbench.store.journal import Journal, read_journal
+from sdbench.store.read import read_results, results_files
 from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
 
 __all__ = [

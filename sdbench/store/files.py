@@ -1,18 +1,16 @@
-"""Write one immutable Parquet file per run, atomically, and read many of them back."""
+"""Write one immutable Parquet file per run, atomically (`sdbench.store.read` reads them back)."""
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sdbench.errors import BadInput
-from sdbench.levers import LEVERS
 from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
 
 
@@ -66,49 +64,3 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def results_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Run files named directly or found in folders; names starting with . or _ are skipped."""
-    found: list[Path] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            found += sorted(
-                p
-                for p in path.rglob("*.parquet")
-                if not any(part[0] in "._" for part in p.relative_to(path).parts)
-            )
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise BadInput(
-                f'"{path}" does not exist. Give result files (.parquet) or folders of them.'
-            )
-    return found
-
-
-def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """Every row of the given run files (or folders), as one DataFrame with the core columns.
-
-    Files are read in parallel and converted once (see `sdbench.store.dataset`), which keeps
-    thousands of runs to seconds.
-    """
-    from sdbench.store.dataset import read_results_dataset  # dataset imports this module
-
-    return read_results_dataset(paths)
-
-
-def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
-    """Bring rows of any supported schema version to the current columns (missing ones as null)."""
-    if "schema_version" in frame and (frame["schema_version"] > SCHEMA_VERSION).any():
-        raise BadInput(
-            f"These results were written by a newer sdbench (schema {int(frame['schema_version'].max())}); "
-            f"this one reads up to {SCHEMA_VERSION}. Upgrade sdbench."
-        )
-    for name in COLUMNS:
-        if name not in frame:
-            frame[name] = None
-    for lever in LEVERS:  # files from before the lever axes ran with every lever off
-        frame[lever] = frame[lever].fillna("none").astype(object)
-    return frame

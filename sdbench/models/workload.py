@@ -17,11 +17,11 @@ from torch import nn
 
 from sdbench.cell import Cell
 from sdbench.levers import parse_cache
+from sdbench.models import attention as attention_settings
+from sdbench.models import step_cache
 from sdbench.models.build import DTYPES, materialise
 from sdbench.models.registry import ModelSpec, get_model
-from sdbench.runner import attention as attention_settings
-from sdbench.runner import step_cache
-from sdbench.runner.step_cache import DenoiserStep
+from sdbench.models.step_cache import DenoiserStep
 
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")
 STAGE_COMPONENTS = {
@@ -401,7 +401,7 @@ def denoiser_step(cache: str, spec: ModelSpec, denoiser: nn.Module) -> DenoiserS
     Called once per sampling call (one timed pipeline call), so an implementation's state lasts
     one batch of images. `cache` is the cell's canonical cache value ("none", "deepcache:3",
     "fbcache:0.12"); "none" gives the plain denoiser step. Other kinds come from the registry in
-    runner/step_cache.py, where each implementation module lands with its fidelity tolerance;
+    models/step_cache.py, where each implementation module lands with its fidelity tolerance;
     the returned function takes (latents, timestep, conditioning, step index from 0).
     """
     setting = parse_cache(cache)

@@ -26,9 +26,45 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sdbench.errors import BadInput
-from sdbench.store.files import results_files, upgrade
+from sdbench.levers import LEVERS
+from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
 
 READ_THREADS = 8  # more than the cores: file opens wait on the file system (NFS), not the CPU
+
+
+def results_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Run files named directly or found in folders; names starting with . or _ are skipped."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found += sorted(
+                p
+                for p in path.rglob("*.parquet")
+                if not any(part[0] in "._" for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise BadInput(
+                f'"{path}" does not exist. Give result files (.parquet) or folders of them.'
+            )
+    return found
+
+
+def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
+    """Bring rows of any supported schema version to the current columns (missing ones as null)."""
+    if "schema_version" in frame and (frame["schema_version"] > SCHEMA_VERSION).any():
+        raise BadInput(
+            f"These results were written by a newer sdbench (schema {int(frame['schema_version'].max())}); "
+            f"this one reads up to {SCHEMA_VERSION}. Upgrade sdbench."
+        )
+    for name in COLUMNS:
+        if name not in frame:
+            frame[name] = None
+    for lever in LEVERS:  # files from before the lever axes ran with every lever off
+        frame[lever] = frame[lever].fillna("none").astype(object)
+    return frame
 
 
 def _unreadable(file: Path, error: BaseException) -> BadInput:
@@ -74,9 +110,11 @@ def read_results_table(
         ) from None
 
 
-def read_results_dataset(
-    paths: Iterable[str | Path], columns: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """What `sdbench.store.files.read_results` returns (same rows, columns and order), faster."""
+def read_results(paths: Iterable[str | Path], columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every row of the run files in `paths` (files or folders) as one DataFrame, file order.
+
+    With every column (`columns` None), rows of older schema versions gain the current core
+    columns as nulls; with `columns`, only those that exist are read, as they are.
+    """
     frame = read_results_table(paths, columns).to_pandas()
     return upgrade(frame) if columns is None else frame

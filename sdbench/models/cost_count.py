@@ -31,7 +31,7 @@ def count_cost(
     from torch.utils.flop_counter import FlopCounterMode
 
     from sdbench.models.flops import meta_cell
-    from sdbench.runner.workload import build_workload
+    from sdbench.models.workload import build_workload
 
     totals = {"matmul_elements": 0, "other_elements": 0}
     state = {"fused_depth": 0}
