@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from sdbench.report.text import format_cell, format_table, human_bytes
