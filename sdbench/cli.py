@@ -24,6 +24,7 @@ COMMANDS = (
     "gpus",
     "predict",
     "recommend",
+    "capacity",
     "validate_model",
     "probe",
     "best",

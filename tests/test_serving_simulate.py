@@ -41,6 +41,19 @@ def test_exponential_service_reproduces_the_erlang_c_waiting_probability(servers
     assert result.queue_s.mean() == pytest.approx(expected_wait, rel=0.05)
 
 
+@pytest.mark.parametrize("variation", ["fixed", "exponential"])
+def test_the_vectorised_one_gpu_path_matches_the_event_loop(variation):
+    from sdbench.serving import simulate as module
+
+    curve = LatencyCurve((1.0,), variation=variation)
+    arrivals = module.poisson_arrivals(0.8, 20_000, seed=2)
+    draws = module._service_draws(curve, np.random.default_rng(5), len(arrivals))
+    fast = module._serve_one_by_one(arrivals, curve, draws)
+    loop = module._serve(arrivals.tolist(), curve, draws, 1, 0.0, 1, False, len(arrivals))
+    for vectorised, looped in zip(fast, loop, strict=True):
+        assert np.allclose(vectorised, looped)
+
+
 def test_a_batch_leaves_when_full_without_waiting_for_the_timeout():
     curve = LatencyCurve((1.0, 1.5, 2.0))
     result = simulate(curve, arrival_s=[0.0, 0.1, 0.2, 5.0], max_batch=3, max_wait_s=1.0)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 
 def add_workload_arguments(
-    parser: argparse.ArgumentParser, default_precision: str | None = "fp16"
+    parser: argparse.ArgumentParser,
+    default_precision: str | None = "fp16",
+    with_batch_size: bool = True,
 ) -> None:
-    """The workload flags `predict` and `recommend` share."""
+    """The workload flags `predict`, `recommend` and `capacity` share (`capacity` batches itself)."""
     from sdbench.suite.axes import ATTENTIONS, COMPILE_MODES, PRECISIONS
 
     parser.add_argument(
@@ -22,7 +24,8 @@ def add_workload_arguments(
         default=None,
         help="pixels: 512 (square) or WIDTHxHEIGHT; default: the model's native size",
     )
-    parser.add_argument("--batch-size", type=int, default=1, help="images per call (default 1)")
+    if with_batch_size:
+        parser.add_argument("--batch-size", type=int, default=1, help="images per call (default 1)")
     parser.add_argument(
         "--precision", default=default_precision, choices=PRECISIONS, help="default fp16"
     )

@@ -182,10 +182,13 @@ def simulate(
         arrivals, offered = poisson_arrivals(rate_rps, requests, seed).tolist(), rate_rps
     draws = _service_draws(curve, np.random.default_rng(seed + 1), max(requests, len(arrivals)))
     closed = concurrency is not None
-    sizes, starts, ends = _serve(
-        arrivals, curve, draws, max_batch, max_wait_s, servers, closed, requests
-    )
-    arrival = np.asarray(arrivals[: int(sum(sizes))])
+    if servers == 1 and max_batch == 1 and not closed:
+        sizes, starts, ends = _serve_one_by_one(np.asarray(arrivals), curve, draws)
+    else:
+        sizes, starts, ends = _serve(
+            arrivals, curve, draws, max_batch, max_wait_s, servers, closed, requests
+        )
+    arrival = np.asarray(arrivals[: int(np.sum(sizes))])
     batch_of = np.repeat(np.arange(len(sizes)), sizes)
     start, end = np.asarray(starts), np.asarray(ends)
     return SimResult(
@@ -214,6 +217,25 @@ def _service_draws(curve: LatencyCurve, rng: np.random.Generator, batches: int):
         pools += [[m] for m in curve.mean_s[len(pools) :]]
         return None, rng.random(batches).tolist(), pools
     return None, None, None
+
+
+def _serve_one_by_one(arrivals: np.ndarray, curve: LatencyCurve, draws: tuple):
+    """One GPU, no batching (M/G/1), vectorised with Lindley's recursion: the k-th request ends
+    at S_k + max over j <= k of (a_j - S_(j-1)), S being the running sum of service times."""
+    scale, pick, pools = draws
+    count = len(arrivals)
+    if pools is not None:
+        pool = np.asarray(pools[0])
+        service = pool[(np.asarray(pick[:count]) * len(pool)).astype(np.int64)]
+    elif scale:
+        service = curve.mean_s[0] * np.asarray(scale[:count])
+    else:
+        service = np.full(count, curve.mean_s[0])
+    total = np.cumsum(service)
+    ends = total + np.maximum.accumulate(arrivals - (total - service))
+    # Starts from the definition, so a request that found the GPU idle waited exactly zero.
+    starts = np.maximum(arrivals, np.concatenate(([-np.inf], ends[:-1])))
+    return np.ones(count, dtype=np.int64), starts, starts + service
 
 
 def _serve(
