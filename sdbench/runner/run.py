@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shlex
 import sys
 import threading
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,11 +26,13 @@ from sdbench.quality import warning_lines
 from sdbench.runner.environment import host_environment
 from sdbench.runner.estimate import EtaClock, device_peaks, estimate_cells
 from sdbench.runner.executor import LocalExecutor
+from sdbench.runner.interrupt import deferred
 from sdbench.runner.progress import RunProgress, summary_table
 from sdbench.runner.worker import cpu_threads
 from sdbench.store.files import write_run
 from sdbench.store.journal import Journal, journal_path, read_journal
 from sdbench.store.schema import SCHEMA_VERSION
+from sdbench.store.validate import row_problem, show
 from sdbench.suite import Suite, expand, load_suite, parse_suite
 from sdbench.suite.load import parse_device
 
@@ -107,13 +110,14 @@ class _Run:
     suite: Suite
     cells: list[Cell]
     done_rows: list[dict]
+    skipped: list[str] = field(default_factory=list)  # journal rows set aside, and why
 
     @property
     def journal(self) -> Journal:
         return Journal(journal_path(self.out_dir, self.run_id))
 
     def resume_command(self) -> str:
-        return f"sdbench run --resume {self.run_id} --out {self.out_dir}"
+        return f"sdbench run --resume {shlex.quote(self.run_id)} --out {shlex.quote(str(self.out_dir))}"
 
 
 def run_suite(
@@ -135,7 +139,7 @@ def run_suite(
     cpu_threads()  # a bad SDBENCH_CPU_THREADS is bad input before anything runs
     run_id = _run_id_of(resume) if resume else None
     if resume:
-        _check_resumable(out_dir, run_id)
+        _check_resumable(out_dir, run_id, suite_path, device)
     else:
         device_ids = None
         if (
@@ -153,11 +157,14 @@ def run_suite(
             _execute(run, rows, executor, executor_options or {}, console)
             path = _write_results(run, rows)
         except KeyboardInterrupt:
-            console.print(
-                f"[yellow]Interrupted.[/] {len(rows)} of {len(run.cells)} cells are saved in the "
-                f"journal {run.journal.path}; the cell in flight was abandoned. "
-                f"Continue with: {run.resume_command()}"
-            )
+            with deferred():  # a second Ctrl-C must not cut the hint short
+                console.print(
+                    f"[yellow]Interrupted.[/] {len(rows)} of {len(run.cells)} cells are saved in "
+                    f"the journal {run.journal.path}; the cell in flight was abandoned. "
+                    f"Continue with: {run.resume_command()}",
+                    highlight=False,
+                    markup=False,
+                )
             return RunOutcome(run_id, None, _in_cell_order(run, rows), interrupted=True)
     run.journal.path.unlink(missing_ok=True)
     return RunOutcome(run_id, path, rows)
@@ -168,7 +175,16 @@ def _run_id_of(resume: str) -> str:
     return name.lstrip(".")
 
 
-def _check_resumable(out_dir: Path, run_id: str) -> None:
+def _check_resumable(
+    out_dir: Path, run_id: str, suite_path: str | None = None, device: str | None = None
+) -> None:
+    if suite_path or device:
+        given = f'the suite "{suite_path}"' if suite_path else f'--device "{device}"'
+        raise BadInput(
+            f"--resume {run_id} continues the run exactly as it started (its suite and devices are "
+            f"in its journal), so {given} cannot be used with it. Drop it, or start a new run "
+            "without --resume."
+        )
     if (out_dir / f"{run_id}.parquet").exists() and not journal_path(out_dir, run_id).exists():
         raise BadInput(
             f"Run {run_id} in {out_dir} is already complete; there is nothing to resume."
@@ -189,7 +205,7 @@ def _start_new(
     header = {
         "run_id": run_id,
         "suite_name": suite.name,
-        "suite_path": suite.path,
+        "suite_path": _absolute(suite.path),  # so relative weights resolve from any folder
         "suite_text": suite.text,
         "started_at": datetime.now(timezone.utc).isoformat(),
         "measure": suite.measure.__dict__,
@@ -208,17 +224,96 @@ def _start_new(
     return run_id
 
 
+def _absolute(path: str) -> str:
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return path
+
+
 def _load(out_dir: Path, run_id: str) -> _Run:
-    """The run as its journal describes it (a torn last line is cut off first)."""
+    """The run as its journal describes it (a torn last line is cut off first).
+
+    Rows that do not belong to the run's cells, or that could not be stored (a field of the
+    wrong type, an unknown status), are set aside: their cells are measured again.
+    """
     journal = Journal(journal_path(out_dir, run_id))
     try:
         journal.repair()
     except OSError as error:
         raise SdbenchError(f'Cannot repair "{journal.path}": {error}.') from None
-    header, done_rows = read_journal(journal.path)
-    suite = parse_suite(header["suite_text"], source=header["suite_path"])
-    cells = [Cell.from_dict(c) for c in header["cells"]]
-    return _Run(run_id, out_dir, header, suite, cells, done_rows)
+    header, rows = read_journal(journal.path)
+    _check_header(journal.path, run_id, header)
+    try:
+        suite = parse_suite(header["suite_text"], source=header["suite_path"])
+        cells = [Cell.from_dict(c) for c in header["cells"]]
+    except (TypeError, BadInput) as error:
+        raise _bad_header(journal.path, f"its suite or cells cannot be read ({error})") from None
+    done_rows, skipped = _usable_rows(run_id, header["cells"], rows)
+    return _Run(run_id, out_dir, header, suite, cells, done_rows, skipped)
+
+
+HEADER_FIELDS = {
+    "run_id": str,
+    "suite_path": str,
+    "suite_text": str,
+    "started_at": str,
+    "measure": dict,
+    "cells": list,
+}
+
+
+def _check_header(path: Path, run_id: str, header: object) -> None:
+    if not isinstance(header, dict):
+        raise _bad_header(path, "its header is not a JSON object")
+    for name, kind in HEADER_FIELDS.items():
+        if not isinstance(header.get(name), kind):
+            raise _bad_header(path, f'its header lacks "{name}" ({kind.__name__})')
+    if header["run_id"] != run_id:
+        raise BadInput(
+            f'Journal "{path}" belongs to run "{header["run_id"]}", not "{run_id}" (was it '
+            f'renamed?). Rename it back to "{journal_path(path.parent, header["run_id"]).name}" '
+            f"and resume run {header['run_id']}."
+        )
+    if not all(isinstance(c, dict) for c in header["cells"]) or not isinstance(
+        header["measure"], dict
+    ):
+        raise _bad_header(path, "its header's cells are not a list of objects")
+    try:
+        Measure(**header["measure"])
+    except TypeError as error:
+        raise _bad_header(path, f"its header's measure settings are unknown ({error})") from None
+
+
+def _bad_header(path: Path, why: str) -> BadInput:
+    return BadInput(
+        f'Journal "{path}" cannot be resumed: {why}. It was edited or is not an sdbench journal; '
+        "start the run again (sdbench run SUITE)."
+    )
+
+
+def _usable_rows(run_id: str, cells: list[dict], rows: list[dict]) -> tuple[list[dict], list[str]]:
+    """The rows that are finished cells of this run, and why each other row was set aside."""
+    by_id = {Cell.from_dict(c).cell_id: c for c in cells}
+    usable, skipped = [], []
+    for row in rows:
+        cell = by_id.get(row.get("cell_id"))
+        if cell is None:
+            problem = f"cell_id {show(row.get('cell_id'))} is not one of this run's cells"
+        elif row.get("run_id") != run_id:
+            problem = f"run_id {show(row.get('run_id'))} is not {run_id}"
+        else:
+            differs = next((k for k, v in cell.items() if row.get(k) != v), None)
+            problem = (
+                f'field "{differs}" = {show(row.get(differs))} differs from its cell\'s {show(cell[differs])}'
+                if differs
+                else row_problem(row)
+            )
+        if problem:
+            skipped.append(f"cell {show(row.get('cell_id'))}: {problem}")
+        else:
+            usable.append(row)
+    return usable, skipped
 
 
 def _execute(
@@ -232,6 +327,12 @@ def _execute(
     measure = Measure(**run.header["measure"])
     pool = _executor(executor, measure, run.suite.options, executor_options)
     journal = run.journal
+    for reason in run.skipped:
+        console.print(
+            f"warning: journal {journal.path}: a row set aside, its cell is measured again: {reason}",
+            highlight=False,
+            markup=False,
+        )
     console.print(
         f"run [bold]{run.run_id}[/]: {len(todo)} cells to measure"
         + (f", {len(done_ids)} already done" if done_ids else "")
@@ -278,6 +379,13 @@ def _in_cell_order(run: _Run, rows: list[dict]) -> list[dict]:
 
 
 def _storage_error(run: _Run, what: str, error: OSError, saved: int) -> SdbenchError:
+    if not run.journal.path.exists():
+        return SdbenchError(
+            f"Could not write {what}: {error.strerror or error}. The results folder "
+            f'"{run.out_dir}" or its journal was removed while the run was going, so the {saved} '
+            "cells finished before this are lost. Keep the folder in place and start the run "
+            "again."
+        )
     return SdbenchError(
         f"Could not write {what}: {error.strerror or error}. The {saved} cells finished before "
         f"this are safe in the journal {run.journal.path}. Free some disk space (or fix the "

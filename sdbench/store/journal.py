@@ -61,11 +61,21 @@ class Journal:
         _append_synced(self.path, _line({"row": row}), 0)
 
     def repair(self) -> int:
-        """Cut off a last line left half-written by a crash; returns how many bytes were cut."""
+        """Cut off a last line left half-written by a crash; returns how many bytes were cut.
+
+        A last line that is whole but lacks only its newline (the write stopped one byte short)
+        is kept and given its newline: it is the header of a run, or a finished cell.
+        """
         with open(self.path, "rb+") as handle:
             data = handle.read()
             keep = data.rfind(b"\n") + 1
             if keep == len(data):
+                return 0
+            if _complete(data[keep:]):
+                handle.seek(0, os.SEEK_END)
+                handle.write(b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
                 return 0
             handle.truncate(keep)
             os.fsync(handle.fileno())
@@ -89,6 +99,13 @@ class Journal:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _complete(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
 
 
 def _line(record: dict) -> bytes:
