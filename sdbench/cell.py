@@ -22,6 +22,11 @@ class Measure:
     cell_timeout_s: float = 900.0
 
 
+SERVE_FIELDS = frozenset(
+    ("rate_rps", "concurrency", "duration_s", "requests", "max_wait_ms", "slo_p99_s", "serve_seed")
+)
+
+
 @dataclass(frozen=True)
 class Cell:
     """What to measure: one point of a suite's matrix on one device."""
@@ -43,15 +48,27 @@ class Cell:
     memory: str = "none"  # the lever axes (sdbench/levers.py): canonical spellings
     quant: str = "none"
     cache: str = "none"
+    # Stage "serve" only (the suite's [serve] table); None elsewhere. batch_size is max_batch.
+    rate_rps: float | None = None  # Poisson arrivals; None for a closed loop or rate "auto"
+    concurrency: int | None = None  # closed loop: clients that each wait for their image
+    duration_s: float | None = None  # how long requests arrive (or `requests` of them)
+    requests: int | None = None
+    max_wait_ms: float | None = None  # dynamic batching: the longest a batch waits to fill
+    slo_p99_s: float | None = None
+    serve_seed: int | None = None
 
     @property
     def cell_id(self) -> str:
         """A stable hash of the configuration: the same cell gets the same id in every run.
 
-        Levers left at "none" are not hashed, so cells of older runs (before the lever axes
-        existed) keep their ids.
+        Levers left at "none" and serve fields left None are not hashed, so cells of older runs
+        (before those fields existed) keep their ids.
         """
-        config = {k: v for k, v in asdict(self).items() if not (k in LEVERS and v == "none")}
+        config = {
+            k: v
+            for k, v in asdict(self).items()
+            if not (k in LEVERS and v == "none") and not (k in SERVE_FIELDS and v is None)
+        }
         text = json.dumps(config, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -59,6 +76,15 @@ class Cell:
     def group(self) -> tuple[str, str, str]:
         """Cells of one group share a worker process that builds the model once."""
         return (self.device, self.model, self.precision)
+
+    @property
+    def serve_mode(self) -> str | None:
+        """How a serve cell's requests arrive: "poisson", "closed" or "auto"; None otherwise."""
+        if self.stage != "serve":
+            return None
+        if self.concurrency is not None:
+            return "closed"
+        return "auto" if self.rate_rps is None else "poisson"
 
     @property
     def resolution(self) -> str:
@@ -69,6 +95,11 @@ class Cell:
         extras = [self.attention, self.compile if self.compile != "none" else ""]
         extras += ["channels_last" if self.channels_last else "", "" if self.cfg else "no-cfg"]
         extras.append(describe_levers(self.memory, self.quant, self.cache))
+        mode = self.serve_mode
+        if mode == "poisson":
+            extras.append(f"{self.rate_rps:g} req/s")
+        elif mode is not None:
+            extras.append(f"{self.concurrency} clients" if mode == "closed" else "rate auto")
         tail = " ".join(e for e in extras if e)
         return (
             f"{self.model} {self.stage} {self.resolution} bs{self.batch_size} "
@@ -81,4 +112,10 @@ class Cell:
     @classmethod
     def from_dict(cls, data: dict) -> Cell:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        for key in SERVE_FIELDS & set(values):  # a Parquet null read back as NaN is None
+            if values[key] is not None and values[key] != values[key]:
+                values[key] = None
+            elif values[key] is not None and key in ("concurrency", "requests", "serve_seed"):
+                values[key] = int(values[key])
+        return cls(**values)

@@ -143,7 +143,7 @@ def stage_flops(cell: Cell) -> dict[str, float]:
     if not (table["model"] == _tabled_name(cell.model)).any():
         return {}  # the tiny test model and any model not in the shipped table: overhead only
     parts = {"text_encoder": 1, "unet": cell.steps, "vae_decode": 1}
-    if cell.stage != "pipeline":
+    if cell.stage not in ("pipeline", "serve"):  # a serve request is one whole pipeline call
         parts = {cell.stage: 1}
     out = {}
     for stage, calls in parts.items():
@@ -189,9 +189,12 @@ def estimate_cells(
     for cell in cells:
         peak = peaks.get(cell.device) or device_peak(cell.device, cell.device)
         call = call_seconds(cell, peak)
-        total = (measure.warmup + timed_calls(call, measure) + 1) * call  # +1: fidelity's output
+        if cell.stage == "serve":
+            total = serve_seconds(cell, call, measure)
+        else:
+            total = (measure.warmup + timed_calls(call, measure) + 1) * call  # +1: fidelity's
         shape = (*cell.group, cell.stage, cell.height, cell.width, cell.batch_size)
-        if shape not in referenced:
+        if shape not in referenced and cell.stage != "serve":
             referenced.add(shape)
             total += call_seconds(cell, peak, "fp32") * 1.15  # fp32 math-attention reference
         if cell.group not in started_groups:
@@ -202,6 +205,22 @@ def estimate_cells(
             total += 0.0 if peak.source == "probe" else PROBE_S[peak.kind]
         seconds[cell.cell_id] = total
     return seconds
+
+
+def serve_seconds(cell: Cell, batch_call_s: float, measure: Measure) -> float:
+    """A serve cell: warm-up and calibration of each batch size, then its arrivals' span (an
+    "auto" cell may serve up to three times; its span is taken twice)."""
+    from sdbench.serving.server import CALIBRATION_CALLS
+
+    calibration = sum(
+        (max(1, measure.warmup) + CALIBRATION_CALLS) * batch_call_s * size
+        for size in range(1, cell.batch_size + 1)
+    )
+    if cell.requests is not None and cell.rate_rps:
+        span = cell.requests / cell.rate_rps
+    else:
+        span = cell.duration_s or measure.cell_timeout_s * 0.8
+    return calibration + span * (2 if cell.serve_mode == "auto" else 1)
 
 
 class EtaClock:

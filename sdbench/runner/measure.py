@@ -18,6 +18,7 @@ from sdbench.runner.compile import compile_workload
 from sdbench.runner.derived import derived_figures, energy_per_image_j
 from sdbench.runner.fidelity import ReferenceCache, fidelity
 from sdbench.runner.precision import apply_precision
+from sdbench.runner.serve import as_pipeline, serve_cell
 from sdbench.runner.timing import Timer, time_calls
 from sdbench.runner.worker import WorkerState
 from sdbench.stats import summarize
@@ -35,13 +36,15 @@ def new_state(device: str) -> WorkerState:
 
 def run_cell(cell: Cell, measure: Measure, state: WorkerState) -> dict:
     """The measured fields of one cell's row."""
-    reason = unsupported_reason(cell)
+    reason = unsupported_reason(as_pipeline(cell) if cell.stage == "serve" else cell)
     if reason:
         return {"status": "unsupported", "error": reason}
     fault = inject.fault_for(cell)
     try:
         if fault and fault != "nan":
             inject.trigger(fault)
+        if cell.stage == "serve":
+            return serve_cell(cell, measure, state)
         return _measure(cell, measure, state, fault)
     except Exception as error:
         if memory.is_out_of_memory(error):

@@ -112,6 +112,18 @@ COLUMNS: dict[str, pa.DataType] = {
     "energy_min_window_s": _F,  # shortest window whose energy figure is kept
 }
 
+# Serving (stage "serve", issue 19): the cell's [serve] settings, then what the run measured.
+# samples_ms holds every served request's latency; batch_ms every batch's time.
+COLUMNS.update({
+    "rate_rps": _F, "concurrency": _INT, "duration_s": _F, "requests": _INT, "max_wait_ms": _F,
+    "slo_p99_s": _F, "serve_seed": _INT,
+    "offered_rps": _F, "throughput_rps": _F, "p50_ms": _F, "p90_ms": _F, "p99_ms": _F,
+    "queue_ms": _F, "slo_ok": _BOOL, "queue_unbounded": _BOOL, "requests_served": _INT,
+    "requests_unserved": _INT, "utilisation": _F, "mean_batch": _F, "serve_wall_s": _F,
+    "batch_sizes": pa.list_(_INT), "batch_ms": pa.list_(_F), "batch_size_counts": pa.list_(_INT),
+    "batch_curve_ms": pa.list_(_F), "auto_rates_rps": pa.list_(_F),
+})  # fmt: skip
+
 STATUSES = ("ok", "oom", "error", "timeout", "unsupported")
 
 

@@ -6,7 +6,7 @@ import re
 
 from sdbench.models.registry import MODELS
 
-STAGES = ("text_encoder", "unet", "vae_decode", "pipeline")
+STAGES = ("text_encoder", "unet", "vae_decode", "pipeline", "serve")  # serve: suite [serve]
 # Stage "unet" is one denoiser step; "denoiser" names it for transformer (SD3) models too.
 STAGE_ALIASES = {"denoiser": "unet"}
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8")

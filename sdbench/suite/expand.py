@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sdbench.cell import Cell
 from sdbench.errors import BadInput
 from sdbench.models.registry import MODELS
 from sdbench.suite.axes import PRECISION_ALIASES
-from sdbench.suite.load import Resolution, Suite
+from sdbench.suite.load import Resolution, ServeTable, Suite
 
 ACCELERATOR_PREFIXES = ("cuda", "rocm", "mps", "xpu")
 
@@ -81,8 +82,8 @@ def expand(suite: Suite, devices: Sequence[str]) -> list[Cell]:
         values = dict(zip(_COMBO_KEYS, combo, strict=True))
         if _excluded(values, suite.excludes):
             continue
-        cell = _cell(values, options)
-        cells.setdefault(cell.cell_id, cell)  # precision "fp8" and bf16 + fp8dq are one cell
+        for cell in _serve_cells(_cell(values, options), suite.serve):
+            cells.setdefault(cell.cell_id, cell)  # precision "fp8" and bf16 + fp8dq are one cell
     return _grouped(list(cells.values()))
 
 
@@ -127,6 +128,25 @@ def _cell(values: dict, options: dict) -> Cell:
         quant=quant,
         cache=values["cache"],
     )
+
+
+def _serve_cells(cell: Cell, serve: ServeTable | None) -> list[Cell]:
+    """A serve cell per offered rate (or the one closed loop); other stages pass through.
+
+    The batch_size axis does not apply to serving: its batch size is [serve] max_batch.
+    """
+    if cell.stage != "serve" or serve is None:
+        return [cell]
+    common = dict(
+        batch_size=serve.max_batch, duration_s=serve.duration_s, requests=serve.requests,
+        max_wait_ms=serve.max_wait_ms, slo_p99_s=serve.slo_p99_s, serve_seed=serve.seed,
+    )  # fmt: skip
+    if serve.concurrency is not None:
+        return [replace(cell, concurrency=serve.concurrency, **common)]
+    return [
+        replace(cell, rate_rps=None if rate == "auto" else float(rate), **common)
+        for rate in serve.rates
+    ]
 
 
 def _grouped(cells: list[Cell]) -> list[Cell]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from sdbench.cell import Measure
 from sdbench.errors import BadInput, did_you_mean
 from sdbench.suite import axes
 
-SECTIONS = ("suite", "matrix", "options", "measure", "exclude")
+SECTIONS = ("suite", "matrix", "options", "measure", "exclude", "serve")
 OPTION_DEFAULTS: dict[str, Any] = {
     "cfg": True,
     "steps": 20,
@@ -45,6 +46,21 @@ class Suite:
     measure: Measure
     excludes: tuple[dict[str, tuple], ...] = field(hash=False)
     text: str = field(default="", repr=False)
+    serve: ServeTable | None = None
+
+
+@dataclass(frozen=True)
+class ServeTable:
+    """A suite's [serve] table: how requests arrive at a `serve` cell and how they batch."""
+
+    rates: tuple[float | str, ...] = ()  # requests/s, or "auto"; empty with a closed loop
+    concurrency: int | None = None
+    duration_s: float | None = None
+    requests: int | None = None
+    max_batch: int = 4
+    max_wait_ms: float = 50.0
+    slo_p99_s: float = 10.0
+    seed: int = 1
 
 
 class _Context:
@@ -109,7 +125,8 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
     options = _options(ctx, _table(ctx, data, "options"))
     measure = _measure(ctx, _table(ctx, data, "measure"))
     excludes = _excludes(ctx, data.get("exclude", []))
-    suite = Suite(name, description, source, matrix, options, measure, excludes, text)
+    serve = _serve(ctx, _table(ctx, data, "serve"), "serve" in data, matrix)
+    suite = Suite(name, description, source, matrix, options, measure, excludes, text, serve)
     _check_size(ctx, suite)
     return suite
 
@@ -390,3 +407,78 @@ def _check_size(ctx: _Context, suite: Suite) -> None:
             "matrix",
             f"expands to {count} cells per device, more than {MAX_CELLS}. Split it into smaller suites.",
         )
+
+
+SERVE_KEYS = (
+    "rates", "concurrency", "duration_s", "requests", "max_batch", "max_wait_ms", "slo_p99_s", "seed",
+)  # fmt: skip
+
+
+def _serve(ctx: _Context, table: dict, present: bool, matrix: dict) -> ServeTable | None:
+    """The [serve] table, present exactly when the matrix has stage "serve"."""
+    wants = "serve" in matrix["stage"]
+    if present != wants:
+        raise ctx.fail(
+            "serve" if present else "matrix.stage",
+            'has no "serve" stage in [matrix] to apply to. Add "serve" to [matrix] stage.'
+            if present
+            else 'stage "serve" needs a [serve] table (rates or concurrency, slo_p99_s). '
+            "See docs/serving.md.",
+        )
+    if not present:
+        return None
+    for key in table:
+        if key not in SERVE_KEYS:
+            raise ctx.fail(
+                f"serve.{key}",
+                f"unknown key.{did_you_mean(key, SERVE_KEYS)} Allowed: {', '.join(SERVE_KEYS)}.",
+            )
+    if "slo_p99_s" not in table:
+        raise ctx.fail("serve.slo_p99_s", "is missing: give the p99 latency target in seconds.")
+    if ("rates" in table) == ("concurrency" in table):
+        raise ctx.fail(
+            "serve",
+            'give either rates (open loop: Poisson arrivals, requests/s, or "auto") or '
+            "concurrency (closed loop: N clients), not both and not neither.",
+        )
+    if "duration_s" in table and "requests" in table:
+        raise ctx.fail("serve", "give duration_s or requests, not both.")
+    number, integer = functools.partial(_number, ctx), functools.partial(_int, ctx)
+    return ServeTable(
+        rates=_rates(ctx, table["rates"]) if "rates" in table else (),
+        concurrency=integer("serve.concurrency", table["concurrency"], 1, 4096)
+        if "concurrency" in table
+        else None,
+        duration_s=number("serve.duration_s", table.get("duration_s", 60), 0.001, 86_400.0)
+        if "duration_s" in table or "requests" not in table
+        else None,
+        requests=integer("serve.requests", table["requests"], 1, 1_000_000)
+        if "requests" in table
+        else None,
+        max_batch=integer("serve.max_batch", table.get("max_batch", 4), 1, 256),
+        max_wait_ms=number("serve.max_wait_ms", table.get("max_wait_ms", 50), 0.0, 600_000.0),
+        slo_p99_s=number("serve.slo_p99_s", table["slo_p99_s"], 0.001, 86_400.0),
+        seed=integer("serve.seed", table.get("seed", 1), 0, 2**32 - 1),
+    )
+
+
+def _rates(ctx: _Context, value: Any) -> tuple[float | str, ...]:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ctx.fail(
+            "serve.rates", 'is empty. Give requests per second, e.g. [0.5, 1], or "auto".'
+        )
+    _check_length(ctx, "serve.rates", values)
+    rates: list[float | str] = []
+    for rate in values:
+        if rate == "auto":
+            rates.append("auto")
+        elif isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
+            rates.append(_number(ctx, "serve.rates", rate, 1e-6, 100_000.0))
+        else:
+            raise ctx.fail(
+                "serve.rates",
+                f"{_show(rate)} is not a rate: give requests per second above zero "
+                '(e.g. 0.5) or "auto" (the highest rate whose p99 meets slo_p99_s).',
+            )
+    return tuple(dict.fromkeys(rates))
