@@ -141,8 +141,8 @@ def _best_of_workload(group: pd.DataFrame, require_fidelity: bool) -> dict:
     }
     device = str(first["device"])
     result["default_precision"] = default_precision(device, set(ok["precision"]))
-    default_row = _default_row(ok, device)
-    result["default_median_ms"] = None if default_row is None else float(default_row["median_ms"])
+    default = default_row(ok, device)
+    result["default_median_ms"] = None if default is None else float(default["median_ms"])
     if passing.empty:
         result["reason"] = _no_candidate_reason(len(group), len(ok), require_fidelity)
         return result
@@ -165,12 +165,12 @@ def _best_of_workload(group: pd.DataFrame, require_fidelity: bool) -> dict:
     result["fidelity_ok"] = None if pd.isna(best["fidelity_ok"]) else bool(best["fidelity_ok"])
     result["fidelity_checked"] = result["fidelity_ok"] is not None
     result["ref_rel_err"] = best["ref_rel_err"]
-    if default_row is not None and default_row.get("outlier_reason") is not None:
+    if default is not None and default.get("outlier_reason") is not None:
         result["reason"] = (
-            f"no speed-up claimed: the default cell is flagged ({default_row['outlier_reason']})"
+            f"no speed-up claimed: the default cell is flagged ({default['outlier_reason']})"
         )
-    elif default_row is not None:
-        result |= speedup_with_ci(default_row, best)
+    elif default is not None:
+        result |= speedup_with_ci(default, best)
     return result
 
 
@@ -184,7 +184,7 @@ def speedup_with_ci(baseline: pd.Series, faster: pd.Series) -> dict:
     return {"speedup": speedup, "speedup_ci95_low": low, "speedup_ci95_high": high}
 
 
-def _default_row(ok: pd.DataFrame, device: str) -> pd.Series | None:
+def default_row(ok: pd.DataFrame, device: str) -> pd.Series | None:
     """The plain-default cell, flagged or not: a flagged default withholds the claim rather than
     quietly measuring against a different, less plain baseline."""
     precision = default_precision(device, set(ok["precision"]))

@@ -55,7 +55,7 @@ def per_image_figures(frame: pd.DataFrame, steps: int | None = None) -> pd.DataF
     ok = ok[ok["median_ms"].notna()]
     if ok.empty:
         return pd.DataFrame(columns=keys + COLUMNS)
-    ok = ok.assign(call_energy_j=_call_energy_j(ok))
+    ok = ok.assign(call_energy_j=call_energy_j(ok))
     per_stage = (
         ok.groupby(keys + ["stage"], dropna=False)
         .agg(
@@ -93,7 +93,7 @@ def _text_encoder_at_every_size(per_stage: pd.DataFrame, keys: list[str]) -> pd.
     return pd.concat([per_stage, borrowed[per_stage.columns]], ignore_index=True)
 
 
-def _call_energy_j(rows: pd.DataFrame) -> pd.Series:
+def call_energy_j(rows: pd.DataFrame) -> pd.Series:
     if "avg_power_w" not in rows.columns:
         return pd.Series(float("nan"), index=rows.index)
     return rows["avg_power_w"] * rows["median_ms"] / 1000.0
