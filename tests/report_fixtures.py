@@ -203,3 +203,17 @@ def write_history(
         )
         for i, scale in enumerate(scales)
     ]
+
+
+def with_text_encoder(rows: list[dict]) -> list[dict]:
+    """The rows plus a text encoder cell per 256 px VAE cell (1/20 of its time), so that whole
+    images compose (the text encoder serves every image size)."""
+    encoders = []
+    for row in rows:
+        if row["stage"] == "vae_decode" and row["height"] == 256 and row["status"] == "ok":
+            encoder = dict(row, stage="text_encoder", cell_id=row["cell_id"] + "-text")
+            for name in ("median_ms", "mean_ms", "std_ms", "iqr_ms", "ci95_low_ms", "ci95_high_ms"):
+                encoder[name] = row[name] / 20
+            encoder["samples_ms"] = [v / 20 for v in row["samples_ms"]]
+            encoders.append(encoder)
+    return rows + encoders

@@ -20,10 +20,16 @@ import time
 from pathlib import Path
 
 import pytest
-from report_fixtures import HOSTILE, write_history, write_synthetic_run
+from report_fixtures import (
+    HOSTILE,
+    synthetic_rows,
+    with_text_encoder,
+    write_history,
+    write_synthetic_run,
+)
 
 from sdbench.report.site import write_site
-from sdbench.store import read_results
+from sdbench.store import read_results, write_run
 
 pytestmark = pytest.mark.browser
 
@@ -193,6 +199,7 @@ def page(tmp_path_factory):
         )
     results = tmp_path_factory.mktemp("results")
     write_history(results)
+    write_run(with_text_encoder(synthetic_rows("answers")), results / "answers.parquet")
     write_synthetic_run(results, "hostile", suite=HOSTILE, devices=("cuda:0",))
     index = write_site(read_results([results]), tmp_path_factory.mktemp("site"))
     browser = DevTools(tmp_path_factory.mktemp("profile"))
@@ -255,6 +262,45 @@ def test_tables_present_and_sortable(page, tmp_path):
     assert page.evaluate(read) == sorted(before, reverse=True)
     page.screenshot(tmp_path / "report.png")
     assert (tmp_path / "report.png").stat().st_size > 50_000
+
+
+def test_the_answers_block_is_the_first_section(page):
+    first = page.evaluate("document.querySelector('main section').id")
+    assert first == "answers"
+    questions = page.evaluate(
+        "Array.from(document.querySelectorAll('#answers .answer h3')).map(h => h.textContent)"
+    )
+    assert any("Do I need a GPU?" in q for q in questions)
+    assert page.evaluate("document.querySelectorAll('details.fold[open]').length") == 0
+
+
+def test_no_horizontal_overflow_on_a_420_px_phone(page):
+    page.send(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 420, "height": 900, "deviceScaleFactor": 2, "mobile": True},
+    )
+    try:
+        widths = page.evaluate(
+            "[document.documentElement.scrollWidth, document.body.scrollWidth, window.innerWidth]"
+        )
+        assert widths[0] <= 420 and widths[1] <= 420, widths
+        # Plot text stays legible: each SVG keeps at least 560 px, scrolling inside its figure.
+        plot_widths = page.evaluate(
+            "Array.from(document.querySelectorAll('figure.plot svg'))"
+            ".map(s => s.getBoundingClientRect().width)"
+        )
+        assert plot_widths and min(plot_widths) >= 560
+        # Every wide table scrolls inside its own box.
+        escaped = page.evaluate(
+            "Array.from(document.querySelectorAll('table')).filter(t => "
+            "!t.closest('.table-scroll')).length"
+        )
+        assert escaped == 0
+    finally:
+        page.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1360, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+        )
 
 
 def test_hostile_suite_name_stays_text(page):

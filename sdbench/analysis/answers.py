@@ -218,7 +218,9 @@ def _add_gpu_picks(result: DeviceAnswers, latest: pd.DataFrame) -> None:
                 **{c: by.loc[c].to_dict() for c in ("fastest", "best_value") if c in by.index},
             }
         )
-    unique = picks.drop_duplicates("gpu").sort_values("price_usd", na_position="last")
+    # A purchase question: cards without a street price (datacenter parts) are not picks here.
+    priced = picks[picks["price_usd"].notna()]
+    unique = priced.drop_duplicates("gpu").sort_values("price_usd")
     chosen = _three(unique)
     result.gpu_picks = [row.to_dict() for _, row in chosen.iterrows()]
 
@@ -231,4 +233,4 @@ def _three(unique: pd.DataFrame) -> pd.DataFrame:
     cheapest = unique.iloc[0]
     middle = unique.iloc[len(unique) // 2]
     chosen = pd.DataFrame([cheapest, middle, fastest]).drop_duplicates("gpu")
-    return chosen.sort_values("price_usd", na_position="last")
+    return chosen.sort_values("price_usd")

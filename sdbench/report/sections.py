@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sdbench.analysis.best import compile_gains, fastest_settings, latest_per_cell
+from sdbench.analysis.best import (
+    compile_gains,
+    fastest_settings,
+    latest_per_cell,
+    with_config_columns,
+)
+from sdbench.analysis.outliers import flag_outliers
 from sdbench.errors import SdbenchError
 from sdbench.report import plots, units
+from sdbench.report.answers import answers_section
 from sdbench.report.tables import Table, frame_table, matrix_table
 from sdbench.store.schema import STATUSES
 
@@ -37,6 +45,16 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     plots: list[plots.Plot] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    answers: list = field(default_factory=list)  # report.answers.Answer, shown before the tables
+    folds: list[Fold] = field(default_factory=list)  # one line each, details collapsed
+
+
+@dataclass
+class Fold:
+    """One line that stands for many (a kind of warning and its count), its table collapsed."""
+
+    summary: str
+    table: Table
 
 
 @dataclass
@@ -63,7 +81,10 @@ def build_page(
         if started.empty
         else f"Runs from {started.min():%Y-%m-%d %H:%M} to {started.max():%Y-%m-%d %H:%M} UTC"
     )
+    # Answers first; the sections after it are reference material, in reading order. A new
+    # section goes in this list where a reader would look for it.
     sections = [
+        answers_section(frame),
         overview_section(frame),
         matrix_section(latest),
         plots_section(latest) if with_plots else None,
@@ -85,12 +106,8 @@ def overview_section(frame: pd.DataFrame) -> Section:
         *((status, str(int(counts.get(status, 0)))) for status in STATUSES),
     ]
     section = Section("overview", "Overview", facts=facts)
-    section.tables = [
-        runs_table(frame),
-        environment_table(frame),
-        warnings_table(frame),
-        not_ok_table(frame),
-    ]
+    section.folds = warning_folds(frame)
+    section.tables = [runs_table(frame), environment_table(frame), not_ok_table(frame)]
     section.tables = [t for t in section.tables if t.rows]
     return section
 
@@ -135,27 +152,38 @@ def environment_table(frame: pd.DataFrame) -> Table:
     )
 
 
-def warnings_table(frame: pd.DataFrame) -> Table:
-    exploded = frame[["warnings", "cell_id"]].assign(label=cell_labels(frame)).explode("warnings")
+def warning_kind(warning: str) -> str:
+    """What a warning is about, without the cell's own figures: "only N samples", "high spread"."""
+    head = warning.split(":", 1)[0] if ":" in warning[:60] else warning.split(";", 1)[0]
+    return re.sub(r"\d+(\.\d+)?", "N", head).strip()
+
+
+def warning_folds(frame: pd.DataFrame) -> list[Fold]:
+    """One line per kind of warning (and of outlier flag) with its cell count; details collapsed."""
+    labels = cell_labels(frame) if len(frame) else pd.Series(dtype=str)
+    exploded = frame[["warnings", "cell_id"]].assign(label=labels).explode("warnings")
     exploded = exploded[exploded["warnings"].notna()]
-    if exploded.empty:
-        return Table("Warnings", [], [])
-    grouped = exploded.groupby("warnings", sort=True).agg(
-        cells=("cell_id", "nunique"), example=("label", "first")
+    flagged = flag_outliers(latest_per_cell(with_config_columns(frame)))
+    flagged = flagged[flagged["outlier_reason"].notna()]
+    outliers = pd.DataFrame(
+        {
+            "warnings": "outlier, left out of speed-up claims: " + flagged["outlier_reason"],
+            "cell_id": flagged["cell_id"],
+            "label": cell_labels(flagged) if len(flagged) else [],
+        }
     )
-    grouped = grouped.reset_index().sort_values("cells", ascending=False, kind="stable")
-    columns = [
-        ("warning", "warnings", None),
-        ("cells", "cells", units.COUNT),
-        ("for example", "example", None),
-    ]
-    return frame_table(
-        grouped,
-        "Warnings",
-        columns,
-        "What the measurements flagged, and what to do about it.",
-        "warnings",
-    )
+    every = pd.concat([exploded, outliers], ignore_index=True)
+    if every.empty:
+        return []
+    every["kind"] = every["warnings"].map(warning_kind)
+    folds = []
+    columns = [("cell", "label", None), ("warning", "warnings", None)]
+    for kind, rows in sorted(every.groupby("kind"), key=lambda item: -item[1]["cell_id"].nunique()):
+        count = rows["cell_id"].nunique()
+        summary = f"{count} cell{'s' if count != 1 else ''}: {kind}"
+        table = frame_table(rows.drop_duplicates(["cell_id", "warnings"]), kind, columns)
+        folds.append(Fold(summary, table))
+    return folds
 
 
 def not_ok_table(frame: pd.DataFrame) -> Table:
@@ -300,6 +328,7 @@ RECOMMEND_COLUMNS = [
     ("budget", "tier", None),
     ("criterion", "criterion", None),
     ("GPU", "gpu", None),
+    ("source", "source", None),
     ("price", "price_usd", units.Unit("USD")),
     ("s/image", "s_per_image", units.Unit("s")),
     ("low", "s_per_image_low", units.Unit("s")),
@@ -309,7 +338,6 @@ RECOMMEND_COLUMNS = [
     ("fits", "fits", None),
     ("energy/image", "energy_per_image_j", units.Unit("J")),
     ("per 1000 images", "cost_per_1000_usd", units.Unit("USD")),
-    ("source", "source", None),
     ("note", "note", None),
 ]
 

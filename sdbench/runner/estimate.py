@@ -32,7 +32,9 @@ WORKER_START_S = 5.0  # process start 2.2 s (benchmarks/run_efficiency.py) + mod
 PROBE_S = {"cpu": 6.0, "gpu": 20.0}
 # Used only when no usable probe is cached (the run makes one): dense TFLOP/s per logical CPU by
 # vector extension, from the quiet 2-core development VM's probe (AVX-512 with BF16: fp32 0.483,
-# bf16 0.973, fp16 0.002 for 2 CPUs). Without native bf16, bf16 is converted to fp32 and slower.
+# bf16 0.973, fp16 0.002 for 2 CPUs). Without AVX-512 oneDNN has no bf16 kernels: a UNet-sized
+# bf16 convolution ran 78x slower than fp32 on the AVX2 (Zen 3) dev VM, 2026-12-01.
+BF16_WITHOUT_AVX512 = 1 / 78
 ASSUMED_FP32_TFLOPS_PER_CPU = {"avx512f": 0.24, "avx2": 0.1, "": 0.03}
 
 
@@ -77,11 +79,14 @@ def assumed_cpu_tflops(flags: set[str], cpus: int) -> dict[str, float]:
     """A CPU's likely dense TFLOP/s per precision from its vector extensions, before any probe."""
     extension = next((e for e in ASSUMED_FP32_TFLOPS_PER_CPU if e in flags or not e), "")
     fp32 = ASSUMED_FP32_TFLOPS_PER_CPU[extension] * cpus
-    native_bf16 = bool(flags & {"avx512_bf16", "amx_bf16"})
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        bf16 = 2.0 * fp32
+    else:  # oneDNN emulates bf16 with AVX-512; below that, reference kernels
+        bf16 = fp32 * (0.5 if "avx512bw" in flags else BF16_WITHOUT_AVX512)
     return {
         "fp32": fp32,
         "tf32": fp32,
-        "bf16": fp32 * (2.0 if native_bf16 else 0.5),
+        "bf16": bf16,
         "fp16": fp32 * (2.0 if "amx_fp16" in flags else 0.01),
         "fp8": fp32 * 0.01,
     }
