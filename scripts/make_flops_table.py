@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Regenerate sdbench/data/flops.csv: FLOPs and operator traffic per model, stage and resolution.
 
-Usage: .venv/bin/python scripts/make_flops_table.py [--out sdbench/data/flops.csv]
-Counts on the meta device (no weights, a minute or two on a laptop). Batch 1 and 2 are counted so
+Usage: .venv/bin/python scripts/make_flops_table.py [--out sdbench/data/flops.csv] [--models M ...]
+Counts on the meta device (no weights, a few minutes on a laptop); `--models` recounts only those
+models and keeps the other rows of the existing table. Batch 1 and 2 are counted so
 readers can separate per-call traffic (weights) from per-image traffic: both grow linearly in batch.
 """
 
@@ -32,6 +33,8 @@ RESOLUTIONS = {
     "sd35-medium": [512, 768, 1024, 1280],
     "sd35-medium-no-t5": [512, 768, 1024, 1280],
     "sd35-large": [512, 768, 1024, 1280],
+    "flux-schnell": [512, 768, 1024, 1280],
+    "flux-dev": [512, 768, 1024, 1280],
 }
 STAGES = ("text_encoder", "unet", "vae_decode")
 
@@ -40,6 +43,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--out", default=str(Path(__file__).resolve().parents[1] / "sdbench/data/flops.csv")
+    )
+    parser.add_argument(
+        "--models", nargs="+", choices=sorted(RESOLUTIONS), help="recount only these models"
     )
     args = parser.parse_args()
     header = [
@@ -54,8 +60,10 @@ def main() -> int:
         "matmul_elements",
         "other_elements",
     ]
-    rows = []
+    rows = _kept_rows(args.out, args.models) if args.models else []
     for model, resolutions in RESOLUTIONS.items():
+        if args.models and model not in args.models:
+            continue
         for stage in STAGES:
             for resolution in resolutions if stage != "text_encoder" else resolutions[:1]:
                 for batch_size in (1, 2):
@@ -78,12 +86,22 @@ def main() -> int:
                             ]
                         )
                         print(*rows[-1], file=sys.stderr)
+    order = {model: index for index, model in enumerate(RESOLUTIONS)}
+    rows.sort(key=lambda row: order.get(row[0], len(order)))  # stable: each model's rows in order
     with open(args.out, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
     print(f"wrote {len(rows)} rows to {args.out}")
     return 0
+
+
+def _kept_rows(path: str, recounted: list[str]) -> list[list]:
+    """The existing table's rows of every model not being recounted, as written."""
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        return [row for row in reader if row[0] not in recounted]
 
 
 if __name__ == "__main__":

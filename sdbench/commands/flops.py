@@ -15,7 +15,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stage", required=True, choices=STAGES, help="denoiser = unet")
     parser.add_argument("--resolution", required=True, help='512 or "WIDTHxHEIGHT"')
     parser.add_argument("--batch-size", type=int, default=1, help="images per call (default 1)")
-    parser.add_argument("--no-cfg", action="store_true", help="without classifier-free guidance")
+    parser.add_argument(
+        "--cfg",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with / without classifier-free guidance (default: the model's usual; FLUX and "
+        "the few-step models run without)",
+    )
     parser.add_argument("--steps", type=int, help="pipeline steps (default: the model's usual)")
     parser.add_argument("--vae", default="default", help='"default" or "taesd"')
     parser.add_argument("--json", action="store_true", help="one object with a `flops` field")
@@ -38,7 +44,7 @@ def flops_answer(args: argparse.Namespace) -> dict:
         raise BadInput(f"--steps must be at least 1, got {steps}.")
     vae_component(spec, args.vae)  # names the allowed values when this model has no such VAE
     stage = "unet" if args.stage == "denoiser" else args.stage
-    cfg = not args.no_cfg
+    cfg = spec.default_cfg if args.cfg is None else args.cfg
     flops = count_flops(
         spec.name, stage, resolution.height, resolution.width, args.batch_size, cfg, steps, args.vae
     )

@@ -24,7 +24,7 @@ SDPA_BACKENDS = {
 
 # Transformers whose joint-attention processors call SDPA themselves: replacing them with the
 # UNet's processors would break the model; kernels are still forced by `kernel_context`.
-JOINT_ATTENTION = {"SD3Transformer2DModel"}
+JOINT_ATTENTION = {"SD3Transformer2DModel", "FluxTransformer2DModel"}
 
 
 def install(modules: dict[str, nn.Module], attention: str) -> None:

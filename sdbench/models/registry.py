@@ -1,8 +1,8 @@
 """The model registry: published architecture configs of each model's components, as plain data.
 
 Importing this module never imports torch. Configs mirror the `config.json` files of the
-official repositories (diffusers UNet2DConditionModel / SD3Transformer2DModel / AutoencoderKL /
-AutoencoderTiny, transformers CLIP and T5); `published_params` are the sizes of the released
+official repositories (diffusers UNet2DConditionModel / SD3Transformer2DModel /
+FluxTransformer2DModel / AutoencoderKL / AutoencoderTiny, transformers CLIP and T5); `published_params` are the sizes of the released
 checkpoints (each with its source beside it) and are checked against the built models in the
 tests. A count is what a checkpoint stores: parameters plus persistent buffers (SD3's sin-cos
 position table is one).
@@ -24,8 +24,8 @@ from sdbench.errors import BadInput, did_you_mean
 class Component:
     """One network of a pipeline: which class builds it and with which config."""
 
-    # UNet2DConditionModel | SD3Transformer2DModel | AutoencoderKL | AutoencoderTiny |
-    # CLIPTextModel | CLIPTextModelWithProjection | T5EncoderModel
+    # UNet2DConditionModel | SD3Transformer2DModel | FluxTransformer2DModel | AutoencoderKL |
+    # AutoencoderTiny | CLIPTextModel | CLIPTextModelWithProjection | T5EncoderModel
     kind: str
     config: dict = field(hash=False)
     published_params: int | None = None  # from the model card / checkpoint, for the tests
@@ -47,9 +47,16 @@ class ModelSpec:
     latent_channels: int = 4
     scaling_factor: float = 0.18215
     shift_factor: float = 0.0
-    scheduler: str = "euler"  # euler | euler-ancestral-trailing | lcm | flow-match
-    t5_length: int = 0  # SD3: T5 prompt tokens (the joint sequence is text_length + t5_length)
+    # euler | euler-ancestral-trailing | lcm | flow-match (SD3: shift 3) | flow-match-dynamic
+    # (FLUX.1 [dev]: shift from the image's token count) | flow-match-unshifted (FLUX.1 [schnell])
+    scheduler: str = "euler"
+    t5_length: int = (
+        0  # SD3, FLUX: T5 prompt tokens (SD3's joint sequence is text_length + t5_length)
+    )
+    guidance_scale: float = 7.5  # FLUX.1 [dev]: the value its guidance embedding is given
     source: str = ""
+    # Why a CPU cannot run the denoiser in any reasonable time (capability check), or "".
+    cpu_unsupported: str = ""
 
     @property
     def text_encoders(self) -> list[str]:
@@ -63,6 +70,27 @@ class ModelSpec:
     @property
     def denoiser(self) -> str:
         return "unet" if "unet" in self.components else "transformer"
+
+    @property
+    def is_flux(self) -> bool:
+        """A FLUX.1 transformer: packed 2x2 latents, rotary ids, CLIP pooled + T5 prompts."""
+        return (
+            self.is_transformer and self.components["transformer"].kind == "FluxTransformer2DModel"
+        )
+
+    @property
+    def guidance_embedded(self) -> bool:
+        """Guidance is an input of the denoiser (FLUX.1 [dev]), not a second batch (cfg)."""
+        return bool(
+            self.is_transformer and self.components["transformer"].config.get("guidance_embeds")
+        )
+
+    @property
+    def t5_encoder(self) -> str | None:
+        """The component holding T5 (text_encoder_3 in SD3, text_encoder_2 in FLUX), if any."""
+        return next(
+            (n for n in self.text_encoders if self.components[n].kind == "T5EncoderModel"), None
+        )
 
 
 # --- text encoders -------------------------------------------------------------------------
@@ -141,6 +169,12 @@ VAE_SD3 = {  # stabilityai/stable-diffusion-3.5-medium vae/config.json: 16 laten
     "use_post_quant_conv": False,
     "scaling_factor": 1.5305,
     "shift_factor": 0.0609,
+}
+
+VAE_FLUX = {  # black-forest-labs/FLUX.1-schnell (and -dev) vae/config.json: SD3's, new scaling
+    **VAE_SD3,
+    "scaling_factor": 0.3611,
+    "shift_factor": 0.1159,
 }
 
 TAESD = {  # madebyollin/taesd (and taesdxl: same architecture) config.json, diffusers AutoencoderTiny
@@ -255,6 +289,22 @@ SD35_LARGE = {  # stabilityai/stable-diffusion-3.5-large transformer/config.json
     "dual_attention_layers": [],
 }
 
+# --- FLUX.1 rectified-flow transformers --------------------------------------------------------
+
+FLUX_SCHNELL = {  # black-forest-labs/FLUX.1-schnell transformer/config.json
+    "patch_size": 1,
+    "in_channels": 64,  # 16 latent channels packed 2x2
+    "num_layers": 19,  # double-stream (MMDiT) blocks
+    "num_single_layers": 38,  # single-stream blocks
+    "attention_head_dim": 128,
+    "num_attention_heads": 24,
+    "joint_attention_dim": 4096,  # T5-XXL width
+    "pooled_projection_dim": 768,  # CLIP ViT-L pooled output
+    "guidance_embeds": False,
+    "axes_dims_rope": [16, 56, 56],
+}
+FLUX_DEV = {**FLUX_SCHNELL, "guidance_embeds": True}  # black-forest-labs/FLUX.1-dev
+
 # --- tiny variants for tests: same code paths, a few thousand parameters ---------------------
 
 TINY_TEXT = {
@@ -317,6 +367,16 @@ TINY_SD3_TRANSFORMER = {
     "pos_embed_max_size": 16,
     "dual_attention_layers": [0],
 }
+TINY_FLUX_TRANSFORMER = {
+    **FLUX_DEV,
+    "num_layers": 2,
+    "num_single_layers": 2,
+    "attention_head_dim": 16,
+    "num_attention_heads": 2,
+    "joint_attention_dim": 64,  # = TINY_T5 d_model
+    "pooled_projection_dim": 32,  # = TINY_TEXT hidden_size (CLIPTextModel's pooled output)
+    "axes_dims_rope": [4, 6, 6],
+}
 
 # Checkpoint sizes quoted below are the Hugging Face file listings (fp32 = 4 bytes, fp16/bf16 =
 # 2 bytes per element); they are the most precise published counts for models whose cards round.
@@ -330,6 +390,17 @@ SD3_TEXT = Component("CLIPTextModelWithProjection", CLIP_VIT_L_PROJECTION, 123_5
 SD3_TEXT_2 = Component("CLIPTextModelWithProjection", OPENCLIP_VIT_BIGG, 695_000_000)
 SD3_T5 = Component("T5EncoderModel", T5_XXL, 4_760_000_000)
 SD3_VAE = Component("AutoencoderKL", VAE_SD3, 84_000_000)
+# FLUX.1: huggingface.co/black-forest-labs/FLUX.1-dev (and -schnell) tree/main: the model cards'
+# "12 billion parameter rectified flow transformer"; flux1-dev.safetensors and
+# flux1-schnell.safetensors 23.8 GB bf16 (11.9e9; [schnell] lacks [dev]'s 10M-parameter guidance
+# embedder, 0.09% of it); vae/diffusion_pytorch_model.safetensors 168 MB bf16 (ae.safetensors
+# 335 MB fp32); text_encoder (CLIP ViT-L) 246 MB bf16; text_encoder_2 (T5-XXL) 4.99 + 4.53 GB.
+FLUX_VAE = Component("AutoencoderKL", VAE_FLUX, 84_000_000)
+FLUX_CPU_UNSUPPORTED = (
+    "FLUX.1's 12B-parameter transformer needs 24 GB for its weights in bf16 (48 GB in fp32), and "
+    "a CPU takes hours per image. Run its unet and pipeline stages on a GPU with 24 GB or more "
+    "(its text_encoder and vae_decode stages run on a CPU), or use tiny-flux for tests"
+)
 
 # The tiny autoencoder that replaces each family's VAE when a suite says `vae = "taesd"`.
 # madebyollin/taesd and taesdxl ship taesd*_encoder and taesd*_decoder safetensors of 4.9 MB each
@@ -341,8 +412,16 @@ TINY_VAES: dict[str, Component] = {
     "sd3": Component("AutoencoderTiny", TAESD3),
     "tiny": Component("AutoencoderTiny", {**TINY_TAESD}),
     "tiny-sd3": Component("AutoencoderTiny", {**TINY_TAESD, "latent_channels": 16}),
+    "flux": Component("AutoencoderTiny", TAESD3),  # madebyollin/taef1: TAESD3's architecture
+    "tiny-flux": Component("AutoencoderTiny", {**TINY_TAESD, "latent_channels": 16}),
 }
-TINY_VAE_NAMES = {"sd15": "TAESD", "sd21": "TAESD", "sdxl": "TAESDXL", "sd3": "TAESD3"}
+TINY_VAE_NAMES = {
+    "sd15": "TAESD",
+    "sd21": "TAESD",
+    "sdxl": "TAESDXL",
+    "sd3": "TAESD3",
+    "flux": "TAEF1",
+}
 
 
 def _sd15_like(name: str, description: str, unet: Component, **kwargs) -> ModelSpec:
@@ -389,6 +468,27 @@ def _sd35(name: str, description: str, transformer: Component, t5: bool, source:
         scheduler="flow-match",
         t5_length=256,
         source=source,
+    )
+
+
+def _flux(name: str, description: str, transformer: dict, **kwargs) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        description=description,
+        family="flux",
+        components={
+            "transformer": Component("FluxTransformer2DModel", transformer, 11_900_000_000),
+            "vae": FLUX_VAE,
+            "text_encoder": SD15_TEXT,  # CLIPTextModel: only its pooled output is used
+            "text_encoder_2": SD3_T5,
+        },
+        native_resolution=1024,
+        default_cfg=False,
+        latent_channels=16,
+        scaling_factor=0.3611,
+        shift_factor=0.1159,
+        cpu_unsupported=FLUX_CPU_UNSUPPORTED,
+        **kwargs,
     )
 
 
@@ -517,6 +617,25 @@ MODELS: dict[str, ModelSpec] = {
             t5=True,
             source="stabilityai/stable-diffusion-3.5-large model_index.json and component configs",
         ),
+        _flux(
+            "flux-schnell",
+            "FLUX.1 [schnell] (12B rectified-flow transformer; CLIP-L, T5-XXL): 4 steps, no guidance",
+            FLUX_SCHNELL,
+            default_steps=4,
+            scheduler="flow-match-unshifted",
+            t5_length=256,  # FluxPipeline's max_sequence_length for schnell
+            source="black-forest-labs/FLUX.1-schnell model_index.json, component and scheduler configs",
+        ),
+        _flux(
+            "flux-dev",
+            "FLUX.1 [dev] (12B, guidance-distilled: guidance is embedded, no cfg batch), 28-50 steps",
+            FLUX_DEV,
+            default_steps=28,  # diffusers FluxPipeline's default; BFL's reference sampler uses 50
+            scheduler="flow-match-dynamic",
+            t5_length=512,
+            guidance_scale=3.5,  # the model card's example
+            source="black-forest-labs/FLUX.1-dev model_index.json, component and scheduler configs",
+        ),
         ModelSpec(
             name="tiny",
             description="A few-thousand-parameter SD1.5-shaped model for tests (not a real model)",
@@ -547,6 +666,26 @@ MODELS: dict[str, ModelSpec] = {
             shift_factor=0.0609,
             scheduler="flow-match",
             t5_length=16,
+        ),
+        ModelSpec(
+            name="tiny-flux",
+            description="A few-thousand-parameter FLUX.1 [dev]-shaped model for tests (not a real model)",
+            family="tiny-flux",
+            components={
+                "transformer": Component("FluxTransformer2DModel", TINY_FLUX_TRANSFORMER),
+                "vae": Component("AutoencoderKL", {**TINY_VAE, "latent_channels": 16}),
+                "text_encoder": Component("CLIPTextModel", TINY_TEXT),
+                "text_encoder_2": Component("T5EncoderModel", TINY_T5),
+            },
+            native_resolution=64,
+            default_steps=4,
+            default_cfg=False,
+            latent_channels=16,
+            scaling_factor=0.3611,
+            shift_factor=0.1159,
+            scheduler="flow-match-dynamic",
+            t5_length=16,
+            guidance_scale=3.5,
         ),
     ]
 }

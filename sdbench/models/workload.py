@@ -2,7 +2,8 @@
 
 A Workload owns its inputs (seeded, so a reference run sees the very same ones) and a `call()`
 that runs exactly one timed call under the cell's attention kernel and precision settings.
-Stage `unet` is one denoiser step: the UNet's, or the MMDiT transformer's for SD3 models.
+Stage `unet` is one denoiser step: the UNet's, or the transformer's for SD3 and FLUX.1 models
+(FLUX works on latents packed 2x2 into 64-channel tokens, as diffusers' FluxPipeline does).
 """
 
 from __future__ import annotations
@@ -136,15 +137,15 @@ def _token_ids(
     spec: ModelSpec, batch: int, device: str, encoder: str = "text_encoder"
 ) -> torch.Tensor:
     vocab = spec.components[encoder].config["vocab_size"]
-    length = spec.t5_length if encoder == "text_encoder_3" else spec.text_length
+    length = spec.t5_length if encoder == spec.t5_encoder else spec.text_length
     generator = torch.Generator().manual_seed(1)
     return torch.randint(0, vocab, (batch, length), generator=generator).to(device)
 
 
 def _prompt_inputs(spec: ModelSpec, batch: int, device: str) -> dict[str, torch.Tensor]:
     inputs = {"ids": _token_ids(spec, batch, device)}
-    if "text_encoder_3" in spec.components:
-        inputs["t5_ids"] = _token_ids(spec, batch, device, "text_encoder_3")
+    if spec.t5_encoder is not None:
+        inputs["t5_ids"] = _token_ids(spec, batch, device, spec.t5_encoder)
     return inputs
 
 
@@ -197,8 +198,11 @@ def encode_text(
 
     SD1/2: the last layer. SDXL: both encoders' penultimate layers side by side. SD3: that CLIP
     pair padded to T5's width, then T5's tokens appended along the sequence (zeros when the
-    model runs without T5); pooled = both CLIP projections.
+    model runs without T5); pooled = both CLIP projections. FLUX: T5's last layer; pooled =
+    CLIP's pooled output.
     """
+    if spec.is_flux:
+        return modules["text_encoder_2"](t5_ids)[0], modules["text_encoder"](ids).pooler_output
     if "text_encoder_2" not in modules:
         return modules["text_encoder"](ids)[0], None
     first = modules["text_encoder"](ids, output_hidden_states=True)
@@ -237,6 +241,17 @@ def _text_encoder(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) ->
 
 def _unet_conditioning(cell: Cell, spec: ModelSpec, batch: int) -> dict[str, torch.Tensor]:
     dtype = DTYPES[cell.precision]
+    if spec.is_flux:
+        config = spec.components["transformer"].config
+        return {
+            "encoder_hidden_states": _randn(
+                (batch, spec.t5_length, config["joint_attention_dim"]), 3, cell.device, dtype
+            ),
+            "pooled_projections": _randn(
+                (batch, config["pooled_projection_dim"]), 4, cell.device, dtype
+            ),
+            **flux_positions(cell, spec),
+        }
     if spec.is_transformer:
         config = spec.components["transformer"].config
         tokens = spec.text_length + spec.t5_length
@@ -265,10 +280,64 @@ def _unet_conditioning(cell: Cell, spec: ModelSpec, batch: int) -> dict[str, tor
     return inputs
 
 
+def flux_positions(cell: Cell, spec: ModelSpec) -> dict[str, torch.Tensor]:
+    """FLUX's rotary position ids (text: zeros; image: [0, row, column] per packed token) and,
+    for guidance-distilled models, the embedded guidance scale (FluxPipeline's inputs)."""
+    rows, columns = (
+        cell.height // (spec.vae_scale_factor * 2),
+        cell.width // (spec.vae_scale_factor * 2),
+    )
+    image_ids = torch.zeros(rows, columns, 3)
+    image_ids[..., 1] += torch.arange(rows)[:, None]
+    image_ids[..., 2] += torch.arange(columns)[None, :]
+    dtype = DTYPES[cell.precision]
+    positions = {
+        "txt_ids": torch.zeros(spec.t5_length, 3).to(device=cell.device, dtype=dtype),
+        "img_ids": image_ids.reshape(rows * columns, 3).to(device=cell.device, dtype=dtype),
+    }
+    if spec.guidance_embedded:
+        positions["guidance"] = torch.full((1,), spec.guidance_scale, device=cell.device)
+    return positions
+
+
+def pack_latents(latents: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) latents to FLUX's (B, H/2 * W/2, 4C) tokens of 2x2 patches."""
+    batch, channels, height, width = latents.shape
+    patches = latents.view(batch, channels, height // 2, 2, width // 2, 2).permute(0, 2, 4, 1, 3, 5)
+    return patches.reshape(batch, (height // 2) * (width // 2), channels * 4)
+
+
+def unpack_latents(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """FLUX's packed tokens back to (B, C, height, width) latents (height, width in latent pixels)."""
+    batch, _, features = tokens.shape
+    patches = tokens.view(batch, height // 2, width // 2, features // 4, 2, 2)
+    return patches.permute(0, 3, 1, 4, 2, 5).reshape(batch, features // 4, height, width)
+
+
+def _flux_step(
+    transformer: nn.Module, latents: torch.Tensor, timestep: torch.Tensor, inputs: dict
+) -> torch.Tensor:
+    batch = latents.shape[0]
+    guidance = inputs.get("guidance")
+    return transformer(
+        hidden_states=latents,
+        timestep=timestep.expand(batch).to(latents.dtype) / 1000,
+        guidance=None if guidance is None else guidance.expand(batch),
+        pooled_projections=inputs["pooled_projections"],
+        encoder_hidden_states=inputs["encoder_hidden_states"],
+        txt_ids=inputs["txt_ids"],
+        img_ids=inputs["img_ids"],
+        return_dict=False,
+    )[0]
+
+
 def unet_step(
     unet: nn.Module, latents: torch.Tensor, timestep: torch.Tensor, inputs: dict
 ) -> torch.Tensor:
-    """One denoiser step: a UNet2DConditionModel, or an SD3Transformer2DModel (pooled inputs)."""
+    """One denoiser step: a UNet2DConditionModel, an SD3Transformer2DModel (pooled inputs) or a
+    FluxTransformer2DModel (pooled inputs and rotary position ids)."""
+    if "img_ids" in inputs:
+        return _flux_step(unet, latents, timestep, inputs)
     if "pooled_projections" in inputs:
         return unet(
             hidden_states=latents,
@@ -292,8 +361,9 @@ def _unet(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Workloa
     batch = guided_batch(cell)
     # Transformers take the flow-match time in [0, 1000] as a float; UNets a discrete step.
     time_dtype = DTYPES[cell.precision] if spec.is_transformer else torch.long
+    latents = _latents(cell, spec, batch)
     inputs = {
-        "latents": _latents(cell, spec, batch),
+        "latents": pack_latents(latents) if spec.is_flux else latents,
         "timestep": torch.full((batch,), 500, device=cell.device, dtype=time_dtype),
         **_unet_conditioning(cell, spec, batch),
     }
@@ -336,17 +406,49 @@ SD_SCHEDULER_CONFIG = {  # the scaled-linear schedule every SD1.x/2.x/XL checkpo
 }
 
 
+FLUX_SHIFT = {
+    "base_image_seq_len": 256,
+    "max_image_seq_len": 4096,
+    "base_shift": 0.5,
+    "max_shift": 1.15,
+}
+FLUX_SCHEDULER_CONFIGS = {  # black-forest-labs/FLUX.1-dev and -schnell scheduler_config.json
+    "flow-match-dynamic": {"num_train_timesteps": 1000, "shift": 3.0, "use_dynamic_shifting": True, **FLUX_SHIFT},
+    "flow-match-unshifted": {"num_train_timesteps": 1000, "shift": 1.0, "use_dynamic_shifting": False, **FLUX_SHIFT},
+}  # fmt: skip
+
+
+def set_timesteps(scheduler, spec: ModelSpec, cell: Cell) -> None:
+    """The schedule of `cell.steps` steps; FLUX's as FluxPipeline sets it (linear sigmas, and a
+    shift mu growing linearly with the image's token count between 256 and 4096 tokens)."""
+    if not spec.is_flux:
+        scheduler.set_timesteps(cell.steps, device=cell.device)
+        return
+    tokens = (cell.height // 16) * (cell.width // 16)
+    s = FLUX_SHIFT
+    slope = (s["max_shift"] - s["base_shift"]) / (s["max_image_seq_len"] - s["base_image_seq_len"])
+    mu = s["base_shift"] + slope * (tokens - s["base_image_seq_len"])
+    sigmas = [
+        1.0 - i * (1.0 - 1.0 / cell.steps) / max(cell.steps - 1, 1) for i in range(cell.steps)
+    ]
+    scheduler.set_timesteps(sigmas=sigmas, device=cell.device, mu=mu)
+
+
 def make_scheduler(spec: ModelSpec | None = None):
     """The scheduler the model's pipeline ships with, built from its published config (no download).
 
     euler: SD1.x/SDXL's Euler. euler-ancestral-trailing: stabilityai/sdxl-turbo. lcm: the LCM-LoRA
     pipelines' LCMScheduler. flow-match: SD3.5's FlowMatchEulerDiscreteScheduler (shift 3.0).
+    flow-match-dynamic / -unshifted: FLUX.1 [dev] / [schnell] scheduler_config.json (the shift
+    follows the image's token count / is 1).
     """
     import diffusers
 
     kind = spec.scheduler if spec is not None else "euler"
     if kind == "flow-match":
         return diffusers.FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0)
+    if kind in FLUX_SCHEDULER_CONFIGS:
+        return diffusers.FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER_CONFIGS[kind])
     if kind == "lcm":
         return diffusers.LCMScheduler(**SD_SCHEDULER_CONFIG, timestep_spacing="leading")
     if kind == "euler-ancestral-trailing":
@@ -377,6 +479,8 @@ def _pipeline(cell: Cell, spec: ModelSpec, modules: dict[str, nn.Module]) -> Wor
                 conditioning["pooled_projections"] = pooled
             elif pooled is not None:
                 conditioning.update(text_embeds=pooled, time_ids=inputs["time_ids"])
+            if spec.is_flux:
+                conditioning.update(flux_positions(cell, spec))
             step = denoiser_step(cache, spec, modules[spec.denoiser])
             latents = denoise(cell, spec, scheduler, step, inputs["noise"], conditioning)
             return decode_latents(spec, modules["vae"], latents)
@@ -426,8 +530,10 @@ def denoise(
     """
     # Seeded per call, so ancestral / consistency samplers give the reference the same noise.
     generator = torch.Generator(device=noise.device).manual_seed(6)
-    scheduler.set_timesteps(cell.steps, device=cell.device)
+    set_timesteps(scheduler, spec, cell)
     latents = noise * getattr(scheduler, "init_noise_sigma", 1.0)
+    if spec.is_flux:
+        latents = pack_latents(latents)
     for index, t in enumerate(scheduler.timesteps):
         model_input = torch.cat([latents] * 2) if cell.cfg else latents
         if not spec.is_transformer:
@@ -439,4 +545,6 @@ def denoise(
             prediction = uncond + GUIDANCE_SCALE * (text - uncond)
         step_output = scheduler.step(prediction, t, latents, generator=generator)
         latents = step_output.prev_sample.to(latents.dtype)
+    if spec.is_flux:
+        return unpack_latents(latents, *noise.shape[-2:])
     return latents

@@ -33,6 +33,7 @@ def unsupported_reason(cell: Cell) -> str | None:
     kind = cell.device.split(":")[0]
     return (
         _stage_reason(cell)
+        or _model_size_reason(cell, kind)
         or _precision_reason(cell, kind)
         or _attention_reason(cell, kind)
         or _compile_reason(cell, kind)
@@ -272,6 +273,19 @@ def _stage_reason(cell: Cell) -> str | None:
     if cell.precision == "fp8" and cell.stage == "vae_decode":
         return "fp8 quantises the UNet's and text encoders' linear layers; the VAE stays bf16"
     return None
+
+
+def _model_size_reason(cell: Cell, kind: str) -> str | None:
+    """Models whose denoiser a CPU cannot run in reasonable time or memory (FLUX.1's 12B)."""
+    spec = get_model(cell.model)
+    if kind != "cpu" or not spec.cpu_unsupported or cell.stage not in UNET_STAGES:
+        return None
+    from sdbench.analysis.costs import stage_cost
+
+    step = stage_cost(cell.model, "unet", cell.height, cell.width, cell.batch_size, cfg=cell.cfg)
+    calls = f"{cell.steps} steps" if cell.stage == "pipeline" else "one step"
+    work = step.flops * (cell.steps if cell.stage == "pipeline" else 1) / 1e12
+    return f"{spec.cpu_unsupported} (this cell: {calls} = {work:,.0f} TFLOP)"
 
 
 # --- forced SDPA kernels against the stage's real attention calls (CUDA) ---
