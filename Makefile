@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "$(TORCH)"
-	$(PIP) install --quiet -e ".[dev,ray]"
+	$(PIP) install --quiet -e ".[dev,ray,quant,offload]"
 	touch $@
 
 setup: $(VENV)/.installed

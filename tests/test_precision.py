@@ -1,4 +1,4 @@
-"""The precision axis: fp8 quantisation through torchao, applied once per module after build."""
+"""The precision axis: fp8 (quant fp8dq on bf16) through torchao once per module; tf32 as a context."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from sdbench.cell import Cell
 from sdbench.models.workload import ModelCache, build_workload, tf32_context
-from sdbench.runner import precision
+from sdbench.runner import quantise
 from sdbench.runner.fidelity import ReferenceCache
 
 
@@ -51,12 +51,13 @@ def fake_torchao(monkeypatch):
 
 
 def test_only_linear_layers_the_fp8_matmul_accepts_are_eligible():
-    assert precision.fp8_eligible(nn.Linear(64, 128))
-    assert not precision.fp8_eligible(nn.Linear(40, 128))  # 40 is not a multiple of 16
-    assert not precision.fp8_eligible(nn.Conv2d(64, 64, 3))
+    accept = quantise.eligible("fp8dq")
+    assert accept(nn.Linear(64, 128))
+    assert not accept(nn.Linear(40, 128))  # 40 is not a multiple of 16
+    assert not accept(nn.Conv2d(64, 64, 3))
 
 
-def test_fp8_quantises_the_unet_once_with_per_row_scales_and_keeps_a_reference(fake_torchao):
+def test_fp8_precision_quantises_the_unet_once_per_row_and_rebuilds_its_reference(fake_torchao):
     cell = Cell("tiny", "unet", "cpu", 64, 64, 1, "fp8", "sdpa", "none")
     cache, references = ModelCache(), ReferenceCache()
     workload, rebuilt = build_workload(cell, cache), build_workload(cell, cache)
@@ -64,22 +65,23 @@ def test_fp8_quantises_the_unet_once_with_per_row_scales_and_keeps_a_reference(f
     assert next(unet.parameters()).dtype == torch.bfloat16  # fp8 cells build in bf16
     calls = fake_torchao()
 
-    count = precision.apply_precision(workload, before_quantise=references.module)
-    again = precision.apply_precision(rebuilt, references.module)
+    count = quantise.apply_quant(workload)
+    again = quantise.apply_quant(rebuilt)
 
     assert len(calls) == 1 and again == 0
     module, config, chosen = calls[0]
     assert module is unet and type(config.granularity).__name__ == "PerRow"
     expected = [n for n, m in unet.named_modules() if isinstance(m, nn.Linear)]
     assert count == len(chosen) > 0 and set(chosen) <= set(expected)
-    assert next(references.module(unet).parameters()).dtype == torch.float32
+    reference = references.module(unet)
+    assert reference is not unet and next(reference.parameters()).dtype == torch.float32
 
 
-def test_other_precisions_are_left_to_build_and_context(fake_torchao):
+def test_cells_without_a_quant_scheme_are_left_to_build_and_context(fake_torchao):
     cell = Cell("tiny", "unet", "cpu", 64, 64, 1, "bf16", "sdpa", "none")
     workload = build_workload(cell)
     calls = fake_torchao()
-    assert precision.apply_precision(workload) == 0
+    assert quantise.apply_quant(workload) == 0
     assert calls == []
 
 

@@ -22,7 +22,7 @@ DTYPES = {
     "tf32": torch.float32,
     "fp16": torch.float16,
     "bf16": torch.bfloat16,
-    "fp8": torch.bfloat16,  # fp8 quantises linear layers on top of bf16 (see runner.precision)
+    "fp8": torch.bfloat16,  # fp8 quantises linear layers on top of bf16 (see runner.quantise)
 }
 
 WEIGHT_FILES = {

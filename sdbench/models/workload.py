@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from sdbench.cell import Cell
-from sdbench.levers import parse_cache
+from sdbench.levers import OFFLOAD_MODES, memory_modes, parse_cache
 from sdbench.models import attention as attention_settings
 from sdbench.models import step_cache
 from sdbench.models.build import DTYPES, materialise
@@ -31,6 +31,7 @@ STAGE_COMPONENTS = {
     "vae_decode": ("vae",),
     "pipeline": (*TEXT_ENCODERS, "unet", "transformer", "vae"),
 }
+QUANTISED_COMPONENTS = ("unet", "transformer", *TEXT_ENCODERS)  # what the quant axis changes
 GUIDANCE_SCALE = 7.5  # the value only weights a sum; it does not change the work
 
 
@@ -101,8 +102,11 @@ class ModelCache:
 
     @staticmethod
     def key(spec: ModelSpec, name: str, cell: Cell) -> tuple:
+        """Modules that a cell changes in place (quantised, offloaded) are keyed by that change."""
         vae = cell.vae if name == "vae" else "default"
-        return (spec.name, name, cell.device, cell.precision, cell.weights, vae)
+        quant = cell.quant if name in QUANTISED_COMPONENTS else "none"
+        offload = [m for m in memory_modes(cell.memory) if m in OFFLOAD_MODES]
+        return (spec.name, name, cell.device, cell.precision, cell.weights, vae, quant, *offload)
 
     def retain_only(self, keys: set[tuple]) -> None:
         """Free every component but `keys`, so a cell's peak memory is its own stage's.
@@ -117,7 +121,7 @@ class ModelCache:
 
     def get(self, spec: ModelSpec, name: str, cell: Cell) -> nn.Module:
         key = self.key(spec, name, cell)
-        vae = key[-1]
+        vae = key[5]
         if key not in self._modules:
             self._modules[key] = materialise(
                 spec, name, cell.device, cell.precision, cell.weights, vae=vae

@@ -25,7 +25,6 @@ from sdbench.models import step_cache
 from sdbench.models.registry import get_model
 
 UNET_STAGES = ("unet", "pipeline")
-_LEVERS_PENDING = True  # issue 20: memory and quant levers land in the next commits
 
 
 def unsupported_reason(cell: Cell) -> str | None:
@@ -117,8 +116,6 @@ def _memory_reason(cell: Cell, kind: str) -> str | None:
     modes = memory_modes(cell.memory)
     if not modes:
         return None
-    if _LEVERS_PENDING:
-        return "memory modes are validated but not yet applied by this sdbench build"
     if cell.stage == "vae_decode" and all(m in VAE_MODES for m in modes):
         return None
     if cell.stage != "pipeline":
@@ -157,8 +154,6 @@ def _quant_reason(cell: Cell, kind: str) -> str | None:
     scheme = cell.quant
     if scheme == "none":
         return None
-    if _LEVERS_PENDING:
-        return "quant schemes are validated but not yet applied by this sdbench build"
     if cell.stage == "vae_decode":
         return f"{scheme} quantises the denoiser's and text encoders' linear layers; the VAE is not quantised"
     if cell.precision == "fp8":

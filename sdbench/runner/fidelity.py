@@ -18,6 +18,8 @@ from sdbench.levers import memory_modes, parse_cache
 from sdbench.models import attention as attention_settings
 from sdbench.models import step_cache
 from sdbench.models.workload import Workload
+from sdbench.runner.memory_modes import apply_attention_slicing, exact_vae
+from sdbench.runner.quantise import unquantised
 
 # Relative L2 error each precision may show against the fp32 math reference (random weights,
 # one call). Measured on the CPU (sd15, 128x128, batch 1, torch 2.13): fp32 flash 1.4e-6;
@@ -50,25 +52,21 @@ class ReferenceCache:
     """fp32 copies of a worker's modules and the reference outputs already computed, per shape."""
 
     def __init__(self) -> None:
-        self._modules: dict[int, nn.Module] = {}
         self._outputs: dict[tuple, torch.Tensor] = {}
 
     def module(self, module: nn.Module) -> nn.Module:
-        """The fp32 copy of `module` (itself when already fp32).
+        """The fp32 version of `module` (itself when already fp32 and not quantised).
 
         Copies are transient — made for one reference call and freed with it — so they never
-        count in a later cell's peak memory; only `keep` (called before fp8 quantises a module in
-        place) holds one for the worker's lifetime.
+        count in a later cell's peak memory. A quantised module is rebuilt unquantised from its
+        seed (or weight files) rather than kept, so no second copy is resident while timing.
         """
+        rebuilt = unquantised(module)
+        if rebuilt is not None:
+            return rebuilt.float()
         if next(module.parameters()).dtype == torch.float32:
             return module
-        return self._modules.get(id(module)) or copy.deepcopy(module).float()
-
-    def keep(self, module: nn.Module) -> nn.Module:
-        """Hold an fp32 copy of `module` now, before it is changed in place (fp8 quantisation)."""
-        if next(module.parameters()).dtype != torch.float32 and id(module) not in self._modules:
-            self._modules[id(module)] = copy.deepcopy(module).float()
-        return self.module(module)
+        return copy.deepcopy(module).float()
 
     def output(self, workload: Workload) -> torch.Tensor:
         cell = workload.cell
@@ -94,10 +92,12 @@ def reference_output(workload: Workload, cache: ReferenceCache) -> torch.Tensor:
     with (
         torch.compiler.set_stance("force_eager"),
         attention_settings.kernel_context("math"),
+        exact_vae(modules),
         torch.no_grad(),
     ):
         output = (workload.reference_run or workload.run)(modules, inputs)
     attention_settings.install(workload.modules, workload.cell.attention)  # shared when fp32
+    apply_attention_slicing(workload)
     return output.float()
 
 

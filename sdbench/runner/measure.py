@@ -9,6 +9,7 @@ import torch
 
 from sdbench.cell import Cell, Measure
 from sdbench.devices.probe import worker_probe
+from sdbench.levers import describe as describe_levers
 from sdbench.models.flops import cell_flops
 from sdbench.models.workload import ModelCache, build_workload
 from sdbench.quality import probe_warnings, telemetry_warnings, timing_warnings
@@ -17,7 +18,8 @@ from sdbench.runner.capability import unsupported_reason
 from sdbench.runner.compile import compile_workload
 from sdbench.runner.derived import derived_figures, energy_per_image_j
 from sdbench.runner.fidelity import ReferenceCache, fidelity
-from sdbench.runner.precision import apply_precision
+from sdbench.runner.memory_modes import apply_memory, memory_warnings
+from sdbench.runner.quantise import apply_quant
 from sdbench.runner.serve import as_pipeline, serve_cell
 from sdbench.runner.timing import Timer, time_calls
 from sdbench.runner.worker import WorkerState
@@ -63,7 +65,8 @@ def _one_line(error: BaseException) -> str:
 
 def _measure(cell: Cell, measure: Measure, state: WorkerState, fault: str | None) -> dict:
     workload = build_workload(cell, state.models)
-    apply_precision(workload, before_quantise=state.references.keep)
+    apply_quant(workload)
+    apply_memory(workload)
     # After the build: components of the previous stage are gone, this stage's weights stay.
     memory.reset_peaks(cell.device)
     timer = Timer(cell.device, workload.synchronize)
@@ -104,15 +107,17 @@ def _measure(cell: Cell, measure: Measure, state: WorkerState, fault: str | None
     row["warnings"] = timing_warnings(
         timing.samples_ms, timing.warmup_ms, summary.rel_ci_half_width, measure.target_rel_ci
     )
-    row["warnings"] += telemetry_warnings(row) + probe_warnings(row)
+    row["warnings"] += telemetry_warnings(row) + probe_warnings(row) + memory_warnings(workload)
     row["warnings"] += compiled.warnings() if compiled is not None else []
     if row["nonfinite"]:
         row["warnings"].append(
             "output has NaN/inf: this configuration is numerically broken (fidelity fails)"
         )
     elif not row["fidelity_ok"]:
+        levers = describe_levers(cell.memory, cell.quant, cell.cache)
+        settings = f"{cell.precision} {levers}".strip()
         row["warnings"].append(
             f"output differs from the fp32 reference by {row['ref_rel_err']:.2g} (relative L2), above the "
-            f"{cell.precision} tolerance {row['fidelity_tolerance']:.2g}"
+            f"{settings} tolerance {row['fidelity_tolerance']:.2g}"
         )
     return row

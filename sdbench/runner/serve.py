@@ -15,7 +15,8 @@ from dataclasses import replace
 from sdbench.cell import SERVE_FIELDS, Cell, Measure
 from sdbench.models.workload import build_workload
 from sdbench.runner import memory
-from sdbench.runner.precision import apply_precision
+from sdbench.runner.memory_modes import apply_memory
+from sdbench.runner.quantise import apply_quant
 from sdbench.runner.worker import WorkerState
 from sdbench.serving.server import (
     CALIBRATION_CALLS,
@@ -43,7 +44,8 @@ def serve_cell(cell: Cell, measure: Measure, state: WorkerState) -> dict:
     workloads = {}
     for batch in range(1, cell.batch_size + 1):
         workloads[batch] = build_workload(as_pipeline(cell, batch), state.models)
-        apply_precision(workloads[batch], before_quantise=state.references.keep)
+        apply_quant(workloads[batch])
+        apply_memory(workloads[batch])
     memory.reset_peaks(cell.device)
 
     def run_batch(size: int) -> None:
