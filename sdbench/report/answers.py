@@ -76,9 +76,13 @@ def _fastest_answer(device: DeviceAnswers, head: str) -> Answer:
     gain = device.gain
     if device.default is not None and device.fastest.settings == device.default.settings:
         gain_text = ": the plain default is the fastest that passes"
+    elif gain is None:
+        gain_text = " (no plain-default image to compare it with)"
     else:
-        gain_text = "" if gain is None else f", {gain:.2f}× faster than the default"
-    detail = f"{_settings(device.fastest)}; fidelity passes against fp32, outlier cells left out"
+        gain_text = f", {gain:.2f}× faster than the default"
+    detail = (
+        f"{_settings(device.fastest)}; no cell that failed fidelity or was flagged as an outlier"
+    )
     if device.unet_speedup is not None:
         speedup, low, high = device.unet_speedup
         interval = "" if low is None or high is None else f" (95% CI {low:.2f}–{high:.2f})"
@@ -131,7 +135,12 @@ def device_tables(device: DeviceAnswers, prefix: bool = False) -> list[Table]:
             ("× this device", "vs_here", units.PLAIN),
         ]
         tables.append(
-            frame_table(picks, f"{head}against three GPUs", columns, anchor=_anchor(device, "gpus"))
+            frame_table(
+                picks,
+                f"{head or 'This device '}against three GPUs",
+                columns,
+                anchor=_anchor(device, "gpus"),
+            )
         )
     if device.budget_picks:
         tables.append(_budget_table(device, head))
@@ -159,7 +168,7 @@ def _budget_table(device: DeviceAnswers, head: str) -> Table:
     caption = "Purchase prices are dated estimates; `sdbench recommend` has the full table."
     return frame_table(
         pd.DataFrame(rows),
-        f"{head}best GPU per budget",
+        f"{head}best GPU per budget" if head else "Best GPU per budget",
         columns,
         caption,
         _anchor(device, "budget"),
