@@ -147,3 +147,22 @@ def test_durations_read_as_a_person_would_say_them():
     assert format_duration(35.2) == "35 s"
     assert format_duration(250) == "4 min 10 s"
     assert format_duration(3900) == "1 h 05 min"
+
+
+def test_progress_lines_give_the_cost_weighted_eta(monkeypatch, capsys):
+    import io
+    import types
+
+    from rich.console import Console
+
+    from sdbench.runner import progress as progress_module
+
+    now = [100.0]
+    monkeypatch.setattr(progress_module, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    clock = EtaClock({"a": 10.0, "b": 100.0}, {"a": "cpu", "b": "cpu"})
+    console = Console(file=io.StringIO(), force_terminal=False)
+    with progress_module.RunProgress(clock, total=2, console=console) as progress:
+        now[0] = 120.0  # the 10 s cell took 20 s: the 100 s one should take 200 s
+        progress.finished("a", "sd15 unet", "ok", 5.0)
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("[1/2 20s, ETA 3 min 20 s] ok")

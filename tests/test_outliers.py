@@ -157,3 +157,12 @@ def test_best_by_precision_prints_one_row_per_stage_and_precision(tmp_path, caps
     }
     cpu_unet = next(r for r in answer if (r["device"], r["stage"]) == ("cpu", "unet"))
     assert cpu_unet["outliers"] == 1
+
+
+def test_the_run_summary_names_each_outlier_and_why(planted):
+    from sdbench.runner.run import outlier_lines
+
+    lines = outlier_lines(planted.to_dict("records"))
+    assert len(lines) == 1
+    assert lines[0].startswith("sd15 unet 256x256 bs1 fp32 sdpa")
+    assert "contradicts its neighbour" in lines[0]

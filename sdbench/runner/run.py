@@ -409,11 +409,32 @@ def _executor(name: str, measure: Measure, options: dict, executor_options: dict
     raise BadInput(f'Unknown executor "{name}". Use local or ray.')
 
 
+def outlier_lines(rows: list[dict], limit: int = 10) -> list[str]:
+    """Cells `analysis.outliers` flags, each with why: `best` will leave them out of its claims."""
+    import pandas as pd
+
+    from sdbench.analysis.outliers import flag_outliers
+
+    if not rows:
+        return []
+    flagged = flag_outliers(pd.DataFrame(rows))
+    flagged = flagged[flagged["outlier_reason"].notna()]
+    lines = [
+        f"{Cell.from_dict(row.to_dict()).label()}: {row['outlier_reason']}"
+        for _, row in flagged.head(limit).iterrows()
+    ]
+    if len(flagged) > limit:
+        lines.append(f"... and {len(flagged) - limit} more (sdbench report lists them)")
+    return lines
+
+
 def print_summary(outcome: RunOutcome, console: Console | None = None) -> None:
     console = console or Console(width=None if sys.stdout.isatty() else 160)
     console.print(summary_table(outcome.rows))
     for line in warning_lines(outcome.rows):
         console.print(f"[yellow]warning[/] {line}", highlight=False)
+    for line in outlier_lines(outcome.rows):
+        console.print(f"[yellow]outlier[/] {line}", highlight=False)
     counts = outcome.status_counts
     not_ok = sum(v for k, v in counts.items() if k != "ok")
     text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
