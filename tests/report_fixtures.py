@@ -205,15 +205,36 @@ def write_history(
     ]
 
 
+TIMING_MS = ("median_ms", "mean_ms", "std_ms", "iqr_ms", "ci95_low_ms", "ci95_high_ms")
+
+
+def cell_key(row: dict) -> tuple:
+    """(device, stage, height, batch_size, precision, attention, compile) of a fixture row."""
+    names = ("device", "stage", "height", "batch_size", "precision", "attention", "compile")
+    return tuple(row[name] for name in names)
+
+
+def scale_timing(row: dict, factor: float) -> dict:
+    """The row with every sample and timing figure `factor` times longer (as other load would)."""
+    row["samples_ms"] = [v * factor for v in row["samples_ms"]]
+    for name in TIMING_MS:
+        row[name] *= factor
+    return row
+
+
+def scale_cell(rows: list[dict], key: tuple, factor: float) -> None:
+    """Slow the cell with `cell_key` == key down `factor` times."""
+    for row in rows:
+        if cell_key(row) == key:
+            scale_timing(row, factor)
+
+
 def with_text_encoder(rows: list[dict]) -> list[dict]:
     """The rows plus a text encoder cell per 256 px VAE cell (1/20 of its time), so that whole
     images compose (the text encoder serves every image size)."""
-    encoders = []
-    for row in rows:
-        if row["stage"] == "vae_decode" and row["height"] == 256 and row["status"] == "ok":
-            encoder = dict(row, stage="text_encoder", cell_id=row["cell_id"] + "-text")
-            for name in ("median_ms", "mean_ms", "std_ms", "iqr_ms", "ci95_low_ms", "ci95_high_ms"):
-                encoder[name] = row[name] / 20
-            encoder["samples_ms"] = [v / 20 for v in row["samples_ms"]]
-            encoders.append(encoder)
+    encoders = [
+        scale_timing(dict(row, stage="text_encoder", cell_id=row["cell_id"] + "-text"), 1 / 20)
+        for row in rows
+        if row["stage"] == "vae_decode" and row["height"] == 256 and row["status"] == "ok"
+    ]
     return rows + encoders

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from report_fixtures import synthetic_rows
+from report_fixtures import cell_key, scale_cell, synthetic_rows
 
 from sdbench.analysis.best import fastest_settings
 from sdbench.analysis.outliers import SPREAD_LIMIT, flag_outliers
@@ -17,32 +17,11 @@ from sdbench.store import write_run
 PLANTED = ("cpu", "unet", 256, 1, "fp32", "sdpa", "none")
 
 
-def _key(row) -> tuple:
-    return (
-        row["device"],
-        row["stage"],
-        row["height"],
-        row["batch_size"],
-        row["precision"],
-        row["attention"],
-        row["compile"],
-    )
-
-
-def _scale_cell(rows: list[dict], key: tuple, factor: float) -> None:
-    """Slow one cell down as other load on the machine would: every sample `factor` times longer."""
-    for row in rows:
-        if _key(row) == key:
-            row["samples_ms"] = [v * factor for v in row["samples_ms"]]
-            for name in ("median_ms", "mean_ms", "std_ms", "iqr_ms", "ci95_low_ms", "ci95_high_ms"):
-                row[name] *= factor
-
-
 @pytest.fixture
 def planted() -> pd.DataFrame:
     # The issue's case: fp32 at batch 1 measured 4x slow, so slower per call than batch 2.
     rows = synthetic_rows()
-    _scale_cell(rows, PLANTED, 4.0)
+    scale_cell(rows, PLANTED, 4.0)
     return pd.DataFrame(rows)
 
 
@@ -57,7 +36,7 @@ def test_consistent_results_have_no_outliers():
 
 def test_cell_slower_than_its_larger_batch_is_the_one_flagged(planted):
     flagged = _flagged(planted)
-    assert [_key(row) for _, row in flagged.iterrows()] == [PLANTED]
+    assert [cell_key(row) for _, row in flagged.iterrows()] == [PLANTED]
     reason = flagged["outlier_reason"].iloc[0]
     assert "contradicts its neighbour" in reason
     assert "256x256 batch 2" in reason
@@ -66,7 +45,7 @@ def test_cell_slower_than_its_larger_batch_is_the_one_flagged(planted):
 def test_noisy_cell_is_flagged_by_its_spread():
     rows = synthetic_rows()
     noisy = next(
-        r for r in rows if _key(r) == ("cpu", "vae_decode", 256, 2, "bf16", "sdpa", "none")
+        r for r in rows if cell_key(r) == ("cpu", "vae_decode", 256, 2, "bf16", "sdpa", "none")
     )
     noisy["iqr_ms"] = noisy["median_ms"] * (SPREAD_LIMIT + 0.05)
     flagged = _flagged(pd.DataFrame(rows))
@@ -79,7 +58,7 @@ def test_batching_gain_within_physics_is_not_flagged():
     rows = synthetic_rows(devices=("cuda:0",))
     for row in rows:
         if row["batch_size"] == 2 and row["status"] == "ok":
-            _scale_cell([row], _key(row), 0.6)
+            scale_cell([row], cell_key(row), 0.6)
     assert _flagged(pd.DataFrame(rows)).empty
 
 
@@ -142,7 +121,7 @@ def test_precision_table_says_when_fidelity_fails():
 
 def test_best_by_precision_prints_one_row_per_stage_and_precision(tmp_path, capsys):
     rows = synthetic_rows()
-    _scale_cell(rows, PLANTED, 4.0)
+    scale_cell(rows, PLANTED, 4.0)
     write_run(rows, tmp_path / "run-a.parquet")
     assert main(["best", str(tmp_path), "--by", "precision", "--format", "json"]) == 0
     answer = json.loads(capsys.readouterr().out)
