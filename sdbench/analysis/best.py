@@ -99,7 +99,8 @@ def fastest_settings(frame: pd.DataFrame, require_fidelity: bool = False) -> pd.
 
     Workloads where nothing passes keep a row with null configuration and a `reason`.
     """
-    rows = latest_per_cell(with_config_columns(frame))
+    # Ingested pytest benchmarks that are not sdbench cells have no configuration to rank.
+    rows = latest_per_cell(with_config_columns(frame[frame["model"].notna()]))
     if rows.empty:
         return pd.DataFrame(columns=RESULT_COLUMNS)
     rows = flag_outliers(rows)

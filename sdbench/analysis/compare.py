@@ -125,10 +125,11 @@ def compare_runs(
     table = _sorted(pd.DataFrame(rows, columns=list(TABLE_COLUMNS)))
     matched = base.index.intersection(cur.index)
     warnings = environment_warnings(base.loc[matched], cur.loc[matched])
-    if len(matched) == 0:
-        warnings.append(
-            "NO CELLS IN COMMON: every baseline cell is missing from current and every current cell is new. "
-            "Compare runs of the same suite (cells match on their configuration, device included)."
+    if len(matched) == 0:  # nothing was judged: a CI check must not pass on that
+        raise BadInput(
+            f"No cells in common: none of the {len(base)} baseline cells is among the "
+            f"{len(cur)} current cells, so nothing can be compared. Compare runs of the same "
+            "suite (cells match on their configuration, device included)."
         )
     notes = [n for n in (_runs_note("baseline", base_runs), _runs_note("current", cur_runs)) if n]
     underpowered = (

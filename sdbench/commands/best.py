@@ -89,7 +89,9 @@ def _value(row, name: str):
     import pandas as pd
 
     if name == "resolution":
-        return f"{row['width']}x{row['height']}"
+        if pd.isna(row["width"]) or pd.isna(row["height"]):
+            return None
+        return f"{int(row['width'])}x{int(row['height'])}"  # float when read beside null rows
     if name == "fidelity":
         if pd.isna(row["median_ms"]):
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,10 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from sdbench.ingest import ingest
+    from sdbench.ingest import ingest_rows
+    from sdbench.store.files import output_error, write_run
 
-    for file in args.files:
-        path, rows = ingest(file, args.out)
+    runs = [ingest_rows(file) for file in args.files]  # every file checked before one is written
+    for file, (run_id, rows) in zip(args.files, runs, strict=True):
+        path = Path(args.out) / f"{run_id}.parquet"
+        try:
+            write_run(rows, path)
+        except OSError as error:
+            raise output_error(path, error) from None
         counts = Counter(row["status"] for row in rows)
         detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         print(f"{file} -> {path} ({len(rows)} cells: {detail})")

@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from sdbench.store import read_results
+    from sdbench.store.files import output_error, write_atomic
 
     frame = read_results(args.results)
     if args.format == "markdown":
@@ -36,8 +37,10 @@ def handle(args: argparse.Namespace) -> int:
             return 0
         out = Path(args.out)
         path = out if out.suffix == ".md" else out / "report.md"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        try:
+            write_atomic(path, text.encode("utf-8"))
+        except OSError as error:
+            raise output_error(path, error) from None
         print(path)
         return 0
     from sdbench.report.site import write_site

@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 from markupsafe import Markup
 
 from sdbench.report.sections import Page, build_page
+from sdbench.store.files import output_error, write_atomic
+from sdbench.store.schema import REPORT_COPY_KEY
 
 DOWNLOADS = (
     ("results.parquet", "Parquet, every column"),
@@ -39,15 +41,18 @@ def render_html(page: Page) -> str:
     return env.get_template("index.html.j2").render(page=page, css=css, script=script)
 
 
-def write_downloads(frame: pd.DataFrame, out_dir: Path) -> None:
-    """results.parquet (all columns, as read) and results.csv (list columns as JSON text)."""
+def downloads(frame: pd.DataFrame) -> dict[str, bytes]:
+    """results.parquet (all columns, as read; marked as a report's copy) and results.csv."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, out_dir / "results.parquet")
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), REPORT_COPY_KEY: b"1"})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
     flat = frame.copy()
     for name in flat.columns:
         if flat[name].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any():
             flat[name] = flat[name].map(_json_list)
-    flat.to_csv(out_dir / "results.csv", index=False)
+    csv = flat.to_csv(index=False).encode("utf-8")
+    return {"results.parquet": sink.getvalue().to_pybytes(), "results.csv": csv}
 
 
 def _json_list(value: object) -> str | None:
@@ -57,13 +62,18 @@ def _json_list(value: object) -> str | None:
 
 
 def write_site(frame: pd.DataFrame, out_dir: str | Path, title: str | None = None) -> Path:
-    """Write index.html, results.parquet and results.csv into out_dir; return the index path."""
+    """Write index.html, results.parquet and results.csv into out_dir; return the index path.
+
+    Everything is rendered before anything is written, and each file is replaced atomically,
+    so a failure (a full disk, an --out that is a file) leaves the folder as it was.
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_downloads(frame, out_dir)
     page = build_page(frame, list(DOWNLOADS), title)
-    index = out_dir / "index.html"
-    temporary = out_dir / ".index.html.tmp"
-    temporary.write_text(render_html(page), encoding="utf-8")
-    temporary.replace(index)
-    return index
+    files = downloads(frame) | {"index.html": render_html(page).encode("utf-8")}
+    for name, data in files.items():
+        written = out_dir / name
+        try:
+            write_atomic(written, data)
+        except OSError as error:
+            raise output_error(written, error) from None
+    return out_dir / "index.html"

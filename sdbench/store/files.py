@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sdbench.errors import BadInput
 from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
 
 
@@ -35,21 +36,39 @@ def write_run(rows: Sequence[dict], path: str | Path) -> Path:
     The temporary name starts with "." so readers of the folder never pick up a partial file;
     it is created with the usual umask permissions so a shared results folder stays readable.
     """
+    sink = pa.BufferOutputStream()
+    pq.write_table(_table(rows), sink)
+    return write_atomic(path, sink.getvalue().to_pybytes())
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write bytes to `path` the way `write_run` writes a run: a hidden temporary, then a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = _table(rows)
-    temporary = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp"
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        pq.write_table(table, temporary)
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(temporary, path)
         _sync_folder(path.parent)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def output_error(path: str | Path, error: OSError) -> BadInput:
+    """A file that could not be written, as one paragraph: what failed and what to do."""
+    return BadInput(
+        f'Cannot write "{path}": {error.strerror or error}. Nothing was written there. Give '
+        "--out a folder you can write to (not an existing file), or free some disk space."
+    )
 
 
 def _sync_folder(folder: Path) -> None:

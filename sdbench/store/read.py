@@ -17,6 +17,7 @@ run): nulls are promoted to the other files' types, so every row and column come
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 
 from sdbench.errors import BadInput
 from sdbench.levers import LEVERS
-from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
+from sdbench.store.schema import COLUMNS, IDENTITY_COLUMNS, REPORT_COPY_KEY, SCHEMA_VERSION
 
 READ_THREADS = 8  # more than the cores: file opens wait on the file system (NFS), not the CPU
 
@@ -74,11 +75,18 @@ def _unreadable(file: Path, error: BaseException) -> BadInput:
     )
 
 
-def _read_file(file: Path, columns: Sequence[str] | None) -> pa.Table:
+def _read_file(file: Path, columns: Sequence[str] | None) -> pa.Table | str:
+    """The file's rows, or why it is skipped (another tool's Parquet, a report's copy)."""
     try:
         parquet = pq.ParquetFile(file)
-        names = parquet.schema_arrow.names
-        wanted = None if columns is None else [c for c in columns if c in names]
+        schema = parquet.schema_arrow
+        older_report = file.name == "results.parquet" and (file.parent / "index.html").is_file()
+        if REPORT_COPY_KEY in (schema.metadata or {}) or older_report:
+            return "a report's copy of results it read, not a run"
+        missing = [c for c in IDENTITY_COLUMNS if c not in schema.names]
+        if missing:
+            return f"not an sdbench results file (no {', '.join(missing)} column)"
+        wanted = None if columns is None else [c for c in columns if c in schema.names]
         return parquet.read(columns=wanted, use_threads=False)
     except (pa.ArrowException, OSError, ValueError) as error:
         raise _unreadable(file, error) from None
@@ -100,7 +108,17 @@ def read_results_table(
             + ". Run `sdbench run SUITE` first."
         )
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        tables = list(pool.map(lambda file: _read_file(file, columns), files))
+        read = list(pool.map(lambda file: _read_file(file, columns), files))
+    for file, skipped in zip(files, read, strict=True):
+        if isinstance(skipped, str):
+            print(f'sdbench: warning: skipped "{file}": {skipped}.', file=sys.stderr)
+    tables = [table for table in read if not isinstance(table, str)]
+    if not tables:
+        raise BadInput(
+            "No sdbench result files found in "
+            + ", ".join(str(p) for p in paths)
+            + " (only files skipped above). Run `sdbench run SUITE` first."
+        )
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:

@@ -124,6 +124,11 @@ COLUMNS.update({
     "batch_curve_ms": pa.list_(_F), "auto_rates_rps": pa.list_(_F),
 })  # fmt: skip
 
+# File metadata: a report's results.parquet carries this key, and readers skip it (not a run).
+REPORT_COPY_KEY = b"sdbench_report_copy"
+# A Parquet file without these columns is not an sdbench run; readers skip it with a warning.
+IDENTITY_COLUMNS = ("run_id", "cell_id", "status")
+
 STATUSES = ("ok", "oom", "error", "timeout", "unsupported")
 
 
