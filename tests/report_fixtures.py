@@ -238,3 +238,31 @@ def with_text_encoder(rows: list[dict]) -> list[dict]:
         if row["stage"] == "vae_decode" and row["height"] == 256 and row["status"] == "ok"
     ]
     return rows + encoders
+
+
+def serve_rows(run_id: str = "serve-a") -> list[dict]:
+    """Made-up `serve` rows: SD1.5 512 fp16 on the synthetic GPU at four Poisson rates (the last
+    beyond what it can serve) and one closed loop. Latencies follow a simple queueing formula."""
+    rows = []
+    for index, rate in enumerate((0.5, 1.0, 2.0, 3.0, None)):
+        load = min((rate or 1.6) / 2.4, 0.98)
+        p50 = 0.8 * (1 + load / (2 * (1 - load)))
+        latencies = [p50 * f for f in (0.9, 0.95, 1.0, 1.2, 1.5 + load)]
+        unbounded = rate == 3.0
+        rows.append({
+            "schema_version": SCHEMA_VERSION, "run_id": run_id, "cell_id": f"serve{index:011d}",
+            "suite": "serve-synthetic", "started_at": (START + timedelta(minutes=index)).isoformat(),
+            "model": "sd15", "stage": "serve", "device": "cuda:0", "device_name": GPU_NAME,
+            "height": 512, "width": 512, "batch_size": 4, "precision": "fp16", "attention": "sdpa",
+            "compile": "none", "cfg": True, "steps": 20, "weights": "random", "status": "ok",
+            "error": None, **_timing(p50 * 1000), "samples_ms": [1000 * s for s in latencies],
+            "rate_rps": rate, "concurrency": None if rate else 4, "duration_s": 60.0,
+            "max_wait_ms": 50.0, "slo_p99_s": 2.0, "serve_seed": 1,
+            "offered_rps": rate or 1.6, "throughput_rps": min(rate or 1.6, 2.4),
+            "p50_ms": 1000 * p50, "p90_ms": 1000 * latencies[3], "p99_ms": 1000 * latencies[4],
+            "queue_ms": 1000 * (p50 - 0.8), "slo_ok": latencies[4] <= 2.0 and not unbounded,
+            "queue_unbounded": unbounded, "utilisation": load, "mean_batch": 1 + 2 * load,
+            "batch_size_counts": [int(30 * (1 - load)), int(10 * load), int(8 * load), int(6 * load)],
+            "energy_per_image_j": 250.0, **_environment("cuda:0"),
+        })  # fmt: skip
+    return rows

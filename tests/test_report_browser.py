@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from report_fixtures import (
     HOSTILE,
+    serve_rows,
     synthetic_rows,
     with_text_encoder,
     write_history,
@@ -318,3 +319,51 @@ def test_screenshot_saved(page, tmp_path):
     keep = os.environ.get("SDBENCH_SCREENSHOT")
     if keep:  # lets `make` or a person keep the picture for the README
         shutil.copy(path, keep)
+
+
+@pytest.fixture(scope="module")
+def serving_page(tmp_path_factory):
+    """A report of serve rows beside an ordinary run: the Serving section and its capacity table."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run browser tests")
+    results = tmp_path_factory.mktemp("serve-results")
+    write_synthetic_run(results, "plain", devices=("cuda:0",))
+    write_run(serve_rows(), results / "serve.parquet")
+    index = write_site(read_results([results]), tmp_path_factory.mktemp("serve-site"))
+    browser = DevTools(tmp_path_factory.mktemp("serve-profile"))
+    try:
+        yield Page(browser, index.resolve().as_uri())
+    finally:
+        browser.close()
+
+
+def test_the_serving_section_draws_latency_throughput_and_batch_mix(serving_page):
+    assert _errors(serving_page.browser.events) == []
+    sizes = serving_page.evaluate(
+        "Array.from(document.querySelectorAll('#serving figure.plot')).map(f => {"
+        " const r = f.querySelector('svg').getBoundingClientRect(); return [f.id, r.width, r.height]; })"
+    )
+    assert [anchor for anchor, _, _ in sizes] == [
+        "plot-serve-latency", "plot-serve-throughput", "plot-serve-batches"
+    ]  # fmt: skip
+    for anchor, width, height in sizes:
+        assert width > 300 and height > 150, anchor
+    latency_text = serving_page.evaluate(
+        "document.querySelector('#plot-serve-latency svg').textContent"
+    )
+    assert "SLO p99 2 s" in latency_text and "queue unbounded" in latency_text
+
+
+def test_the_serving_section_lists_serve_runs_and_the_gpus_a_service_needs(serving_page):
+    runs = serving_page.evaluate(
+        "Array.from(document.querySelectorAll('#serve-runs tbody tr')).map(r => r.textContent)"
+    )
+    assert len(runs) == 5 and any("closed loop, 4 clients" in r for r in runs)
+    title = serving_page.evaluate(
+        "document.querySelector('#serving [id^=capacity-] h3').textContent"
+    )
+    assert "requests/s within p99 2 s" in title
+    gpus = serving_page.evaluate(
+        "document.querySelectorAll('#serving [id^=capacity-] tbody tr').length"
+    )
+    assert 1 <= gpus <= 8

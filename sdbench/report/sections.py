@@ -91,9 +91,16 @@ def build_page(
         fastest_section(frame),
         per_image_section(latest),
         which_gpu_section(latest),
+        serving_section(latest),
         history_section(frame, with_plots),
     ]
     return Page(title, span, [s for s in sections if s is not None], downloads)
+
+
+def serving_section(latest: pd.DataFrame) -> Section | None:
+    from sdbench.report.serving import serving_section as section
+
+    return section(latest)
 
 
 def overview_section(frame: pd.DataFrame) -> Section:
