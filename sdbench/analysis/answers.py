@@ -25,6 +25,7 @@ from sdbench.analysis.best import (
 from sdbench.analysis.outliers import flag_outliers
 from sdbench.analysis.per_image import STAGES, call_energy_j
 from sdbench.errors import SdbenchError
+from sdbench.levers import describe as describe_levers
 from sdbench.models.registry import MODELS
 from sdbench.store.schema import guided
 
@@ -173,7 +174,8 @@ def _compose(rows: dict[str, pd.Series | None], steps: int, batch: int) -> Image
 
 def _setting(row: pd.Series) -> str:
     extra = "" if row.get("compile") in (None, "none") else f" compile={row['compile']}"
-    return f"{row['precision']} {row['attention']}{extra}"
+    levers = describe_levers(*(row.get(k) or "none" for k in ("memory", "quant", "cache")))
+    return f"{row['precision']} {row['attention']}{extra} {levers}".strip()
 
 
 def _unet_speedup(best: pd.DataFrame, device: str, workload: dict):

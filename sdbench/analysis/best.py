@@ -2,7 +2,7 @@
 
 A workload is one (device, model, stage, height, width, batch_size, cfg, steps): the same work
 done per call, so per-call medians of its configurations compare directly. A configuration is
-the rest (precision, attention, compile, channels_last, vae).
+the rest (precision, attention, compile, channels_last, vae, and the levers memory, quant, cache).
 
 Fidelity rule: a row is a candidate when its status is ok, it has a median, `nonfinite` is not
 true, and `fidelity_ok` is true *or null*. Null means fidelity was not measured for that row (the
@@ -11,7 +11,7 @@ carries `fidelity_checked = False` so a reader sees it. Pass `require_fidelity=T
 rows whose fidelity was measured and passed.
 
 The plain default a speed-up is measured against: attention sdpa, compile none, no channels_last,
-default VAE, precision fp32 on CPU and fp16 on other devices (bf16 when no ok fp16 row exists).
+default VAE, every lever off, precision fp32 on CPU and fp16 on other devices (bf16 when no ok fp16 row exists).
 
 When a cell (same `cell_id`) appears in several runs, only its latest run counts.
 
@@ -27,9 +27,10 @@ import pandas as pd
 
 from sdbench.analysis.compare import bootstrap_ratio_ci, sample_array
 from sdbench.analysis.outliers import flag_outliers, is_outlier
+from sdbench.levers import LEVERS
 
 WORKLOAD = ["device", "model", "stage", "height", "width", "batch_size", "cfg", "steps"]
-CONFIG = ["precision", "attention", "compile", "channels_last", "vae"]
+CONFIG = ["precision", "attention", "compile", "channels_last", "vae", *LEVERS]
 RESULT_COLUMNS = [
     *WORKLOAD,
     "device_name",
@@ -77,11 +78,16 @@ def is_plain_default(frame: pd.DataFrame) -> pd.Series:
     """True for rows with the plain default knobs, any precision (precision is chosen per device)."""
     channels_last = frame["channels_last"].astype("boolean").fillna(False)
     vae = frame["vae"].fillna("default")
+    levers_off = pd.Series(True, index=frame.index)
+    for lever in LEVERS:
+        if lever in frame:
+            levers_off &= frame[lever].fillna("none") == "none"
     return (
         (frame["attention"] == "sdpa")
         & (frame["compile"] == "none")
         & ~channels_last
         & (vae == "default")
+        & levers_off
     ).astype(bool)
 
 
@@ -124,6 +130,8 @@ def with_config_columns(frame: pd.DataFrame) -> pd.DataFrame:
     ):
         if name not in frame:
             frame[name] = None
+    for lever in LEVERS:  # files from before the lever axes ran with every lever off
+        frame[lever] = frame[lever].fillna("none") if lever in frame else "none"
     return frame
 
 
@@ -210,7 +218,7 @@ def compile_gains(frame: pd.DataFrame) -> pd.DataFrame:
     """Per compiled ok row: its compile time and speed-up over the same configuration uncompiled."""
     rows = latest_per_cell(with_config_columns(frame))
     ok = rows[(rows["status"] == "ok") & rows["median_ms"].notna()]
-    keys = [*WORKLOAD, "precision", "attention", "channels_last", "vae"]
+    keys = [*WORKLOAD, "precision", "attention", "channels_last", "vae", *LEVERS]
     ok = _fill_keys(ok)
     compiled = ok[ok["compile"] != "none"]
     eager = ok[ok["compile"] == "none"][[*keys, "median_ms"]].rename(
@@ -227,4 +235,6 @@ def _fill_keys(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     frame["channels_last"] = frame["channels_last"].astype("boolean").fillna(False).astype(bool)
     frame["vae"] = frame["vae"].fillna("default")
+    for lever in LEVERS:
+        frame[lever] = frame[lever].fillna("none") if lever in frame else "none"
     return frame

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sdbench.analysis.costs import DTYPE_BYTES, attention_kind
+from sdbench.levers import QUANT_WEIGHT_BYTES
 from sdbench.models.registry import MODELS, get_model, same_architecture
 
 GIB = 1024**3
@@ -57,13 +58,45 @@ def _same_vae_as(model: str, models: set[str]) -> bool:
     return any(MODELS[other].components["vae"] == vae for other in models)
 
 
-def component_weight_bytes(model: str, precision: str) -> dict[str, int]:
-    """Parameters x dtype bytes for each component of `model`."""
+def component_weight_bytes(model: str, precision: str, quant: str = "none") -> dict[str, int]:
+    """Parameters x bytes per parameter for each component of `model`.
+
+    With a quant scheme the denoiser's and text encoders' linear weights take the scheme's bytes
+    (levers.QUANT_WEIGHT_BYTES) and their other parameters keep the precision's dtype; the
+    linear share of each component comes from data/linear_params.csv.
+    """
     spec = get_model("sd15" if model == "sd14" else model)
     dtype_bytes = DTYPE_BYTES.get(precision, 2)
-    return {
-        name: int((c.published_params or 0) * dtype_bytes) for name, c in spec.components.items()
-    }
+    if precision == "fp8":  # the old spelling of bf16 + fp8dq
+        quant = "fp8dq"
+    weights = {}
+    for name, component in spec.components.items():
+        params = component.published_params or 0
+        share = linear_share(spec.name, name) if quant != "none" else 0.0
+        quantised = params * share * QUANT_WEIGHT_BYTES.get(quant, dtype_bytes)
+        weights[name] = int(params * (1 - share) * dtype_bytes + quantised)
+    return weights
+
+
+@functools.lru_cache(maxsize=1)
+def _linear_params() -> pd.DataFrame:
+    with (
+        resources.files("sdbench")
+        .joinpath("data", "linear_params.csv")
+        .open("r", encoding="utf-8") as handle
+    ):
+        return pd.read_csv(handle)
+
+
+def linear_share(model: str, component: str) -> float:
+    """The share of a component's parameters in linear layers (what the quant axis quantises);
+    0 for components the quant axis leaves alone (the VAE) or that were not counted."""
+    data = _linear_params()
+    twin = same_architecture(model) if model in MODELS else model
+    rows = data[(data["model"] == twin) & (data["component"] == component)]
+    if rows.empty:
+        return 0.0
+    return float(rows["linear_params"].iloc[0] / rows["params"].iloc[0])
 
 
 @functools.lru_cache(maxsize=1)
@@ -165,12 +198,13 @@ def estimate_memory(
     offload: str = "none",
     vae_slicing: bool = False,
     cfg: bool = True,
+    quant: str = "none",
 ) -> MemoryEstimate:
     """Peak memory of a whole txt2img call. offload: none | model | sequential.
 
     With cfg the text encoders and the denoiser see 2 x batch_size (few-step models run without).
     """
-    weights = component_weight_bytes(model, precision)
+    weights = component_weight_bytes(model, precision, quant)
     guided = (2 if cfg else 1) * batch_size
     images = {
         "text_encoder": guided,
@@ -202,18 +236,26 @@ def usable_memory_bytes(vram_bytes: int, unified_memory: bool) -> int:
     return int(vram_bytes * UNIFIED_MEMORY_USABLE) if unified_memory else vram_bytes
 
 
-def _remedies(batch_size: int, precision: str, attention: str) -> list[tuple[str, dict]]:
-    """Memory remedies, cheapest in speed first."""
-    options: list[tuple[str, dict]] = []
+def _remedies(batch_size: int, precision: str, attention: str) -> list[tuple[str, dict, str]]:
+    """Memory remedies, cheapest in speed first: (label, change, the lever setting it is)."""
+    options: list[tuple[str, dict, str]] = []
     if precision in ("fp32", "tf32"):
-        options.append(("fp16", {"precision": "fp16"}))
+        options.append(("fp16", {"precision": "fp16"}, ""))
     if attention_kind(attention) == "classic":
-        options.append(("SDPA or attention slicing", {"attention": "sdpa"}))
+        options.append(("SDPA or attention slicing", {"attention": "sdpa"}, ""))
     if batch_size > 1:
-        options.append(("VAE slicing", {"vae_slicing": True}))
-        options.append(("batch size 1", {"batch_size": 1}))
-    options.append(("model CPU offload (~10-30% slower)", {"offload": "model"}))
-    options.append(("sequential CPU offload (several times slower)", {"offload": "sequential"}))
+        options.append(("VAE slicing", {"vae_slicing": True}, "vae_slicing"))
+        options.append(("batch size 1", {"batch_size": 1}, ""))
+    options.append(("int8 weights (quant int8wo)", {"quant": "int8wo"}, "int8wo"))
+    options.append(("model CPU offload (~10-30% slower)", {"offload": "model"}, "model_offload"))
+    options.append(("4-bit weights (quant nf4, CUDA)", {"quant": "nf4"}, "nf4"))
+    options.append(
+        (
+            "sequential CPU offload (several times slower)",
+            {"offload": "sequential"},
+            "sequential_offload",
+        )
+    )
     return options
 
 
@@ -226,24 +268,39 @@ def ways_to_fit(
     attention: str,
     usable_bytes: int,
     cfg: bool = True,
+    measured: dict[str, tuple[float, str]] | None = None,
 ) -> list[str]:
     """Changes that bring the peak under `usable_bytes`, each with its peak: single remedies when
-    any suffices, else the shortest cumulative combination (in the order of `_remedies`)."""
+    any suffices, else the shortest cumulative combination (in the order of `_remedies`).
+
+    `measured` maps a lever setting to the peak-memory ratio an accelerator measured against the
+    plain cell, and where (analysis.levers.measured_memory_ratios); such a remedy's peak is that
+    ratio times the modelled plain peak, and its label says it was measured.
+    """
     base = {"model": model, "height": height, "width": width, "batch_size": batch_size,
             "precision": precision, "attention": attention, "cfg": cfg}  # fmt: skip
     options = _remedies(batch_size, precision, attention)
+    measured = measured or {}
+    plain_peak = estimate_memory(**base).peak_bytes
     found = []
-    for label, change in options:
+    for label, change, setting in options:
         peak = estimate_memory(**{**base, **change}).peak_bytes
+        how = ""
+        if setting in measured:
+            ratio, where = measured[setting]
+            peak, how = (
+                int(plain_peak * ratio),
+                f" (measured: {ratio:.2f}x the plain peak on {where})",
+            )
         if peak <= usable_bytes:
-            found.append(f"{label}, peak ~{peak / GIB:.1f} GiB")
+            found.append(f"{label}, peak ~{peak / GIB:.1f} GiB{how}")
     if found:
         return found
-    combined, labels = dict(base), []
-    for label, change in options:
+    combined, labels = dict(base), {}
+    for label, change, _ in options:
         combined.update(change)
-        labels.append(label.split(" (")[0])
+        labels[next(iter(change))] = label.split(" (")[0]  # 4-bit weights replace int8 ones
         peak = estimate_memory(**combined).peak_bytes
         if peak <= usable_bytes:
-            return [f"{' + '.join(labels)}, peak ~{peak / GIB:.1f} GiB"]
+            return [f"{' + '.join(labels.values())}, peak ~{peak / GIB:.1f} GiB"]
     return []

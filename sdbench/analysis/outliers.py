@@ -28,6 +28,9 @@ SERIES = [
     "compile",
     "channels_last",
     "vae",
+    "memory",
+    "quant",
+    "cache",
     "cfg",
     "steps",
 ]

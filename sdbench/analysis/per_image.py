@@ -30,6 +30,9 @@ CONFIG_KEYS = (
     "compile",
     "channels_last",
     "weights",
+    "memory",
+    "quant",
+    "cache",
 )
 COLUMNS = [
     "steps",

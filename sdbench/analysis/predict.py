@@ -8,6 +8,7 @@ from importlib import resources
 
 import pandas as pd
 
+from sdbench.analysis.levers import measured_memory_ratios, plain_levers
 from sdbench.analysis.memory_model import estimate_memory, usable_memory_bytes, ways_to_fit
 from sdbench.analysis.perfmodel import (
     MODEL_FAMILY,
@@ -67,6 +68,7 @@ def same_workload(results: pd.DataFrame, workload: Workload) -> pd.Series:
         & (results["batch_size"] == workload.batch_size)
         & (guided(results) == workload.cfg)
         & ((results["stage"] != "pipeline") | (steps == workload.steps))
+        & plain_levers(results)  # a lever's rows answer for that lever, not for the plain model
     )
 
 
@@ -171,7 +173,7 @@ def predict(
         "s_per_image_high": image_s / batch_size * (1 + error), "model_error_pct": error * 100.0,
         "peak_vram_bytes": int(peak), "weights_bytes": memory.weights_bytes, "activation_bytes": memory.activation_bytes,
         "vram_bytes": usable, "fits": bool(peak <= usable), "headroom_bytes": int(usable - peak),
-        "ways_to_fit": [] if peak <= usable else ways_to_fit(model, workload.height, workload.width, batch_size, precision, attention, usable, workload.cfg),
+        "ways_to_fit": [] if peak <= usable else ways_to_fit(model, workload.height, workload.width, batch_size, precision, attention, usable, workload.cfg, measured_memory_ratios(results, model)),
         "calibration_family": calibrated_as, "avg_power_w": power_w, "energy_per_image_j": energy, "source": source,
         "memory_source": "measured" if measured_peak else "predicted",
     }  # fmt: skip

@@ -11,6 +11,7 @@ import pandas as pd
 
 from sdbench.analysis.perfmodel import Workload
 from sdbench.analysis.predict import same_workload, stage_median
+from sdbench.levers import describe as describe_levers
 
 
 def measured_cpu(results: pd.DataFrame | None, workload: Workload) -> dict | None:
@@ -71,7 +72,8 @@ def _fastest_cpu_call(rows: pd.DataFrame, workload: Workload) -> tuple[float, st
 
 
 def _setting(row: pd.Series) -> str:
-    return f"{row['precision']} {row.get('attention') or 'sdpa'}"
+    levers = describe_levers(*(row.get(k) or "none" for k in ("memory", "quant", "cache")))
+    return f"{row['precision']} {row.get('attention') or 'sdpa'} {levers}".strip()
 
 
 def _decode_note(row: pd.Series) -> str:

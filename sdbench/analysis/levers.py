@@ -1,0 +1,153 @@
+"""What each lever (memory mode, quant scheme, step cache) buys and costs, from measured rows.
+
+Per model and stage on one device, every lever setting is compared with the same workload and
+base configuration (precision, attention, compile, ...) with every lever off: its speed-up
+(ratio of medians), its peak-memory ratio (device memory on accelerators, the process's peak
+RSS on a CPU) and its fidelity (relative error against the fp32 reference, and whether it
+passed its tolerance). `lever_summary` then names per (device, model, stage) the setting that
+wins on speed and the one that wins on memory among those whose fidelity passed.
+
+`measured_memory_ratios` gives `predict`/`recommend` the ratios an accelerator measured, so
+their "would fit with ..." remedies say what was measured rather than modelled.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sdbench.analysis.best import latest_per_cell, passes_fidelity, with_config_columns
+from sdbench.levers import LEVERS
+from sdbench.levers import describe as describe_levers
+
+WORKLOAD = ["device", "model", "stage", "height", "width", "batch_size", "cfg", "steps"]
+BASE = ["precision", "attention", "compile", "channels_last", "vae"]
+COLUMNS = [
+    "device",
+    "device_name",
+    "model",
+    "stage",
+    "height",
+    "width",
+    "batch_size",
+    "precision",
+    "setting",
+    *LEVERS,
+    "median_ms",
+    "peak_bytes",
+    "memory_source",
+    "speedup",
+    "memory_ratio",
+    "ref_rel_err",
+    "fidelity_tolerance",
+    "fidelity_ok",
+    "cell_id",
+]
+
+
+def with_levers(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the lever columns present and "none" where absent or null (older files)."""
+    frame = frame.copy()
+    for lever in LEVERS:
+        frame[lever] = frame[lever].fillna("none") if lever in frame else "none"
+    return frame
+
+
+def plain_levers(frame: pd.DataFrame) -> pd.Series:
+    """True for rows with every lever off (rows of files from before the levers included)."""
+    plain = pd.Series(True, index=frame.index)
+    for lever in LEVERS:
+        if lever in frame:
+            plain &= frame[lever].fillna("none") == "none"
+    return plain
+
+
+def peak_bytes(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each row's peak memory and what it is: device memory (reserved) or, on a CPU, peak RSS."""
+    device = (
+        frame["peak_mem_reserved_bytes"]
+        if "peak_mem_reserved_bytes" in frame
+        else pd.Series(None, index=frame.index, dtype=float)
+    )
+    host = frame["peak_rss_bytes"] if "peak_rss_bytes" in frame else device * float("nan")
+    on_cpu = frame["device"].astype(str).str.startswith("cpu")
+    value = host.where(on_cpu | device.isna(), device).astype(float)
+    source = pd.Series("device", index=frame.index).where(~(on_cpu | device.isna()), "host RSS")
+    return value, source
+
+
+def lever_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per ok cell: its setting, median, peak and fidelity, and its ratios to the same
+    workload and base configuration with every lever off (null when that cell was not run)."""
+    rows = latest_per_cell(with_levers(with_config_columns(frame)))
+    if rows.empty or "median_ms" not in rows:
+        return pd.DataFrame(columns=COLUMNS)
+    ok = rows[(rows["status"] == "ok") & rows["median_ms"].notna()].copy()
+    for name in ("channels_last", "vae", "fidelity_tolerance", "device_name"):
+        if name not in ok:
+            ok[name] = None
+    ok["channels_last"] = ok["channels_last"].astype("boolean").fillna(False).astype(bool)
+    ok["vae"] = ok["vae"].fillna("default")
+    ok["peak_bytes"], ok["memory_source"] = peak_bytes(ok)
+    ok["setting"] = [
+        describe_levers(m, q, c) or "none"
+        for m, q, c in zip(ok["memory"], ok["quant"], ok["cache"], strict=True)
+    ]
+    keys = WORKLOAD + BASE
+    plain = ok[plain_levers(ok)][[*keys, "median_ms", "peak_bytes"]]
+    plain = plain.drop_duplicates(keys).rename(
+        columns={"median_ms": "plain_median_ms", "peak_bytes": "plain_peak_bytes"}
+    )
+    joined = ok.merge(plain, on=keys, how="left")
+    joined["speedup"] = joined["plain_median_ms"] / joined["median_ms"]
+    joined["memory_ratio"] = joined["peak_bytes"] / joined["plain_peak_bytes"]
+    joined["fidelity_ok"] = passes_fidelity(joined)
+    return joined.reindex(columns=COLUMNS).reset_index(drop=True)
+
+
+def lever_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (device, model, stage, size, batch, precision): the lever settings that win on speed
+    and on memory among those whose fidelity passed, and what each costs in fidelity."""
+    table = lever_table(frame)
+    table = table[table["speedup"].notna() & (table["setting"] != "none")]
+    out = []
+    group_keys = ["device", "model", "stage", "height", "width", "batch_size", "precision"]
+    for key, group in table.groupby(group_keys, sort=True, dropna=False):
+        passing = group[group["fidelity_ok"]]
+        entry = dict(zip(group_keys, key, strict=True))
+        entry["settings"] = len(group)
+        entry["failing_fidelity"] = int((~group["fidelity_ok"]).sum())
+        for aspect, column, pick in (
+            ("speed", "speedup", "idxmax"),
+            ("memory", "memory_ratio", "idxmin"),
+        ):
+            usable = passing[passing[column].notna()]
+            best = usable.loc[getattr(usable[column], pick)()] if len(usable) else None
+            entry[f"{aspect}_setting"] = None if best is None else best["setting"]
+            entry[f"{aspect}_speedup"] = None if best is None else best["speedup"]
+            entry[f"{aspect}_memory_ratio"] = None if best is None else best["memory_ratio"]
+            entry[f"{aspect}_ref_rel_err"] = None if best is None else best["ref_rel_err"]
+        out.append(entry)
+    return pd.DataFrame(out)
+
+
+def measured_memory_ratios(
+    results: pd.DataFrame | None, model: str
+) -> dict[str, tuple[float, str]]:
+    """Per lever setting of `model`, the median peak-memory ratio accelerators measured against
+    the same cell with every lever off, and where ("measured on NVIDIA H100, 3 cells")."""
+    if results is None or results.empty or "memory" not in results:
+        return {}
+    table = lever_table(results[results["model"] == model])
+    table = table[
+        ~table["device"].astype(str).str.startswith("cpu")
+        & table["memory_ratio"].notna()
+        & (table["setting"] != "none")
+        & (table["stage"] == "pipeline")
+        & table["fidelity_ok"]
+    ]
+    ratios = {}
+    for setting, group in table.groupby("setting"):
+        names = ", ".join(sorted({str(n) for n in group["device_name"].dropna()})) or "a GPU"
+        cells = f"{len(group)} cell{'s' if len(group) > 1 else ''}"
+        ratios[str(setting)] = (float(group["memory_ratio"].median()), f"{names}, {cells}")
+    return ratios
