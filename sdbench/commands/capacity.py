@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sdbench.commands.numbers import BATCH_SIZE, bounded
+
 SHOWN = 15  # GPUs in the table by default; json and csv list every GPU
 
 
@@ -19,14 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--rate", required=True, help="requests to serve: 2000/h, 30/min, 0.5/s or 10000/day"
     )
     parser.add_argument(
-        "--p99", type=float, required=True, metavar="SECONDS", help="p99 latency SLO, seconds"
+        "--p99",
+        type=bounded(0, 86_400, above=True),
+        required=True,
+        metavar="SECONDS",
+        help="p99 latency SLO, seconds",
     )
     parser.add_argument(
-        "--max-batch", type=int, default=4, help="largest batch the server forms (default 4)"
+        "--max-batch", type=BATCH_SIZE, default=4, help="largest batch the server forms (default 4)"
     )
     parser.add_argument(
         "--max-wait-ms",
-        type=float,
+        type=bounded(0, 3_600_000),
         default=100.0,
         help="longest a request waits for others to batch with (default 100)",
     )
@@ -38,22 +44,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--budget",
-        type=float,
+        type=bounded(0, 1e12, above=True),
         metavar="USD",
         help="ceiling for the whole fleet: purchase USD, or USD per hour with --cloud",
     )
     parser.add_argument("--cloud", action="store_true", help="rent: cost from cloud $/h")
     parser.add_argument(
-        "--electricity", type=float, default=0.15, metavar="USD_PER_KWH", help="default 0.15"
+        "--electricity",
+        type=bounded(0, 10),
+        default=0.15,
+        metavar="USD_PER_KWH",
+        help="default 0.15",
     )
     parser.add_argument(
-        "--lifetime-years", type=float, default=3.0, help="years to spread a purchase over"
+        "--lifetime-years",
+        type=bounded(0, 50, above=True),
+        default=3.0,
+        help="years to spread a purchase over",
     )
     parser.add_argument(
-        "--hours-per-day", type=float, default=24.0, help="hours a day the service runs (24)"
+        "--hours-per-day",
+        type=bounded(0, 24, above=True),
+        default=24.0,
+        help="hours a day the service runs (24)",
     )
     parser.add_argument(
-        "--top", type=int, default=SHOWN, help=f"GPUs in the table (default {SHOWN}; 0: all)"
+        "--top",
+        type=bounded(0, 100_000, integer=True),
+        default=SHOWN,
+        help=f"GPUs in the table (default {SHOWN}; 0: all)",
     )
     add_format_option(parser)
     parser.set_defaults(func=handler)

@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 
+from sdbench.commands.numbers import PERCENT, bounded
 from sdbench.commands.output import format_table, human_bytes, print_json
 
 FORMATS = ("text", "markdown", "json")
@@ -29,20 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=PERCENT,
         default=5.0,
         metavar="PCT",
         help="smallest latency change that counts (default 5)",
     )
     parser.add_argument(
         "--alpha",
-        type=float,
+        type=bounded(0, 1, above=True),
         default=0.01,
         help="significance level of the Mann-Whitney U test (default 0.01)",
     )
     parser.add_argument(
         "--memory-threshold-mib",
-        type=float,
+        type=bounded(0, 1e9),
         default=64.0,
         metavar="MIB",
         help="smallest peak-memory change that counts, in MiB (default 64)",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sdbench.commands.numbers import BATCH_SIZE, STEPS
+
 STAGES = ("text_encoder", "unet", "denoiser", "vae_decode", "pipeline")
 
 
@@ -14,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="a registry name (sdbench models)")
     parser.add_argument("--stage", required=True, choices=STAGES, help="denoiser = unet")
     parser.add_argument("--resolution", required=True, help='512 or "WIDTHxHEIGHT"')
-    parser.add_argument("--batch-size", type=int, default=1, help="images per call (default 1)")
+    parser.add_argument(
+        "--batch-size", type=BATCH_SIZE, default=1, help="images per call (default 1)"
+    )
     parser.add_argument(
         "--cfg",
         action=argparse.BooleanOptionalAction,
@@ -22,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with / without classifier-free guidance (default: the model's usual; FLUX and "
         "the few-step models run without)",
     )
-    parser.add_argument("--steps", type=int, help="pipeline steps (default: the model's usual)")
+    parser.add_argument("--steps", type=STEPS, help="pipeline steps (default: the model's usual)")
     parser.add_argument("--vae", default="default", help='"default" or "taesd"')
     parser.add_argument("--json", action="store_true", help="one object with a `flops` field")
     parser.set_defaults(func=handler)

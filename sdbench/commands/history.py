@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sdbench.commands.numbers import PERCENT
 from sdbench.commands.output import format_table, print_json
 
 
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=PERCENT,
         default=5.0,
         metavar="PCT",
         help="smallest step that counts (default 5)",

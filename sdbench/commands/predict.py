@@ -12,6 +12,7 @@ def add_workload_arguments(
     with_batch_size: bool = True,
 ) -> None:
     """The workload flags `predict`, `recommend` and `capacity` share (`capacity` batches itself)."""
+    from sdbench.commands.numbers import BATCH_SIZE, STEPS
     from sdbench.suite.axes import ATTENTIONS, COMPILE_MODES, PRECISIONS
 
     parser.add_argument(
@@ -25,13 +26,15 @@ def add_workload_arguments(
         help="pixels: 512 (square) or WIDTHxHEIGHT; default: the model's native size",
     )
     if with_batch_size:
-        parser.add_argument("--batch-size", type=int, default=1, help="images per call (default 1)")
+        parser.add_argument(
+            "--batch-size", type=BATCH_SIZE, default=1, help="images per call (default 1)"
+        )
     parser.add_argument(
         "--precision", default=default_precision, choices=PRECISIONS, help="default fp16"
     )
     parser.add_argument(
         "--steps",
-        type=int,
+        type=STEPS,
         default=None,
         help="denoising steps per image (default: the model's usual: SD1.5 50, LCM 4, SDXL-Turbo 1)",
     )
@@ -65,9 +68,10 @@ def parse_resolution(text: str | None, model: str) -> tuple[int, int]:
         values = [int(p) for p in parts]
     except ValueError:
         values = []
-    if len(values) not in (1, 2) or any(v <= 0 or v % 8 for v in values):
+    if len(values) not in (1, 2) or any(not 64 <= v <= 8192 or v % 8 for v in values):
         raise BadInput(
-            f'Resolution "{text}" is not valid: give 512 or WIDTHxHEIGHT like 768x512, multiples of 8.'
+            f'Resolution "{text}" is not valid: give 512 or WIDTHxHEIGHT like 768x512, multiples '
+            "of 8 from 64 to 8192."
         )
     width, height = (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
     return height, width

@@ -13,6 +13,7 @@ HEADERS = [
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from sdbench.commands.numbers import bounded
     from sdbench.commands.predict import add_workload_arguments
 
     parser = subparsers.add_parser(
@@ -21,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_workload_arguments(parser)
     parser.add_argument(
         "--budget",
-        type=float,
+        type=bounded(0, 1e9, above=True),
         nargs="+",
         metavar="USD",
         help="tier ceilings (default 300 600 1000 2000 5000 and any; USD per hour with --cloud)",
@@ -33,20 +34,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--electricity",
-        type=float,
+        type=bounded(0, 10),
         default=0.15,
         metavar="USD_PER_KWH",
         help="electricity price (default 0.15 $/kWh)",
     )
     parser.add_argument(
         "--lifetime-years",
-        type=float,
+        type=bounded(0, 50, above=True),
         default=3.0,
         help="years to spread the purchase over (default 3)",
     )
     parser.add_argument(
         "--hours-per-day",
-        type=float,
+        type=bounded(0, 24, above=True),
         default=4.0,
         help="hours a day the GPU generates images (default 4)",
     )

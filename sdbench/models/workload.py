@@ -133,6 +133,8 @@ class ModelCache:
 
 
 def _randn(shape: tuple[int, ...], seed: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+    if device == "meta":  # counting FLOPs: shapes only, never memory (a 137 GB batch is fine)
+        return torch.empty(shape, device="meta", dtype=dtype)
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
 
