@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sdbench.stats import summarize
+
 
 def timing_warnings(
     samples_ms: Sequence[float],
@@ -18,14 +20,12 @@ def timing_warnings(
     warnings: list[str] = []
     if not samples_ms:
         return warnings
-    ordered = sorted(samples_ms)
-    n = len(ordered)
-    median = ordered[n // 2]
-    q1, q3 = ordered[n // 4], ordered[(3 * n) // 4]
-    if median > 0 and (q3 - q1) / median > 0.10:
+    summary = summarize(samples_ms)  # the same median and IQR the row stores
+    n, median = len(samples_ms), summary.median_ms
+    if median > 0 and summary.iqr_ms / median > 0.10:
         warnings.append(
-            f"high spread: IQR is {100 * (q3 - q1) / median:.0f}% of the median; close other programs, "
-            "lock clocks, or raise min_repeats"
+            f"high spread: IQR is {100 * summary.iqr_ms / median:.0f}% of the median; close other "
+            "programs, lock clocks, or raise min_repeats"
         )
     first = warmup_ms[0] if warmup_ms else samples_ms[0]
     if median > 0 and not warmup_ms and first > 1.5 * median:

@@ -13,3 +13,11 @@ def test_a_cell_faster_than_the_probed_peak_gets_no_mfu_and_a_warning_to_reprobe
     assert "sdbench probe --refresh" in warning
     honest = derived_figures(cell, 1, median_ms=1000.0, flops=int(0.015e12), state=State())
     assert honest["mfu"] == 0.5 and probe_warnings(honest) == []
+
+
+def test_spread_warning_uses_the_stored_median_and_iqr_of_an_even_sample():
+    from sdbench.quality import timing_warnings
+
+    # median 11 (not the upper middle 12), IQR 16.5 - 10 = 6.5: 59% of the median.
+    warnings = timing_warnings([10.0, 10.0, 12.0, 30.0], [10.0], 0.5, 0.05)
+    assert warnings[0].startswith("high spread: IQR is 59% of the median")

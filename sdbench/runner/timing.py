@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from sdbench.cell import Measure
-from sdbench.stats import median_ci95
+from sdbench.stats import summarize
 
 
 @dataclass
@@ -63,9 +63,7 @@ def enough(samples_ms: list[float], measure: Measure, elapsed_s: float) -> bool:
         return False
     if elapsed_s >= measure.max_time_s:
         return True
-    low, high = median_ci95(samples_ms)
-    median = sorted(samples_ms)[n // 2]
-    return n >= 6 and median > 0 and (high - low) / 2 / median <= measure.target_rel_ci
+    return n >= 6 and summarize(samples_ms).rel_ci_half_width <= measure.target_rel_ci
 
 
 def time_calls(
