@@ -30,13 +30,48 @@ COMMANDS = (
     "best",
     "ingest",
     "suites",
+    "show",
 )
+
+
+EPILOG = """conventions (every verb):
+  --format table|markdown|json|csv   where a verb prints data; --json = --format json
+  --results PATH...                  where a verb reads results; default ./results
+  --wide                             tables wider than 100 columns (default: fit 100)
+
+exit codes:
+  0    success
+  1    compare found a regression
+  2    bad input (unknown suite key, malformed file, unknown GPU, ...): one paragraph, no traceback
+  130  a run interrupted by Ctrl-C or SIGTERM (its finished cells are in the journal)
+
+examples:
+  sdbench run quick                   measure the quick suite on this machine
+  sdbench report --out reports/quick  an HTML report of ./results
+  sdbench recommend --model sdxl      which GPU to buy or rent for SDXL
+"""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps each paragraph of a description; keeps indented lines (example blocks) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in text.strip().split("\n\n"):
+            lines = paragraph.splitlines()
+            if any(line.startswith("  ") for line in lines[1:]):
+                paragraphs.append("\n".join(indent + line for line in lines))
+            else:
+                paragraphs.append(super()._fill_text(" ".join(lines), width, indent))
+        return "\n\n".join(paragraphs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sdbench",
         description="Benchmark Stable Diffusion on real hardware and decide which GPU to buy or rent.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"sdbench {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -47,13 +82,28 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == f"sdbench.commands.{name}":
                 continue  # a verb not built yet in this checkout
             raise
+        before = set(subparsers.choices)
         module.register(subparsers)
+        for verb in set(subparsers.choices) - before:
+            _document(subparsers.choices[verb], module)
     return parser
+
+
+def _document(parser: argparse.ArgumentParser, module: object) -> None:
+    """Every verb's help: its description (the module docstring by default) and its EXAMPLES."""
+    parser.formatter_class = HelpFormatter
+    parser.description = parser.description or module.__doc__
+    examples = getattr(module, "EXAMPLES", "")
+    if examples and not parser.epilog:
+        parser.epilog = examples
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from sdbench.commands.output import set_wide
+
+    set_wide(getattr(args, "wide", False))
     try:
         return int(args.func(args) or 0)
     except SdbenchError as error:

@@ -38,7 +38,7 @@ def timing_warnings(
         )
     if n >= 6 and rel_ci_half_width > target_rel_ci:
         warnings.append(
-            f"median known to +-{100 * rel_ci_half_width:.1f}% (target {100 * target_rel_ci:.1f}%): "
+            f"median known to ±{100 * rel_ci_half_width:.1f}% (target {100 * target_rel_ci:.1f}%): "
             "raise max_time_s or max_repeats for a tighter figure"
         )
     if n < 6:

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from report_fixtures import HOSTILE, synthetic_rows, write_history, write_synthetic_run
 
+from sdbench import units
 from sdbench.cli import main
-from sdbench.report import units
 from sdbench.report.markdown import markdown_report
 from sdbench.report.site import write_site
 from sdbench.store import read_results, write_run
@@ -227,3 +227,24 @@ def test_per_image_section_composes_one_image_from_the_stage_rows(tmp_path):
     section = html.split('id="per-image"', 1)[1]
     # SD1.5's usual 50 steps: 50 + 50 x 800 + 850 ms = 40.9 s for one image.
     assert "40.9" in section.split("</table>", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (units.bytes_text(1.5 * 1024**3), "1.50 GiB"),
+        (units.bytes_text(512 * 1024**2), "512 MiB"),
+        (units.bytes_text(None), "-"),
+        (units.time_text(12_345.0), "12.3 s"),
+        (units.time_text(0.5), "500 µs"),
+        (units.number_text(1234567.0), "1,234,567"),
+        (units.number_text(0.123456), "0.12"),
+        (units.band_text(-12.0, 12.0), "±12%"),
+        (units.band_text(-8.0, 15.0), "-8.0% / +15%"),
+        (units.check_text(True), "✓"),
+        (units.check_text(False), "✗"),
+        (units.check_text(None), "-"),
+    ],
+)
+def test_one_formatter_for_units(text, expected):
+    assert text == expected

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from sdbench.commands.output import add_format_option, add_results_option
+
 COLUMNS = (
     ("device", "device_name"),
     ("model", "model"),
     ("stage", "stage"),
-    ("res", "resolution"),
-    ("batch", "batch_size"),
-    ("precision", "precision"),
-    ("attention", "attention"),
-    ("compile", "compile"),
-    ("median_ms", "median_ms"),
-    ("default", "default_precision"),
-    ("default_ms", "default_median_ms"),
-    ("speedup (95% CI)", "speedup"),
+    ("workload", "workload"),
+    ("fastest passing", "setting"),
+    ("median", "median_ms"),
+    ("speed-up (95% CI)", "speedup"),
     ("fidelity", "fidelity"),
     ("note", "reason"),
 )
@@ -27,10 +24,17 @@ PRECISION_COLUMNS = (
     ("precision", "precision"),
     ("vs", "baseline"),
     ("pairs", "pairs"),
-    ("speedup (95% CI)", "speedup"),
+    ("speed-up (95% CI)", "speedup"),
     ("fidelity", "fidelity_verdict"),
     ("worth it?", "verdict"),
 )
+
+
+EXAMPLES = """examples:
+  sdbench best  the fastest passing setting per workload in ./results
+  sdbench best --by precision --results results/RUN.parquet
+                is bf16/fp16 worth it, per stage
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,8 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "more work) are left out of every speed-up claim. --by precision answers per stage "
         "whether bf16/fp16 is worth it against fp32.",
     )
-    parser.add_argument("results", nargs="+", help="result files (.parquet) or folders of them")
-    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    add_results_option(parser, positional=True)
+    add_format_option(parser)
     parser.add_argument(
         "--by",
         choices=("setting", "precision"),
@@ -63,10 +67,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from sdbench.analysis.best import fastest_settings
-    from sdbench.commands.output import format_table, print_json
+    from sdbench.commands.output import (
+        footnotes,
+        format_grouped,
+        print_note,
+        print_rows,
+        results_paths,
+    )
     from sdbench.store import read_results
 
-    frame = read_results(args.results)
+    frame = read_results(results_paths(args))
     if args.by == "precision":
         from sdbench.analysis.precision_gains import precision_gains
 
@@ -74,28 +84,45 @@ def handle(args: argparse.Namespace) -> int:
     else:
         table = fastest_settings(frame, require_fidelity=args.require_fidelity)
         columns = COLUMNS
-    if args.format == "json":
-        print_json(table.astype(object).where(table.notna(), None).to_dict(orient="records"))
-        return 0
+    records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
     rows = [[_value(row, name) for _, name in columns] for _, row in table.iterrows()]
-    if args.format == "markdown":
-        print(_markdown([label for label, _ in columns], rows))
-    else:
-        print(format_table([label for label, _ in columns], rows))
+    headers = [label for label, _ in columns]
+    if args.format != "table":
+        print_rows(args.format, headers, rows, records)
+        return 0
+    rows, notes = footnotes(rows, len(headers) - 1)
+    print(format_grouped(headers, rows, 0))
+    for note in notes:
+        print_note(note)
+    if args.by == "setting":
+        print_note(
+            "Speed-up against the default setting (sdpa, no compile, fp16 on a GPU, fp32 on a "
+            "CPU); outlier cells are left out of every speed-up."
+        )
     return 0
 
 
 def _value(row, name: str):
     import pandas as pd
 
-    if name == "resolution":
+    from sdbench.units import time_text
+
+    if name == "workload":
         if pd.isna(row["width"]) or pd.isna(row["height"]):
             return None
-        return f"{int(row['width'])}x{int(row['height'])}"  # float when read beside null rows
+        # float when read beside null rows
+        return f"{int(row['width'])}x{int(row['height'])} b{int(row['batch_size'])}"
+    if name == "setting":
+        if pd.isna(row["precision"]):
+            return None
+        compile_mode = "" if row["compile"] in (None, "none") else f"+{row['compile']}"
+        return f"{row['precision']} {row['attention']}{compile_mode}"
+    if name == "median_ms":
+        return time_text(row["median_ms"])
     if name == "fidelity":
         if pd.isna(row["median_ms"]):
             return None
-        return "pass" if row["fidelity_checked"] else "not measured"
+        return "pass" if row["fidelity_checked"] else "unchecked"
     if name == "fidelity_verdict":
         if pd.isna(row["fidelity"]):
             return None
@@ -113,12 +140,3 @@ def _speedup_text(speedup: float, low: float | None, high: float | None) -> str:
     if low is None or high is None or pd.isna(low) or pd.isna(high):
         return f"{speedup:.2f}x"
     return f"{speedup:.2f}x ({low:.2f}-{high:.2f})"
-
-
-def _markdown(headers: list[str], rows: list[list]) -> str:
-    from sdbench.commands.output import format_cell
-
-    def line(values) -> str:
-        return "| " + " | ".join(format_cell(v).replace("|", "\\|") for v in values) + " |"
-
-    return "\n".join([line(headers), "|" + "---|" * len(headers), *(line(r) for r in rows)])

@@ -8,6 +8,12 @@ from sdbench.commands.numbers import BATCH_SIZE, bounded
 
 SHOWN = 15  # GPUs in the table by default; json and csv list every GPU
 
+EXAMPLES = """examples:
+  sdbench capacity --model sdxl --rate 2000/h --p99 10   GPUs needed per catalogue GPU
+  sdbench capacity --model sd15 --rate 1/s --p99 5 --gpu 4090 "h100 sxm" --cloud --json
+                                                         two GPUs, rented, as JSON
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from sdbench.commands.output import add_format_option

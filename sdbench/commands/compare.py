@@ -7,9 +7,20 @@ import math
 import sys
 
 from sdbench.commands.numbers import PERCENT, bounded
-from sdbench.commands.output import format_table, human_bytes, print_json
+from sdbench.commands.output import (
+    add_format_option,
+    format_table,
+    print_json,
+    print_rows,
+)
+from sdbench.units import bytes_text
 
-FORMATS = ("text", "markdown", "json")
+EXAMPLES = """examples:
+  sdbench compare results/base.parquet results/new.parquet
+                        exit 1 if the new run regressed
+  sdbench compare base/ current/ --threshold 3 --format markdown
+                        a pull-request comment
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,8 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MIB",
         help="smallest peak-memory change that counts, in MiB (default 64)",
     )
-    parser.add_argument("--format", choices=FORMATS, default="text")
-    parser.add_argument("--all", action="store_true", help="text format: list unchanged rows too")
+    add_format_option(parser)
+    parser.add_argument("--all", action="store_true", help="table format: list unchanged rows too")
     parser.set_defaults(func=handle)
 
 
@@ -68,11 +79,13 @@ def handle(args: argparse.Namespace) -> int:
     )
     if args.format == "json":
         print_json(as_json(result))
+    elif args.format == "csv":
+        print_rows("csv", [], [], as_json(result)["rows"])
     elif args.format == "markdown":
         sys.stdout.write(as_markdown(result, args.baseline, args.current))
     else:
         sys.stdout.write(as_text(result, show_all=args.all))
-    if args.format != "text":
+    if args.format != "table":
         for warning in result.environment_warnings:
             print(f"WARNING: {warning}", file=sys.stderr)
     return 1 if result.has_regression else 0
@@ -97,7 +110,7 @@ def format_value(metric: str, value: object) -> str:
         return "-"
     number = float(value)  # type: ignore[arg-type]
     if metric.endswith("_bytes"):
-        return human_bytes(number)
+        return bytes_text(number)
     if metric.endswith("_ms"):
         return f"{number:.4g} ms"
     if metric.endswith("_j"):
@@ -198,7 +211,7 @@ def as_markdown(result, baseline: str, current: str) -> str:
         "",
         f"Baseline `{_md_escape(baseline)}` vs current `{_md_escape(current)}`; latency threshold "
         f"{result.settings.threshold_pct:g}% (Mann-Whitney p < {result.settings.alpha:g}), memory threshold "
-        f"{human_bytes(result.settings.memory_threshold_bytes)}.",
+        f"{bytes_text(result.settings.memory_threshold_bytes)}.",
     ]
     for warning in result.environment_warnings:
         lines += ["", "> [!WARNING]", f"> **{_md_escape(warning)}**"]

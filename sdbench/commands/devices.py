@@ -4,32 +4,39 @@ from __future__ import annotations
 
 import argparse
 
+EXAMPLES = """examples:
+  sdbench devices                what this machine can benchmark
+  sdbench devices --format json  ids, names and memory as JSON
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("devices", help="list the devices this machine can benchmark")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    from sdbench.commands.output import add_format_option
+
+    add_format_option(parser)
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from sdbench.commands.output import format_table, human_bytes, print_json
+    from sdbench.commands.output import print_rows
     from sdbench.devices import present_devices
+    from sdbench.units import bytes_text
 
     devices = present_devices()
-    if args.json:
-        print_json(devices)
-        return 0
     rows = [
         [
             d["id"],
             d["backend"],
             d["name"],
-            human_bytes(d.get("memory_bytes")),
+            bytes_text(d.get("memory_bytes")),
             d.get("compute_capability") or "-",
         ]
         for d in devices
     ]
-    print(format_table(["device", "backend", "name", "memory", "capability"], rows))
+    print_rows(args.format, ["device", "backend", "name", "memory", "capability"], rows, devices)
+    if args.format != "table":
+        return 0
     accelerators = [d["id"] for d in devices if d["kind"] != "cpu"]
     print(
         f'\ndevice = ["auto"] runs on: {", ".join(accelerators) if accelerators else "cpu (no accelerator found)"}'

@@ -9,6 +9,14 @@ from sdbench.commands.numbers import BATCH_SIZE, STEPS
 STAGES = ("text_encoder", "unet", "denoiser", "vae_decode", "pipeline")
 
 
+EXAMPLES = """examples:
+  sdbench flops --model sd15 --stage unet --resolution 512
+                        one denoiser step
+  sdbench flops --model sdxl --stage pipeline --resolution 1024 --json
+                        a whole 1024 px call as JSON
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "flops", help="FLOPs of one call of a stage, without running it", description=__doc__
@@ -28,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--steps", type=STEPS, help="pipeline steps (default: the model's usual)")
     parser.add_argument("--vae", default="default", help='"default" or "taesd"')
-    parser.add_argument("--json", action="store_true", help="one object with a `flops` field")
+    from sdbench.commands.output import add_format_option
+
+    add_format_option(parser)
     parser.set_defaults(func=handler)
 
 
@@ -68,12 +78,12 @@ def flops_answer(args: argparse.Namespace) -> dict:
 def handler(args: argparse.Namespace) -> int:
     from diffusers.utils import logging as diffusers_logging
 
-    from sdbench.commands.output import print_json
+    from sdbench.commands.output import print_record
 
     diffusers_logging.set_verbosity_error()  # building on meta warns about dtype casts
     answer = flops_answer(args)
-    if args.json:
-        print_json(answer)
+    if args.format != "table":
+        print_record(args.format, answer)
         return 0
     call = "one denoiser step" if answer["stage"] == "unet" else f"one {answer['stage']} call"
     if answer["stage"] == "pipeline":

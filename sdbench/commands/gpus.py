@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import argparse
 
+EXAMPLES = """examples:
+  sdbench gpus                            the catalogue with specs and prices
+  sdbench gpus --vendor amd --format csv  AMD cards as CSV
+"""
+
+
+NARROW_LEAVES_OUT = ("family", "FP32 TF", "launch $")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("gpus", help="the GPU catalogue", description=__doc__)
     parser.add_argument("--vendor", help="only this vendor (NVIDIA, AMD, Apple, Intel)")
-    parser.add_argument(
-        "--json", action="store_true", help="a list of objects with the catalogue's columns"
-    )
+    from sdbench.commands.output import add_format_option
+
+    add_format_option(parser)
     parser.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
-    from sdbench.commands.output import format_table, print_json
+    from sdbench.commands.output import print_note, print_rows
     from sdbench.errors import BadInput
     from sdbench.gpus.catalogue import catalogue_frame
 
@@ -26,9 +34,6 @@ def handler(args: argparse.Namespace) -> int:
             raise BadInput(
                 f'No GPUs from vendor "{args.vendor}". Vendors: NVIDIA, AMD, Apple, Intel.'
             )
-    if args.json:
-        print_json(frame.astype(object).where(frame.notna(), None).to_dict("records"))
-        return 0
     headers = [
         "gpu",
         "family",
@@ -57,13 +62,19 @@ def handler(args: argparse.Namespace) -> int:
         "street_price_usd",
         "cloud_usd_per_h",
     ]
+    if args.format == "table" and not args.wide:  # what a buyer compares first; --wide: all
+        shown = [i for i, h in enumerate(headers) if h not in NARROW_LEAVES_OUT]
+        headers, columns = [headers[i] for i in shown], [columns[i] for i in shown]
     rows = [
         [None if _missing(v) else v for v in record]
         for record in frame[columns].itertuples(index=False)
     ]
-    print(format_table(headers, rows))
-    print(
-        f"\n{len(frame)} GPUs. FP16 TF = dense FP16 tensor TFLOPS with FP32 accumulate (no sparsity). "
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    print_rows(args.format, headers, rows, records)
+    if args.format != "table":
+        return 0
+    print_note(
+        f"\n{len(frame)} GPUs (--wide adds family, FP32 and launch price). FP16 TF = dense FP16 tensor TFLOPS with FP32 accumulate (no sparsity). "
         "Sources and price dates: `sdbench gpus --json` or sdbench/data/gpus.csv."
     )
     return 0

@@ -6,7 +6,18 @@ import argparse
 import sys
 
 from sdbench.commands.numbers import PERCENT
-from sdbench.commands.output import format_table, print_json
+from sdbench.commands.output import (
+    add_format_option,
+    add_results_option,
+    print_rows,
+    results_paths,
+)
+
+EXAMPLES = """examples:
+  sdbench history  change points of median_ms across ./results
+  sdbench history --results ci/ --metric peak_mem_reserved_bytes
+                   memory steps across CI runs
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(exact L1 step detection with a noise-scaled penalty; steps under --threshold are merged away)."
         ),
     )
-    parser.add_argument("results", nargs="+", metavar="RESULTS", help="results files or folders")
+    add_results_option(parser, positional=True)
     parser.add_argument(
         "--metric", default="median_ms", help="numeric results column (default median_ms)"
     )
@@ -29,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PCT",
         help="smallest step that counts (default 5)",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_format_option(parser)
     parser.set_defaults(func=handle)
 
 
@@ -38,10 +49,15 @@ def handle(args: argparse.Namespace) -> int:
     from sdbench.commands.compare import format_value
     from sdbench.store import read_results
 
-    frame = read_results(args.results)
+    frame = read_results(results_paths(args))
     changes = change_points(frame, metric=args.metric, min_change_pct=args.threshold)
-    if args.format == "json":
-        print_json(changes.astype(object).where(changes.notna(), None).to_dict("records"))
+    if args.format in ("json", "csv"):
+        print_rows(
+            args.format,
+            [],
+            [],
+            changes.astype(object).where(changes.notna(), None).to_dict("records"),
+        )
         return 0
     series = cell_series(frame, args.metric)
     rows = [
@@ -55,9 +71,10 @@ def handle(args: argparse.Namespace) -> int:
         ]
         for _, row in changes.iterrows()
     ]
-    if rows:
+    if rows or args.format == "markdown":
         headers = ["started_at", "run_id", "cell", "before", "after", "change"]
-        sys.stdout.write(format_table(headers, rows) + "\n\n")
+        print_rows(args.format, headers, rows)
+        print()
     sys.stdout.write(
         f"{len(changes)} change point{'s' * (len(changes) != 1)} in {args.metric} over "
         f"{series['run_id'].nunique()} runs of {series['cell_id'].nunique()} cells "

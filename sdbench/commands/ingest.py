@@ -6,6 +6,11 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+EXAMPLES = """examples:
+  sdbench ingest bench.json --out results/ci  pytest-benchmark JSON into results Parquet
+  sdbench ingest a.json b.json                one results file per JSON file, in ./results
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(

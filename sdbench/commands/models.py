@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+EXAMPLES = """examples:
+  sdbench models         the registry with parameter counts
+  sdbench models --json  names, families, native sizes and parameters as JSON
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="the model registry", description=__doc__)
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="a list of objects: name, description, family, native resolution, steps, cfg, params",
-    )
+    from sdbench.commands.output import add_format_option
+
+    add_format_option(parser)
     parser.set_defaults(func=handler)
 
 
@@ -46,13 +49,10 @@ def model_rows() -> list[dict]:
 def handler(args: argparse.Namespace) -> int:
     from diffusers.utils import logging as diffusers_logging
 
-    from sdbench.commands.output import format_table, print_json
+    from sdbench.commands.output import print_rows
 
     diffusers_logging.set_verbosity_error()  # building on meta warns about dtype casts
     rows = model_rows()
-    if args.json:
-        print_json(rows)
-        return 0
     headers = ["model", "family", "px", "steps", "cfg", "denoiser", "text enc.", "vae", "total"]
     table = []
     for row in rows:
@@ -71,7 +71,9 @@ def handler(args: argparse.Namespace) -> int:
                 _millions(row["total_params"]),
             ]
         )
-    print(format_table(headers, table))
+    print_rows(args.format, headers, table, rows)
+    if args.format != "table":
+        return 0
     print('\nParameters in millions (M). `vae = "taesd"` in a suite swaps in the family\'s tiny')
     print("autoencoder (TAESD/TAESDXL/TAESD3, 2.4-2.5M). Descriptions: sdbench models --json.")
     return 0

@@ -90,6 +90,13 @@ def load_results(paths: list[str] | None):
     return read_results(paths) if paths else None
 
 
+EXAMPLES = """examples:
+  sdbench predict --gpu "rtx 4090" --model sdxl  speed, memory and energy of SDXL on a 4090
+  sdbench predict --gpu "4060 ti 16gb" --resolution 768 --batch-size 4 --json
+                                                 one object with Parquet column names
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict", help="speed, memory and energy on one GPU", description=__doc__
@@ -100,25 +107,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help='catalogue GPU, loosely: "4090", "rtx4090", "NVIDIA GeForce RTX 4090"',
     )
     add_workload_arguments(parser)
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="one object, Parquet column names where a figure has one",
-    )
+    from sdbench.commands.output import add_format_option
+
+    add_format_option(parser)
     parser.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
     from sdbench.analysis.predict import denoising_label, predict
-    from sdbench.commands.output import human_bytes, print_json
+    from sdbench.commands.output import print_record
     from sdbench.models.registry import get_model
+    from sdbench.units import bytes_text
 
     get_model(args.model)
     height, width = parse_resolution(args.resolution, args.model)
     answer = predict(args.gpu, args.model, height, width, args.batch_size, args.precision, args.steps,
                      args.attention, args.compile, results=load_results(args.results), cfg=args.cfg)  # fmt: skip
-    if args.json:
-        print_json(answer)
+    if args.format != "table":
+        print_record(args.format, answer)
         return 0
     band = (
         ""
@@ -135,7 +141,7 @@ def handler(args: argparse.Namespace) -> int:
     )
     fits = "fits" if answer["fits"] else "does NOT fit"
     print(
-        f"  memory    peak {human_bytes(answer['peak_vram_bytes'])} of {human_bytes(answer['vram_bytes'])}: {fits} "
+        f"  memory    peak {bytes_text(answer['peak_vram_bytes'])} of {bytes_text(answer['vram_bytes'])}: {fits} "
         f"[{answer['memory_source']}]"
     )
     for way in answer["ways_to_fit"]:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+EXAMPLES = """examples:
+  sdbench probe                                   this machine's achievable TFLOP/s and bandwidth (cached)
+  sdbench probe --device cuda:0 --refresh --json  measure again, as JSON
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -21,17 +26,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--refresh", action="store_true", help="measure again instead of reading the cache"
     )
-    parser.add_argument("--json", action="store_true", help="one object with the probe's fields")
+    from sdbench.commands.output import add_format_option
+
+    add_format_option(parser)
     parser.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
-    from sdbench.commands.output import print_json
+    from sdbench.commands.output import print_record
     from sdbench.devices.probe import probe_in_subprocess
 
     probe = probe_in_subprocess(args.device, refresh=args.refresh)
-    if args.json:
-        print_json(probe)
+    if args.format != "table":
+        print_record(args.format, probe)
         return 0
     print(render(probe))
     return 0

@@ -12,6 +12,14 @@ HEADERS = [
 ]  # fmt: skip
 
 
+EXAMPLES = """examples:
+  sdbench recommend --model sdxl          which GPU to buy, per budget tier
+  sdbench recommend --model sd15 --budget 500 1500 --format markdown
+                                          your own tiers, as markdown
+  sdbench recommend --model sdxl --cloud  which GPU to rent
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from sdbench.commands.numbers import bounded
     from sdbench.commands.predict import add_workload_arguments
@@ -51,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=4.0,
         help="hours a day the GPU generates images (default 4)",
     )
-    parser.add_argument("--format", choices=("table", "markdown", "json", "csv"), default="table")
+    from sdbench.commands.output import add_format_option
+
+    add_format_option(parser)
     parser.set_defaults(func=handler)
 
 
@@ -60,7 +70,7 @@ def handler(args: argparse.Namespace) -> int:
 
     from sdbench.analysis.predict import denoising_label, usual_workload
     from sdbench.analysis.recommend import recommend
-    from sdbench.commands.output import format_table, print_json
+    from sdbench.commands.output import format_markdown, format_table, print_json
     from sdbench.commands.predict import load_results, parse_resolution
     from sdbench.errors import BadInput
     from sdbench.models.registry import get_model
@@ -90,7 +100,9 @@ def handler(args: argparse.Namespace) -> int:
     ]
     rows = [[_display(record, key) for _, key in shown] for record in table.to_dict("records")]
     headers = [label for label, _ in shown]
-    print(_markdown(headers, rows) if args.format == "markdown" else format_table(headers, rows))
+    print(
+        format_markdown(headers, rows) if args.format == "markdown" else format_table(headers, rows)
+    )
     denoising = denoising_label(workload.steps, workload.cfg)
     print(f"\n{args.model} {width}x{height}, batch {args.batch_size}, {args.precision}, {denoising}, "
           f"{args.attention}. Cost per 1000 images: " + (
@@ -117,13 +129,3 @@ def _display(record: dict, key: str):
         return None if value is None else f"{value:.0f}%"
     value = record.get(key)
     return number(value) if not isinstance(value, str) else (value or None)
-
-
-def _markdown(headers: list[str], rows: list[list]) -> str:
-    from sdbench.commands.output import format_cell
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += [
-        "| " + " | ".join(format_cell(v).replace("|", "\\|") for v in row) + " |" for row in rows
-    ]
-    return "\n".join(lines)

@@ -6,6 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+EXAMPLES = """examples:
+  sdbench report --out reports/latest  ./results as an HTML site (index.html)
+  sdbench report --results results/RUN.parquet --format markdown --out -
+                                       a markdown summary on stdout
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -14,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write a self-contained HTML site (index.html, results.parquet, results.csv) "
         "or, with --format markdown, a markdown summary for READMEs and pull requests.",
     )
-    parser.add_argument("results", nargs="+", help="result files (.parquet) or folders of them")
+    from sdbench.commands.output import add_results_option
+
+    add_results_option(parser, positional=True)
     parser.add_argument(
         "--out", required=True, help='output folder (HTML) or file (markdown; "-" for stdout)'
     )
@@ -24,10 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from sdbench.commands.output import results_paths
     from sdbench.store import read_results
     from sdbench.store.files import output_error, write_atomic
 
-    frame = read_results(args.results)
+    frame = read_results(results_paths(args))
     if args.format == "markdown":
         from sdbench.report.markdown import markdown_report
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 EXAMPLES = """examples:
   sdbench run quick                         the packaged quick suite (sdbench suites lists them)
-  sdbench run my-suite.toml --device cuda:1 a suite file of your own, on one device
+  sdbench run my-suite.toml --device cuda:1  a suite file of your own, on one device
   sdbench run --resume RUN_ID               finish a run that was interrupted
 """
 
@@ -21,8 +21,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="run a benchmark suite and write results/<run_id>.parquet",
         description=__doc__,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "suite",

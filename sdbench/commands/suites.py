@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 
 EXAMPLES = """examples:
-  sdbench suites                      every packaged suite, its cells on a CPU and on one GPU
-  sdbench run quick                   run one by name
-  sdbench suites --format json        name, path, description and cell counts as JSON
+  sdbench suites                  every packaged suite, its cells on a CPU and on one GPU
+  sdbench suites --format json    name, path, description and cell counts as JSON
 """
 
 
@@ -18,8 +17,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "suites",
         help="the packaged suites (sdbench run NAME runs one)",
         description=__doc__,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_format_option(parser)
     parser.set_defaults(func=handler)
@@ -46,14 +43,8 @@ def handler(args: argparse.Namespace) -> int:
              "description": suite.description, "path": str(path)}
         )  # fmt: skip
     headers = ["suite", "cells cpu", "cells gpu", "description"]
-    rows = [
-        [r["name"], r["cells_cpu"], r["cells_gpu"], _short(r["description"], 62)] for r in records
-    ]
+    rows = [[r["name"], r["cells_cpu"], r["cells_gpu"], r["description"]] for r in records]
     print_rows(args.format, headers, rows, records if args.format in ("json", "csv") else None)
     if args.format == "table":
         print("\nRun one with `sdbench run NAME`; `--dry-run` lists its cells on this machine.")
     return 0
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

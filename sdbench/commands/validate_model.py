@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+EXAMPLES = """examples:
+  sdbench validate-model         leave-one-GPU-out error per model family
+  sdbench validate-model --rows  every held-out prediction too
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -12,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
     )
     parser.add_argument("--rows", action="store_true", help="also print every held-out prediction")
-    parser.add_argument("--json", action="store_true", help="per model family figures as JSON")
+    from sdbench.commands.output import add_format_option
+
+    add_format_option(parser)
     parser.add_argument(
         "--save",
         metavar="CSV",
@@ -27,7 +34,7 @@ def handler(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from sdbench.analysis.validate import cross_validate, summarise
-    from sdbench.commands.output import format_table, print_json
+    from sdbench.commands.output import format_table, print_rows
 
     cv = cross_validate()
     families = summarise(cv)
@@ -35,8 +42,8 @@ def handler(args: argparse.Namespace) -> int:
         pd.DataFrame([asdict(f) for f in families]).to_csv(
             args.save, index=False, float_format="%.4g"
         )
-    if args.json:
-        print_json([asdict(f) for f in families])
+    if args.format in ("json", "csv"):
+        print_rows(args.format, [], [], [asdict(f) for f in families])
         return 0
     if args.rows:
         columns = [
@@ -58,7 +65,9 @@ def handler(args: argparse.Namespace) -> int:
         [f.model_family, f.rows, f.gpus, f.median_abs_pct_error, f.p90_abs_pct_error, f.spearman]
         for f in families
     ]
-    print(format_table(headers, rows))
+    print_rows(args.format, headers, rows)
+    if args.format != "table":
+        return 0
     print(
         "\nEach GPU's rows were predicted by a model calibrated without that GPU. Spearman ranks seconds "
         "per image per step. Target: median |err| <= 20% and Spearman >= 0.85 for sd15 and sdxl."

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from sdbench import units
 from sdbench.analysis.answers import DeviceAnswers, Image, answers
-from sdbench.report import units
 from sdbench.report.tables import Table, frame_table
 
 

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from sdbench.analysis.best import default_precision, is_plain_default  # noqa: E402
 from sdbench.report.tables import peak_memory_bytes  # noqa: E402
-from sdbench.report.units import GIB, flops_unit, format_number  # noqa: E402
+from sdbench.units import GIB, flops_unit, format_number  # noqa: E402
 
 VRAM_SIZES_GB = (8, 12, 16, 24, 48, 80)
 MAX_FACETS = 6

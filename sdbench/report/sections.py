@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from sdbench import units
 from sdbench.analysis.best import (
     compile_gains,
     fastest_settings,
@@ -16,7 +17,7 @@ from sdbench.analysis.best import (
 )
 from sdbench.analysis.outliers import flag_outliers
 from sdbench.errors import SdbenchError
-from sdbench.report import plots, units
+from sdbench.report import plots
 from sdbench.report.answers import answers_section
 from sdbench.report.tables import Table, frame_table, matrix_table
 from sdbench.store.schema import STATUSES

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sdbench.report import units
-from sdbench.report.units import Unit, as_number
+from sdbench import units
+from sdbench.units import Unit, as_number
 
 
 @dataclass(frozen=True)

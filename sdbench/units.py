@@ -1,4 +1,5 @@
-"""Choose a display unit per column from its values, and format numbers for people to read."""
+"""How figures read, the same in the terminal and the report: a unit per column chosen from its
+values, and one text per value (GiB, thousands separators, ~3 significant digits, ±, ✓/✗)."""
 
 from __future__ import annotations
 
@@ -95,3 +96,63 @@ def flops_unit(values: Iterable[object]) -> Unit:
 PERCENT = Unit("%", 0.01)
 PLAIN = Unit("")
 COUNT = Unit("", integer=True)
+
+
+# Text for one value, the same in the terminal and the report; "-" means not measured.
+MISSING = "-"
+
+
+def number_text(value: object) -> str:
+    number = as_number(value)
+    return MISSING if number is None else format_number(number)
+
+
+def bytes_text(value: object) -> str:
+    """Bytes in binary units: 1.50 GiB, 512 MiB, 12.0 KiB."""
+    number = as_number(value)
+    if number is None:
+        return MISSING
+    for label, scale in (("GiB", GIB), ("MiB", MIB), ("KiB", 1024)):
+        if abs(number) >= scale:
+            return f"{format_number(number / scale)} {label}"
+    return f"{number:.0f} B"
+
+
+def time_text(value_ms: object) -> str:
+    """A duration given in milliseconds: 850 µs, 12.3 ms, 4.56 s."""
+    number = as_number(value_ms)
+    if number is None:
+        return MISSING
+    if abs(number) >= 1000:
+        return f"{format_number(number / 1000)} s"
+    if 0 < abs(number) < 1:
+        return f"{format_number(number * 1000)} µs"
+    return f"{format_number(number)} ms"
+
+
+def percent_text(value_pct: object, signed: bool = False) -> str:
+    number = as_number(value_pct)
+    if number is None:
+        return MISSING
+    return ("+" if signed and number > 0 else "") + f"{format_number(number)}%"
+
+
+def band_text(low_pct: object, high_pct: object) -> str:
+    """An interval around a figure as percentages: ±12% when symmetric, else -8% / +15%."""
+    low, high = as_number(low_pct), as_number(high_pct)
+    if low is None or high is None:
+        return MISSING
+    if round(abs(low)) == round(abs(high)):
+        return f"±{_percent(abs(high))}%"
+    return f"-{_percent(abs(low))}% / +{_percent(abs(high))}%"
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0f}" if value >= 9.95 else f"{value:.1f}"
+
+
+def check_text(flag: object) -> str:
+    """✓ / ✗ for a yes/no figure; "-" when it was not measured."""
+    if flag is None or (isinstance(flag, float) and math.isnan(flag)):
+        return MISSING
+    return "✓" if bool(flag) else "✗"

@@ -1,0 +1,118 @@
+"""`sdbench show [RUN]`: a past run's summary: where and when it ran, its cells and warnings.
+
+RUN is a run id, the start of one, or a results file; without it, the latest run in the results
+folders (by run id, which starts with its UTC start time)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLES = """examples:
+  sdbench show                          the latest run in ./results
+  sdbench show 20261126T015114Z         the run whose id starts so
+  sdbench show --results ci/ --format json  the latest run in ci/, as JSON
+"""
+
+COLUMNS = [
+    ("model", "model"), ("stage", "stage"), ("res", "resolution"), ("bs", "batch_size"),
+    ("prec", "precision"), ("attn", "attention"), ("status", "status"),
+    ("median", "median_ms"), ("it/s", "it_per_s"), ("peak mem", "peak_mem"),
+]  # fmt: skip
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from sdbench.commands.output import add_format_option, add_results_option
+
+    parser = subparsers.add_parser("show", help="a past run's summary: its cells and warnings")
+    parser.add_argument("run", nargs="?", metavar="RUN", help="run id (or its start) or file")
+    add_results_option(parser)
+    add_format_option(parser)
+    parser.set_defaults(func=handler)
+
+
+def find_run(run: str | None, paths: list[str]) -> Path:
+    """The results file of `run` (id, id prefix or path) among `paths`; the latest when None."""
+    from sdbench.errors import BadInput, did_you_mean
+    from sdbench.store.files import results_files
+
+    if run and Path(run).is_file():
+        return Path(run)
+    files = results_files(paths)
+    if not files:
+        raise BadInput(
+            f"No result files in {', '.join(paths)}. Run a suite first (sdbench run quick)."
+        )
+    if run is None:
+        return max(files, key=lambda f: f.stem)
+    found = [f for f in files if f.stem.startswith(run)]
+    if len(found) == 1:
+        return found[0]
+    where = ", ".join(paths)
+    if found:
+        names = ", ".join(f.stem for f in found[:6])
+        raise BadInput(f'"{run}" starts {len(found)} run ids in {where}: {names}. Give more of it.')
+    latest = ", ".join(sorted((f.stem for f in files), reverse=True)[:3])
+    raise BadInput(
+        f'No run "{run}" in {where}.{did_you_mean(run, [f.stem for f in files])} '
+        f"The latest runs: {latest}."
+    )
+
+
+def handler(args: argparse.Namespace) -> int:
+    from sdbench.commands.output import frame_records, print_json, print_rows, results_paths
+    from sdbench.quality import warning_lines
+    from sdbench.store import read_results
+
+    path = find_run(args.run, results_paths(args))
+    frame = read_results([path]).drop(columns=["samples_ms"], errors="ignore")
+    rows = frame_records(frame)
+    summary = run_summary(rows, path)
+    if args.format == "json":
+        print_json({**summary, "cells": rows})
+        return 0
+    table = [[_value(row, key) for _, key in COLUMNS] for row in rows]
+    print_rows(args.format, [label for label, _ in COLUMNS], table, rows)
+    if args.format != "table":
+        return 0
+    print()
+    for line in warning_lines(rows, max_lines=10):
+        print(f"warning: {line}")
+    counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
+    print(f"{summary['run_id']} · suite {summary['suite']} · {summary['started_at']}")
+    print(f"{summary['device_names']} on {summary['host']} · {len(rows)} cells: {counts}")
+    print(f"results: {path}")
+    return 0
+
+
+def run_summary(rows: list[dict], path: Path) -> dict:
+    """Where and when a run ran and how its cells ended (the header `show` prints)."""
+    from collections import Counter
+
+    def distinct(key: str) -> str:
+        return ", ".join(dict.fromkeys(str(r[key]) for r in rows if r.get(key) is not None)) or "-"
+
+    return {
+        "run_id": distinct("run_id"),
+        "suite": distinct("suite"),
+        "started_at": min((str(r["started_at"]) for r in rows if r.get("started_at")), default="-"),
+        "device_names": distinct("device_name"),
+        "host": distinct("host"),
+        "counts": dict(sorted(Counter(str(r.get("status")) for r in rows).items())),
+        "path": str(path),
+    }
+
+
+def _value(row: dict, key: str):
+    from sdbench.units import bytes_text, time_text
+
+    if key == "resolution":
+        return f"{row['width']}x{row['height']}"
+    if key == "attention":
+        compile_mode = row.get("compile") or "none"
+        return row["attention"] + ("" if compile_mode == "none" else f"+{compile_mode}")
+    if key == "median_ms":
+        return time_text(row.get("median_ms"))
+    if key == "peak_mem":
+        return bytes_text(row.get("peak_mem_reserved_bytes") or row.get("peak_rss_bytes"))
+    return row.get(key)
