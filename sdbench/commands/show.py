@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def find_run(run: str | None, paths: list[str]) -> Path:
     """The results file of `run` (id, id prefix or path) among `paths`; the latest when None."""
     from sdbench.errors import BadInput, did_you_mean
-    from sdbench.store.files import results_files
+    from sdbench.store import results_files
 
     if run and Path(run).is_file():
         return Path(run)
