@@ -85,3 +85,4 @@ def test_the_page_opens_with_answer_cards_and_collapsed_warnings(page):
     assert html.count('class="answer"') == 6  # three questions for each of two devices
     assert '<details class="fold"><summary>14 cells: high spread</summary>' in html
     assert "GeForce RTX 5060 · predicted" in html  # source beside the GPU's name
+    assert 'id="precision-gains"' in html and "yes: 1.82x faster" in html

@@ -16,6 +16,7 @@ from sdbench.analysis.best import (
     with_config_columns,
 )
 from sdbench.analysis.outliers import flag_outliers
+from sdbench.analysis.precision_gains import precision_gains
 from sdbench.errors import SdbenchError
 from sdbench.report import plots
 from sdbench.report.answers import answers_section
@@ -269,9 +270,24 @@ FASTEST_COLUMNS = [
     ("default", "default_precision", None),
     ("default median", "default_median_ms", units.Unit("ms")),
     ("speed-up (×)", "speedup", units.PLAIN),
+    ("95% CI low", "speedup_ci95_low", units.PLAIN),
+    ("95% CI high", "speedup_ci95_high", units.PLAIN),
     ("fidelity checked", "fidelity_checked", None),
     ("candidates", "candidates", units.COUNT),
+    ("outliers left out", "outliers", units.COUNT),
     ("why none", "reason", None),
+]
+PRECISION_COLUMNS = [
+    ("device", "device_name", None),
+    ("model", "model", None),
+    ("stage", "stage", None),
+    ("precision", "precision", None),
+    ("pairs", "pairs", units.COUNT),
+    ("speed-up over fp32 (×)", "speedup", units.PLAIN),
+    ("95% CI low", "speedup_ci95_low", units.PLAIN),
+    ("95% CI high", "speedup_ci95_high", units.PLAIN),
+    ("fidelity", "fidelity", None),
+    ("worth it?", "verdict", None),
 ]
 
 
@@ -282,9 +298,23 @@ def fastest_section(frame: pd.DataFrame) -> Section:
         "measured, marked in the table), and its speed-up over the plain default: sdpa attention, no compile, "
         "fp16 on GPUs (bf16 when fp16 did not run), fp32 on CPU. Same as `sdbench best`."
     )
-    caption = "A speed-up is missing when the plain default did not run ok for that workload."
+    caption = (
+        "A speed-up is missing when the plain default did not run ok for that workload, or was "
+        "flagged as an outlier (see the warnings); flagged cells never win."
+    )
     table = frame_table(best, "Fastest passing settings", FASTEST_COLUMNS, caption, "fastest-table")
-    return Section("fastest", "Fastest settings", intro, tables=[table])
+    gains = precision_gains(frame)
+    precision = frame_table(
+        gains,
+        "Is bf16/fp16 worth it here?",
+        PRECISION_COLUMNS,
+        "Per stage, over every pair of cells that differ only in precision (geometric mean, "
+        "95% bootstrap CI); outliers never form a pair. Same as `sdbench best --by precision`.",
+        "precision-gains",
+    )
+    return Section(
+        "fastest", "Fastest settings", intro, tables=[t for t in (table, precision) if t.rows]
+    )
 
 
 PER_IMAGE_COLUMNS = [
