@@ -136,3 +136,21 @@ def test_measured_batch_latencies_win_over_the_model_and_are_marked():
     only_one = measured_pipeline_rows("NVIDIA H100 80GB HBM3", {1: 2.0})
     mixed = capacity(workload, 1.0, policy, Costs(), only_one, gpus=[gpu]).iloc[0]
     assert mixed["source"] == "measured+predicted"
+
+
+def test_a_serve_runs_measured_batch_times_win_for_its_gpu():
+    gpu = find_gpu("h100-sxm")
+    workload = usual_workload("sdxl", 1024, 1024, precision="fp16")
+    serve_row = {
+        "status": "ok", "model": "sdxl", "stage": "serve", "device": "cuda:0",
+        "device_name": "NVIDIA H100 80GB HBM3", "height": 1024, "width": 1024, "batch_size": 2,
+        "precision": "fp16", "attention": "sdpa", "compile": "none", "cfg": True, "steps": 50,
+        "batch_curve_ms": [2000.0, 3500.0], "energy_per_image_j": 1200.0,
+        "started_at": "2026-12-01T10:00:00Z",
+    }  # fmt: skip
+    policy = Policy(slo_p99_s=10.0, max_batch=2, max_wait_s=0.1)
+    row = capacity(workload, 1.0, policy, Costs(), pd.DataFrame([serve_row]), gpus=[gpu]).iloc[0]
+    assert row["source"] == "measured"
+    assert row["max_rate_per_gpu"] < 2 / 3.5 and row["p50_s"] >= 2.0
+    # energy per image at that load comes from the serve row: 1200 J whatever the batch
+    assert row["energy_per_1000_images_j"] == pytest.approx(1_200_000)

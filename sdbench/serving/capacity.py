@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from sdbench.analysis.perfmodel import Calibration, Workload, calibration_for
-from sdbench.analysis.predict import predict
+from sdbench.analysis.predict import POWER_SHARE_OF_TDP, _catalogue_name, predict
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, load_catalogue
 from sdbench.serving.simulate import LatencyCurve, SimResult, max_rate_within_slo, simulate
+from sdbench.store.schema import guided
 
 RATE_UNITS_S = {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0, "hour": 3600.0, "day": 86400.0}
 SEARCH_REQUESTS = 5_000  # per simulated rate while searching: p99 rests on the slowest 50
@@ -86,14 +87,22 @@ def gpu_curve(
     max_batch: int,
     results: pd.DataFrame | None,
     calibration: Calibration,
+    served_rows: pd.DataFrame | None = None,
 ) -> GpuCurve | None:
     """Seconds and joules of one call of 1..max_batch images, as far as the GPU holds them.
 
-    Each batch size is `predict`'s answer: measured pipeline rows of that GPU win over the
+    A serve run of the workload on that GPU gives the times its worker measured per batch size;
+    other sizes are `predict`'s answer, where measured pipeline rows of that GPU win over the
     performance model. None when not even one image fits.
     """
+    served = served_curve(served_rows, workload, gpu)
     seconds, energy, sources = [], [], set()
     for batch in range(1, max_batch + 1):
+        if batch in served:
+            seconds.append(served[batch][0])
+            energy.append(served[batch][1])
+            sources.add("measured")
+            continue
         answer = predict(
             gpu, workload.model, workload.height, workload.width, batch, workload.precision,
             workload.steps, workload.attention, workload.compile, results, calibration, cfg=workload.cfg,
@@ -107,6 +116,37 @@ def gpu_curve(
         return None
     source = sources.pop() if len(sources) == 1 else "measured+predicted"
     return GpuCurve(LatencyCurve(tuple(seconds)), tuple(energy), source)
+
+
+def served_curve(
+    results: pd.DataFrame | None, workload: Workload, gpu: GPU
+) -> dict[int, tuple[float, float]]:
+    """Batch size -> (seconds, joules) from the newest ok `serve` row of this workload on `gpu`:
+    the times its worker measured for each batch size before serving. Empty when there is none."""
+    if results is None or results.empty or "batch_curve_ms" not in results:
+        return {}
+    rows = results[
+        (results["stage"] == "serve") & (results["status"] == "ok")
+        & (results["model"] == workload.model) & (results["height"] == workload.height)
+        & (results["width"] == workload.width) & (results["precision"] == workload.precision)
+        & (results["attention"].fillna("sdpa") == workload.attention)
+        & (results["steps"] == workload.steps) & (guided(results) == workload.cfg)
+        & results["batch_curve_ms"].notna()
+    ]  # fmt: skip
+    rows = rows[rows["device_name"].map(lambda name: _catalogue_name(str(name))) == gpu.name]
+    if rows.empty:
+        return {}
+    newest = rows.sort_values("started_at").iloc[-1]
+    per_image_j = newest.get("energy_per_image_j")
+    curve = {}
+    for batch, milliseconds in enumerate(newest["batch_curve_ms"], start=1):
+        joules = per_image_j * batch if per_image_j == per_image_j and per_image_j else None
+        seconds = milliseconds / 1000.0
+        curve[batch] = (
+            seconds,
+            joules if joules is not None else gpu.tdp_w * POWER_SHARE_OF_TDP * seconds,
+        )
+    return curve
 
 
 def gpus_needed(curve: LatencyCurve, rate_rps: float, per_gpu_rps: float, policy: Policy) -> int:
@@ -249,11 +289,16 @@ def capacity(
     Raises BadInput when no GPU can meet the SLO at all (it is below one image's latency).
     """
     costs = costs or Costs()
+    if results is not None and "stage" in results:  # serve rows feed served_curve only
+        served = results[results["stage"] == "serve"]
+        results = results[results["stage"] != "serve"]
+    else:
+        served = None
     calibration = calibration_for(results)
     found = {}
     for gpu in gpus if gpus is not None else load_catalogue():
         if not (costs.cloud and gpu.cloud_usd_per_h is None):
-            found[gpu] = gpu_curve(gpu, workload, policy.max_batch, results, calibration)
+            found[gpu] = gpu_curve(gpu, workload, policy.max_batch, results, calibration, served)
     held = {gpu: curve for gpu, curve in found.items() if curve is not None}
     if not held:
         raise BadInput(
