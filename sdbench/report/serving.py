@@ -3,11 +3,14 @@ SLO drawn in), the batch-size mix, the serve rows, and a capacity table per work
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
+from sdbench import units
 from sdbench.errors import SdbenchError
-from sdbench.report import plots, units
+from sdbench.report import plots
 from sdbench.report.plots import Plot, figure_svg
 from sdbench.report.tables import frame_table
 
@@ -77,6 +80,14 @@ def _series(ok: pd.DataFrame):
         yield index, (f"{device}: " if several else "") + label, series.sort_values("offered_rps")
 
 
+def _finish(figure, axis, ylabel: str, plot: Plot) -> Plot:
+    """Every serving plot: offered rate along x, one legend under it, drawn into the plot."""
+    axis.set_xlabel("offered rate (requests per second)")
+    axis.set_ylabel(ylabel)
+    plots._shared_legend(figure, [axis])
+    return replace(plot, svg=figure_svg(figure, plot.anchor))
+
+
 @plots._styled
 def latency_vs_rate(ok: pd.DataFrame) -> Plot:
     anchor, title = "plot-serve-latency", "Latency percentiles vs offered rate"
@@ -99,11 +110,8 @@ def latency_vs_rate(ok: pd.DataFrame) -> Plot:
         axis.axhline(
             slo, color="#c0392b", linewidth=1.2, linestyle="-.", label=f"SLO p99 {slo:g} s"
         )
-    axis.set_xlabel("offered rate (requests per second)")
-    axis.set_ylabel("latency (s)")
-    plots._shared_legend(figure, [axis])
     caption = "Each request's latency from arrival to its image; the dash-dot line is the p99 SLO."
-    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+    return _finish(figure, axis, "latency (s)", Plot(anchor, title, caption))
 
 
 @plots._styled
@@ -119,11 +127,8 @@ def throughput_vs_rate(ok: pd.DataFrame) -> Plot:
     axis.plot(
         [0, top], [0, top], color="#5b6770", linewidth=0.8, linestyle=":", label="served = offered"
     )
-    axis.set_xlabel("offered rate (requests per second)")
-    axis.set_ylabel("served (requests per second)")
-    plots._shared_legend(figure, [axis])
     caption = "Where the line leaves the diagonal, the device cannot keep up and the queue grows."
-    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+    return _finish(figure, axis, "served (requests per second)", Plot(anchor, title, caption))
 
 
 @plots._styled
@@ -145,11 +150,8 @@ def batch_mix(ok: pd.DataFrame) -> Plot:
         axis.bar(labels, shares[:, size], bottom=bottom, label=f"batch of {size + 1}",
                  color=plots.SERIES_COLORS[size % len(plots.SERIES_COLORS)])  # fmt: skip
         bottom += shares[:, size]
-    axis.set_xlabel("offered rate (requests per second)")
-    axis.set_ylabel("share of requests")
-    plots._shared_legend(figure, [axis])
     caption = "Which batch sizes the requests were served in: batching grows with the load."
-    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+    return _finish(figure, axis, "share of requests", Plot(anchor, title, caption))
 
 
 def _capacity_tables(section, ok: pd.DataFrame, measured: pd.DataFrame) -> None:
