@@ -45,7 +45,10 @@ def test_gpus_needed_is_the_fewest_whose_simulated_p99_meets_the_slo():
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["capacity", *args])
+    try:
+        code = main(["capacity", *args])
+    except SystemExit as exit_:  # argparse refusing a flag's value
+        code = exit_.code
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -98,7 +101,6 @@ def test_capacity_table_fits_100_columns_and_says_what_was_asked(capsys):
     [
         (["--rate", "0/h", "--p99", "10"], "above zero"),
         (["--rate", "2000/week", "--p99", "10"], "units"),
-        (["--rate", "2000/h", "--p99", "10", "--max-batch", "0"], "max_batch"),
         (["--rate", "2000/h", "--p99", "0.5"], "below one image's latency"),
     ],
 )
@@ -106,6 +108,19 @@ def test_capacity_bad_input_exits_2_with_one_paragraph(capsys, args, says):
     code, out, err = run_cli(capsys, "--model", "sdxl", "--gpu", "h100-sxm", "--results", *args)
     assert code == 2 and out == ""
     assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_capacity_refuses_max_batch_0_with_exit_2_and_no_traceback(capsys):
+    code, out, err = run_cli(
+        capsys, "--model", "sdxl", "--rate", "2000/h", "--p99", "10", "--max-batch", "0"
+    )
+    assert code == 2 and out == ""
+    assert "--max-batch" in err and "got 0" in err and "Traceback" not in err
+
+
+def test_a_policy_without_batches_is_refused():
+    with pytest.raises(BadInput, match="max_batch must be from 1"):
+        Policy(slo_p99_s=10.0, max_batch=0)
 
 
 def measured_pipeline_rows(gpu_name: str, seconds_by_batch: dict[int, float]) -> pd.DataFrame:
