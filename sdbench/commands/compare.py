@@ -13,6 +13,8 @@ from sdbench.commands.output import (
     print_json,
     print_rows,
 )
+from sdbench.report.escape import markdown as _md_escape
+from sdbench.report.escape import printable
 from sdbench.units import bytes_text
 
 EXAMPLES = """examples:
@@ -173,8 +175,8 @@ def _summary(result) -> str:
 
 
 def as_text(result, show_all: bool = False) -> str:
-    lines = [f"WARNING: {w}" for w in result.environment_warnings]
-    lines += [f"note: {n}" for n in result.notes]
+    lines = [f"WARNING: {printable(w)}" for w in result.environment_warnings]
+    lines += [f"note: {printable(n)}" for n in result.notes]
     table = result.table if show_all else result.table[result.table["verdict"] != "unchanged"]
     if len(table):
         rows = [_cells(r) + [r["note"] or ""] for _, r in table.iterrows()]
@@ -187,10 +189,6 @@ def as_text(result, show_all: bool = False) -> str:
     if hidden:
         lines[-1] += f"; {hidden} unchanged row{'s' * (hidden != 1)} hidden (--all shows them)"
     return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _md_table(table) -> list[str]:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from sdbench.report.escape import markdown
 from sdbench.report.text import (
     WIDTH,
     footnotes,
@@ -130,11 +131,9 @@ def _csv_value(value: Any) -> Any:
 
 
 def format_markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table; pipes in values escaped."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += [
-        "| " + " | ".join(format_cell(v).replace("|", "\\|") for v in row) + " |" for row in rows
-    ]
+    """A markdown table; values escaped (pipes, line breaks, control characters, HTML)."""
+    lines = ["| " + " | ".join(markdown(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(markdown(format_cell(v)) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sdbench.report.escape import markdown as escape
 from sdbench.report.sections import Page, Section
 from sdbench.report.tables import Table
-
-
-def escape(text: object) -> str:
-    """Text safe inside a markdown table cell: no pipes, newlines or raw HTML."""
-    value = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def table_markdown(table: Table) -> str:

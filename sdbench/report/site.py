@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from markupsafe import Markup
 
+from sdbench.report.escape import printable
 from sdbench.report.sections import Page, build_page
 from sdbench.store.files import output_error, write_atomic
 from sdbench.store.schema import REPORT_COPY_KEY
@@ -29,7 +30,13 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_visible,
     )
+
+
+def _visible(value: object) -> object:
+    """Every value a template prints shows control characters as escapes (trusted markup aside)."""
+    return printable(value) if isinstance(value, str) and not isinstance(value, Markup) else value
 
 
 def render_html(page: Page) -> str:

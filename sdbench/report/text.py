@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sdbench import units
+from sdbench.report.escape import printable
 from sdbench.units import bytes_text
 
 human_bytes = bytes_text  # the older name
@@ -115,4 +116,4 @@ def format_cell(value: Any) -> str:
         if isinstance(value, int):
             return f"{value:,}" if abs(value) >= 10_000 else str(value)
         return units.number_text(value)
-    return str(value)
+    return printable(value)  # a test or suite name must not break the table or the terminal
