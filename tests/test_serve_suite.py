@@ -97,3 +97,15 @@ def test_the_shipped_serve_suite_is_valid():
 
     suite = load_suite("serve-tiny")
     assert suite.serve is not None and "auto" in suite.serve.rates
+
+
+def test_a_serve_cell_is_expected_to_take_its_calibration_plus_its_arrivals_span():
+    from sdbench.cell import Measure
+    from sdbench.runner.estimate import serve_seconds
+
+    suite = suite_with('rates = [2, "auto"]\nduration_s = 30\nmax_batch = 2\nslo_p99_s = 4')
+    poisson, auto = [c for c in expand(suite, ["cpu"]) if c.stage == "serve"]
+    measure = Measure(warmup=1)
+    # batch 2 call 1 s, batch 1 taken as 0.5 s; (1 warm-up + 3 timed) calls each
+    assert serve_seconds(poisson, 1.0, measure) == pytest.approx(4 * 1.5 + 30)
+    assert serve_seconds(auto, 1.0, measure) == pytest.approx(4 * 1.5 + 60)

@@ -213,12 +213,13 @@ def estimate_cells(
 
 
 def serve_seconds(cell: Cell, batch_call_s: float, measure: Measure) -> float:
-    """A serve cell: warm-up and calibration of each batch size, then its arrivals' span (an
+    """A serve cell: warm-up and calibration of each batch size (`batch_call_s` is one call at
+    max_batch; smaller batches taken as proportionally shorter), then its arrivals' span (an
     "auto" cell may serve up to three times; its span is taken twice)."""
     from sdbench.serving.server import CALIBRATION_CALLS
 
     calibration = sum(
-        (max(1, measure.warmup) + CALIBRATION_CALLS) * batch_call_s * size
+        (max(1, measure.warmup) + CALIBRATION_CALLS) * batch_call_s * size / cell.batch_size
         for size in range(1, cell.batch_size + 1)
     )
     if cell.requests is not None and cell.rate_rps:
