@@ -98,7 +98,9 @@ def test_packaged_suites_run_by_name_from_any_folder(tmp_path, monkeypatch):
 
 def test_a_local_suite_file_wins_over_the_packaged_one_of_the_same_name(tmp_path, monkeypatch):
     (tmp_path / "suites").mkdir()
-    (tmp_path / "suites" / "quick.toml").write_text('[suite]\nname = "my-quick"\n')
+    (tmp_path / "suites" / "quick.toml").write_text(
+        '[suite]\nname = "my-quick"\n[matrix]\nmodel = ["tiny"]\n'
+    )
     monkeypatch.chdir(tmp_path)
     assert load_suite("suites/quick.toml").name == "my-quick"
     assert load_suite("quick").name == "quick"

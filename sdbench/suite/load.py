@@ -126,6 +126,12 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
     measure = _measure(ctx, _table(ctx, data, "measure"))
     excludes = _excludes(ctx, data.get("exclude", []))
     serve = _serve(ctx, _table(ctx, data, "serve"), "serve" in data, matrix)
+    if not data.get("matrix"):  # defaults alone would run a full-size SD1.5 UNet for minutes
+        raise ctx.fail(
+            "matrix",
+            "is missing or empty, so there is nothing to measure. Add a [matrix] table naming at "
+            'least the models, e.g. model = ["sd15"] and resolution = [512] (see suites/quick.toml).',
+        )
     suite = Suite(name, description, source, matrix, options, measure, excludes, text, serve)
     _check_size(ctx, suite)
     return suite
