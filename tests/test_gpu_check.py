@@ -25,7 +25,7 @@ def gpu_cells():
 
 def test_gpu_suite_runs_every_gpu_path_once():
     cells = gpu_cells()
-    assert len(cells) == 44 and {c.device for c in cells} == {"cuda:0"}
+    assert len(cells) == 54 and {c.device for c in cells} == {"cuda:0"}
     grid = {
         (c.batch_size, c.precision, c.attention)
         for c in cells
@@ -123,6 +123,31 @@ def good_rows() -> list[dict]:
 
 def failed(checks) -> dict[str, str]:
     return {c.name: c.detail for c in checks if not c.ok}
+
+
+def test_gpu_suite_has_a_lever_slice_of_each_lever_alone_on_the_sd15_pipeline():
+    levers = [
+        " ".join(v for v in (c.memory, c.quant, c.cache) if v != "none")
+        for c in gpu_cells()
+        if c.stage == "pipeline"
+    ]
+    assert levers == [
+        "", "deepcache:3", "model_offload", "sequential_offload", "vae_slicing+vae_tiling",
+        "attention_slicing", "int8wo", "int8dq", "fp8dq", "nf4",
+    ]  # fmt: skip
+
+
+def test_lever_check_wants_offload_below_the_plain_peak_and_quant_within_tolerance():
+    plain = ok_row(stage="pipeline", peak_mem_allocated_bytes=4e9)
+    offload = ok_row(stage="pipeline", memory="model_offload", peak_mem_allocated_bytes=2e9)
+    int8 = ok_row(stage="pipeline", quant="int8wo", ref_rel_err=0.02, fidelity_tolerance=0.1)
+    nf4 = ok_row(stage="pipeline", quant="nf4", status="unsupported", error="no bitsandbytes")
+    assert verify.lever_check([plain, offload, int8, nf4], cpu_dry_run=False).ok
+    heavier = {**offload, "peak_mem_allocated_bytes": 5e9}
+    broken = {**int8, "fidelity_ok": False, "ref_rel_err": 0.4}
+    check = verify.lever_check([plain, heavier, broken], cpu_dry_run=False)
+    assert not check.ok and "model_offload: peak" in check.detail
+    assert "int8wo: fidelity 0.4 above 0.1" in check.detail
 
 
 def test_verify_passes_a_healthy_gpu_run():
@@ -275,7 +300,7 @@ def test_cpu_dry_run_passes_end_to_end_through_the_wrapper(dry_run):
 def test_cpu_dry_run_results_hold_every_cell_with_its_status(dry_run):
     out, _ = dry_run
     frame = pd.read_parquet(out / "results.parquet")
-    assert len(frame) == 42 and set(frame["device"]) == {"cpu"}
+    assert len(frame) == 52 and set(frame["device"]) == {"cpu"}
     counts = Counter(frame["status"])
     assert counts["oom"] == 1 and counts["error"] == 0 and counts["ok"] >= 25
     planned = frame[frame["batch_size"] == suite.OOM_BATCH]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -99,3 +101,32 @@ def test_remedies_use_the_ratio_an_accelerator_measured_and_say_so(frame):
     offload = next(w for w in ways if w.startswith("model CPU offload"))
     assert "(measured: 0.40x the plain peak on NVIDIA H100, 1 cell)" in offload
     assert all("measured" not in w for w in ways if not w.startswith("model CPU offload"))
+
+
+def test_the_report_has_a_levers_section_with_winners_and_a_marked_tradeoff_plot(frame):
+    from sdbench.report.sections import levers_section
+
+    section = levers_section(frame)
+    winners = section.tables[0].frame.iloc[0]
+    assert (winners["speed_setting"], winners["memory_setting"]) == ("int8dq", "model_offload")
+    assert len(section.tables[1].frame) == 5  # every setting, the plain one included
+    svg = section.plots[0].svg
+    assert "nf4 (fidelity fails)" in svg and "model_offload" in svg
+
+
+def test_a_report_without_lever_rows_has_no_levers_section(frame):
+    from sdbench.report.sections import levers_section
+
+    assert levers_section(frame.iloc[:1]) is None
+
+
+def test_best_by_lever_prints_the_winners_per_model_and_stage(frame, tmp_path, capsys):
+    from sdbench.cli import main
+    from sdbench.store.files import write_run
+
+    path = write_run(frame.to_dict(orient="records"), tmp_path / "levers.parquet")
+    assert main(["best", str(path), "--by", "lever", "--format", "json"]) == 0
+    (answer,) = json.loads(capsys.readouterr().out)
+    assert (answer["speed_setting"], answer["memory_setting"]) == ("int8dq", "model_offload")
+    assert main(["best", str(path)]) == 0
+    assert "int8dq" in capsys.readouterr().out

@@ -124,3 +124,17 @@ def _cell(stage="pipeline", model="tiny", **levers) -> Cell:
 )
 def test_cache_settings_outside_their_models_and_stage_are_unsupported(cell, reason):
     assert unsupported_reason(cell).startswith(reason)
+
+
+def test_a_wide_matrix_narrowed_by_excludes_loads_and_one_that_is_not_is_refused():
+    wide = (
+        "[matrix]\nmodel = ['tiny']\nresolution = [64, 128, 256, 512, 1024]\n"
+        f"batch_size = {list(range(1, 21))}\nquant = ['none', 'int8wo', 'int8dq', 'fp8dq', 'nf4']\n"
+        "memory = ['none', 'vae_slicing', 'vae_tiling', 'attention_slicing', 'model_offload']\n"
+        "cache = ['none', 'deepcache:2', 'deepcache:3', 'deepcache:4']\n"
+        "precision = ['fp32', 'bf16', 'fp16']\nattention = ['sdpa', 'math', 'flash']\n"
+        "stage = ['unet', 'pipeline']\ncompile = ['none', 'default']\n"
+    )  # 5 x 20 x 5 x 5 x 4 x 3 x 3 x 2 x 2 = 360,000 cells before excludes
+    assert "expands to 360000 cells" in _error(wide.removeprefix("[matrix]\n"))
+    narrowed = wide + "[[exclude]]\nbatch_size = " + str(list(range(2, 21))) + "\n"
+    assert len(parse_suite(narrowed, "s.toml").excludes) == 1  # 18,000 cells remain

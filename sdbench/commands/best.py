@@ -17,6 +17,20 @@ COLUMNS = (
     ("fidelity", "fidelity"),
     ("note", "reason"),
 )
+LEVER_COLUMNS = (
+    ("device", "device"),
+    ("model", "model"),
+    ("stage", "stage"),
+    ("workload", "workload"),
+    ("fastest lever", "speed_setting"),
+    ("x speed", "speed_speedup"),
+    ("x mem", "speed_memory_ratio"),
+    ("err", "speed_ref_rel_err"),
+    ("leanest lever", "memory_setting"),
+    ("x speed", "memory_speedup"),
+    ("x mem", "memory_memory_ratio"),
+    ("err", "memory_ref_rel_err"),
+)
 PRECISION_COLUMNS = (
     ("device", "device_name"),
     ("model", "model"),
@@ -34,6 +48,8 @@ EXAMPLES = """examples:
   sdbench best  the fastest passing setting per workload in ./results
   sdbench best --by precision --results results/RUN.parquet
                 is bf16/fp16 worth it, per stage
+  sdbench best --by lever
+                which memory mode, quant scheme or step cache wins on speed and on memory
 """
 
 
@@ -52,10 +68,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_format_option(parser)
     parser.add_argument(
         "--by",
-        choices=("setting", "precision"),
+        choices=("setting", "precision", "lever"),
         default="setting",
         help="setting: the fastest passing setting per workload (default); precision: per stage, "
-        "is bf16/fp16 worth it against fp32 (speed-up, 95%% CI, fidelity verdict)",
+        "is bf16/fp16 worth it against fp32 (speed-up, 95%% CI, fidelity verdict); lever: per "
+        "model and stage, the memory/quant/cache setting that wins on speed and the one that wins "
+        "on memory among those passing fidelity (x speed, x memory against every lever off, err)",
     )
     parser.add_argument(
         "--require-fidelity",
@@ -81,6 +99,10 @@ def handle(args: argparse.Namespace) -> int:
         from sdbench.analysis.precision_gains import precision_gains
 
         table, columns = precision_gains(frame), PRECISION_COLUMNS
+    elif args.by == "lever":
+        from sdbench.analysis.levers import lever_summary
+
+        table, columns = lever_summary(frame), LEVER_COLUMNS
     else:
         table = fastest_settings(frame, require_fidelity=args.require_fidelity)
         columns = COLUMNS
@@ -105,6 +127,7 @@ def handle(args: argparse.Namespace) -> int:
 def _value(row, name: str):
     import pandas as pd
 
+    from sdbench.levers import describe as describe_levers
     from sdbench.units import time_text
 
     if name == "workload":
@@ -116,7 +139,8 @@ def _value(row, name: str):
         if pd.isna(row["precision"]):
             return None
         compile_mode = "" if row["compile"] in (None, "none") else f"+{row['compile']}"
-        return f"{row['precision']} {row['attention']}{compile_mode}"
+        levers = describe_levers(*(row.get(k) or "none" for k in ("memory", "quant", "cache")))
+        return f"{row['precision']} {row['attention']}{compile_mode} {levers}".strip()
     if name == "median_ms":
         return time_text(row["median_ms"])
     if name == "fidelity":
@@ -129,6 +153,10 @@ def _value(row, name: str):
         error = row["max_ref_rel_err"]
         return row["fidelity"] + ("" if pd.isna(error) else f" (err {error:.1e})")
     value = row[name]
+    if name.endswith(("_speedup", "_ratio", "_err")):
+        return None if pd.isna(value) else float(f"{value:.3g}")
+    if name == "speed_setting" and pd.isna(value):
+        return "(none passes)"
     if name == "speedup" and pd.notna(value):
         return _speedup_text(value, row["speedup_ci95_low"], row["speedup_ci95_high"])
     return None if pd.isna(value) else value

@@ -97,6 +97,7 @@ def verify_rows(
         )
     )
     checks.append(_memory_check(ok_rows, cpu_dry_run))
+    checks.append(lever_check(rows, cpu_dry_run))
     checks.append(_telemetry_check(ok_rows, cpu_dry_run))
     if not cpu_dry_run:
         checks.append(_compile_check(rows))
@@ -136,6 +137,47 @@ def _memory_check(ok_rows: list[dict], cpu_dry_run: bool) -> Check:
 
 
 NVML_COLUMNS = ("sm_clock_mhz", "max_temp_c", "avg_power_w", "energy_j")
+
+
+def _lever(row: dict) -> str:
+    return " ".join(
+        str(row.get(k)) for k in ("memory", "quant", "cache") if row.get(k) not in (None, "none")
+    )
+
+
+def lever_check(rows: list[dict], cpu_dry_run: bool) -> Check:
+    """The lever slice: offload lowers the pipeline's peak device memory, every ok quantised or
+    cached row passes its fidelity tolerance, and what cannot run here says why."""
+    levers = [r for r in rows if _lever(r)]
+    if not levers:
+        return Check("levers", True, "the suite has no lever cells")
+    plain = [r for r in rows if r["stage"] == "pipeline" and not _lever(r) and r["status"] == "ok"]
+    plain_peak = plain[0].get("peak_mem_allocated_bytes") if plain else None
+    problems, seen = [], []
+    for row in levers:
+        name = _lever(row)
+        if row["status"] == "unsupported":
+            seen.append(f"{name}: unsupported ({str(row.get('error'))[:80]})")
+            continue
+        if row["status"] != "ok":
+            continue  # "no errors" reports it
+        if row.get("fidelity_ok") is False:
+            problems.append(
+                f"{name}: fidelity {row.get('ref_rel_err'):.3g} above {row.get('fidelity_tolerance')}"
+            )
+        peak = row.get("peak_mem_allocated_bytes")
+        if (
+            "offload" in name
+            and not cpu_dry_run
+            and not (_present(peak) and _present(plain_peak) and peak < plain_peak)
+        ):
+            problems.append(
+                f"{name}: peak {human_bytes(peak)} not below the plain pipeline's {human_bytes(plain_peak)}"
+            )
+        seen.append(
+            f"{name}: ok, {_number(row.get('median_ms'))} ms, {human_bytes(_peak_bytes(row))}"
+        )
+    return Check("levers", not problems, "; ".join(problems) or "; ".join(seen))
 
 
 def _telemetry_check(ok_rows: list[dict], cpu_dry_run: bool) -> Check:

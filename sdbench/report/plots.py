@@ -526,3 +526,39 @@ def _mark_changes(axis, series: pd.DataFrame, changes: pd.DataFrame, color: str)
         edgecolors=color,
         linewidths=1.6,
     )
+
+
+@_styled
+def lever_tradeoff(table: pd.DataFrame) -> Plot:
+    """Time against peak memory, one point per lever setting, from `analysis.levers.lever_table`.
+
+    One panel per (device, model, stage, size, batch, precision); settings whose fidelity failed
+    are drawn as red crosses and named so in their label.
+    """
+    anchor, title = "plot-levers", "Levers: time vs peak memory"
+    rows = table[table["peak_bytes"].notna() & table["median_ms"].notna()]
+    keys = ("device_name", "model", "stage", "width", "height", "batch_size", "precision")
+    rows = rows.assign(device_name=rows["device_name"].fillna(rows["device"]))
+    facets = [(k, g) for k, g in _facets(rows, keys) if (g["setting"] != "none").any()]
+    if not facets:
+        return Plot(anchor, title, "", skipped="No lever setting (memory, quant, cache) ran ok.")
+    figure, axes = _grid(len(facets), row_height_in=3.4)
+    for axis, (key, group) in zip(axes, facets, strict=True):
+        device, model, stage, width, height, batch, precision = key
+        for _, row in group.iterrows():
+            failed = not row["fidelity_ok"]
+            axis.scatter(row["peak_bytes"] / GIB, row["median_ms"], s=30 if failed else 26,
+                         marker="x" if failed else "o", color="#c0392b" if failed else "#1f5fa8")  # fmt: skip
+            label = str(row["setting"]) + (" (fidelity fails)" if failed else "")
+            axis.annotate(label, (row["peak_bytes"] / GIB, row["median_ms"]), fontsize=7,
+                          color="#4a525a", xytext=(4, 3), textcoords="offset points")  # fmt: skip
+        _log_if_wide(axis, group["median_ms"])
+        axis.set_title(f"{device} · {model} {stage} {width}×{height} b{batch} {precision}")
+        axis.set_xlabel(f"peak {group['memory_source'].iloc[0]} memory (GiB)")
+        axis.set_ylabel("median per call (ms)")
+    caption = (
+        "Each point is one setting of the same workload; down is faster, left uses less memory. "
+        "Red crosses failed their fidelity tolerance against the fp32 reference. On a CPU the "
+        "memory is the process's peak RSS (weights included); on a GPU, peak reserved device memory."
+    )
+    return Plot(anchor, title, caption, figure_svg(figure, anchor))

@@ -91,6 +91,7 @@ def build_page(
         matrix_section(latest),
         plots_section(latest) if with_plots else None,
         fastest_section(frame),
+        levers_section(frame, with_plots),
         per_image_section(latest),
         which_gpu_section(latest),
         serving_section(latest),
@@ -266,6 +267,9 @@ FASTEST_COLUMNS = [
     ("precision", "precision", None),
     ("attention", "attention", None),
     ("compile", "compile", None),
+    ("memory", "memory", None),
+    ("quant", "quant", None),
+    ("cache", "cache", None),
     ("median", "median_ms", units.Unit("ms")),
     ("default", "default_precision", None),
     ("default median", "default_median_ms", units.Unit("ms")),
@@ -315,6 +319,73 @@ def fastest_section(frame: pd.DataFrame) -> Section:
     return Section(
         "fastest", "Fastest settings", intro, tables=[t for t in (table, precision) if t.rows]
     )
+
+
+LEVER_COLUMNS = [
+    ("device", "device", None),
+    ("model", "model", None),
+    ("stage", "stage", None),
+    ("width", "width", units.COUNT),
+    ("height", "height", units.COUNT),
+    ("batch", "batch_size", units.COUNT),
+    ("precision", "precision", None),
+    ("fastest lever", "speed_setting", None),
+    ("its speed-up (×)", "speed_speedup", units.PLAIN),
+    ("its memory (×)", "speed_memory_ratio", units.PLAIN),
+    ("its error", "speed_ref_rel_err", units.PLAIN),
+    ("leanest lever", "memory_setting", None),
+    ("its speed-up (×)", "memory_speedup", units.PLAIN),
+    ("its memory (×)", "memory_memory_ratio", units.PLAIN),
+    ("its error", "memory_ref_rel_err", units.PLAIN),
+    ("settings", "settings", units.COUNT),
+    ("failing fidelity", "failing_fidelity", units.COUNT),
+]
+LEVER_SETTING_COLUMNS = [
+    ("device", "device", None),
+    ("model", "model", None),
+    ("stage", "stage", None),
+    ("width", "width", units.COUNT),
+    ("batch", "batch_size", units.COUNT),
+    ("precision", "precision", None),
+    ("setting", "setting", None),
+    ("median", "median_ms", units.Unit("ms")),
+    ("speed-up (×)", "speedup", units.PLAIN),
+    ("peak", "peak_bytes", units.Unit("GiB", units.GIB)),
+    ("memory (×)", "memory_ratio", units.PLAIN),
+    ("measured as", "memory_source", None),
+    ("error vs fp32", "ref_rel_err", units.PLAIN),
+    ("tolerance", "fidelity_tolerance", units.PLAIN),
+    ("fidelity passes", "fidelity_ok", None),
+]
+
+
+def levers_section(frame: pd.DataFrame, with_plots: bool = True) -> Section | None:
+    """Which lever wins on speed and which on memory per model and stage, and their fidelity."""
+    from sdbench.analysis.levers import lever_summary, lever_table
+
+    table = lever_table(frame)
+    if (table["setting"] == "none").all():
+        return None
+    intro = (
+        "Memory modes, quantisation schemes and step caches against the same workload with every "
+        "lever off: speed-up = plain median / lever median, memory = lever peak / plain peak. "
+        "Winners are chosen among settings whose fidelity passed its tolerance."
+    )
+    section = Section("levers", "Levers", intro)
+    summary = lever_summary(frame)
+    if not summary.empty:
+        section.tables.append(
+            frame_table(summary, "What each lever buys", LEVER_COLUMNS, "", "levers-table")
+        )
+    rows = table.sort_values(["device", "model", "stage", "width", "batch_size", "median_ms"])
+    section.tables.append(
+        frame_table(rows, "Every setting", LEVER_SETTING_COLUMNS, "", "lever-settings-table")
+    )
+    if with_plots:
+        plot = plots.lever_tradeoff(table)
+        section.plots = [plot] if plot.svg else []
+        section.notes = [f"{plot.title}: not drawn. {plot.skipped}"] if plot.skipped else []
+    return section
 
 
 PER_IMAGE_COLUMNS = [
