@@ -11,6 +11,7 @@ GPU_SUITE = Path(__file__).resolve().parents[1] / "suites" / "gpu-check.toml"
 OOM_BATCH = 2048  # gpu-check.toml's planned out-of-memory cell (the only batch this big)
 DRY_RUN_MODEL, DRY_RUN_STANDS_FOR = "tiny", "sd15"
 DRY_RUN_RESOLUTION_DIVISOR = 8
+DRY_RUN_STEPS = 2
 DRY_RUN_MEASURE = {
     "warmup": 1,
     "min_repeats": 2,
@@ -36,6 +37,8 @@ def dry_run_suite_text(gpu_suite_text: str) -> str:
     matrix.update(model=[DRY_RUN_MODEL], device=["cpu"])
     matrix["compile"] = ["none"]  # inductor's C++ build takes minutes on a 2-core CI machine
     data["measure"] = dict(DRY_RUN_MEASURE)
+    # The lever slice's pipeline cells: 2 steps keep the dry run short; steps only shape them.
+    data.setdefault("options", {})["steps"] = DRY_RUN_STEPS
     rules = []
     for rule in data.get("exclude", []):
         models = rule.get("model", [DRY_RUN_STANDS_FOR])
