@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -250,7 +251,7 @@ def load_or_probe(device: str, refresh: bool = False) -> dict:
     if not refresh:
         try:
             cached = json.loads(path.read_text())
-            if not _taken_busier_than_now(cached):
+            if _well_formed(cached) and not _taken_busier_than_now(cached):
                 return {**cached, "device": device, "cache_path": str(path), "cached": True}
         except (OSError, ValueError):
             pass  # no cache yet, or a damaged one: measure again
@@ -263,6 +264,29 @@ def load_or_probe(device: str, refresh: bool = False) -> dict:
     except OSError:
         pass  # a read-only home: the figures are still used, just measured again next time
     return {**result, "cache_path": str(path), "cached": False}
+
+
+def _well_formed(cached: object) -> bool:
+    """A cache of the right shape: anything else (edited, older, foreign) is a missing cache."""
+    if not isinstance(cached, dict) or not isinstance(cached.get("device_name"), str):
+        return False
+    figures = [cached.get(k, {}) for k in ("conv_tflops", "dense_tflops", "skipped")]
+    figures.append(cached.get("matmul_tflops"))
+    if not all(isinstance(f, dict) for f in figures):
+        return False
+    numbers = [v for f in figures[:2] + figures[3:] for v in f.values()]
+    numbers += [cached[k] for k in ("bandwidth_gbs",) if cached.get(k) is not None]
+    load = cached.get("load_1m", 0)
+    return all(_positive(v) for v in numbers) and (load == 0 or _positive(load))
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def _taken_busier_than_now(cached: dict) -> bool:

@@ -341,6 +341,13 @@ def _weights(ctx: _Context, key: str, value: Any) -> str:
         resolved = str(folder.resolve()) if found else ""
     except (OSError, ValueError, RuntimeError):  # name too long, NUL byte, "~" without a home
         found = False
+    if found and _only_pickles(Path(resolved)):
+        raise ctx.fail(
+            key,
+            f"weights folder {_show(value)} holds only pickled weights (.bin, .ckpt, .pt), which "
+            "sdbench never loads (unpickling runs code). Convert them to .safetensors (diffusers' "
+            'save_pretrained does) or use "random".',
+        )
     if not found:
         raise ctx.fail(
             key,
@@ -348,6 +355,19 @@ def _weights(ctx: _Context, key: str, value: Any) -> str:
             'vae/, text_encoder/ with .safetensors files) or "random" for random weights.',
         )
     return resolved
+
+
+PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+
+
+def _only_pickles(folder: Path, limit: int = 10_000) -> bool:
+    """Pickled weight files and no .safetensors file among the folder's first `limit` files."""
+    pickles = False
+    for index, file in enumerate(folder.rglob("*")):
+        if file.name.endswith(".safetensors") or index >= limit:
+            return False
+        pickles = pickles or file.name.endswith(PICKLE_SUFFIXES)
+    return pickles
 
 
 def _measure(ctx: _Context, table: dict) -> Measure:
