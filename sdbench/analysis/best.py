@@ -28,6 +28,7 @@ import pandas as pd
 from sdbench.analysis.compare import bootstrap_ratio_ci, sample_array
 from sdbench.analysis.outliers import flag_outliers, is_outlier
 from sdbench.levers import LEVERS
+from sdbench.store.schema import plain_levers, with_levers
 
 WORKLOAD = ["device", "model", "stage", "height", "width", "batch_size", "cfg", "steps"]
 CONFIG = ["precision", "attention", "compile", "channels_last", "vae", *LEVERS]
@@ -78,16 +79,12 @@ def is_plain_default(frame: pd.DataFrame) -> pd.Series:
     """True for rows with the plain default knobs, any precision (precision is chosen per device)."""
     channels_last = frame["channels_last"].astype("boolean").fillna(False)
     vae = frame["vae"].fillna("default")
-    levers_off = pd.Series(True, index=frame.index)
-    for lever in LEVERS:
-        if lever in frame:
-            levers_off &= frame[lever].fillna("none") == "none"
     return (
         (frame["attention"] == "sdpa")
         & (frame["compile"] == "none")
         & ~channels_last
         & (vae == "default")
-        & levers_off
+        & plain_levers(frame)
     ).astype(bool)
 
 
@@ -130,9 +127,7 @@ def with_config_columns(frame: pd.DataFrame) -> pd.DataFrame:
     ):
         if name not in frame:
             frame[name] = None
-    for lever in LEVERS:  # files from before the lever axes ran with every lever off
-        frame[lever] = frame[lever].fillna("none") if lever in frame else "none"
-    return frame
+    return with_levers(frame)
 
 
 def _best_of_workload(group: pd.DataFrame, require_fidelity: bool) -> dict:
@@ -235,6 +230,4 @@ def _fill_keys(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     frame["channels_last"] = frame["channels_last"].astype("boolean").fillna(False).astype(bool)
     frame["vae"] = frame["vae"].fillna("default")
-    for lever in LEVERS:
-        frame[lever] = frame[lever].fillna("none") if lever in frame else "none"
-    return frame
+    return with_levers(frame)

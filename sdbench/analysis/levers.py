@@ -18,6 +18,7 @@ import pandas as pd
 from sdbench.analysis.best import latest_per_cell, passes_fidelity, with_config_columns
 from sdbench.levers import LEVERS
 from sdbench.levers import describe as describe_levers
+from sdbench.store.schema import plain_levers, with_levers
 
 WORKLOAD = ["device", "model", "stage", "height", "width", "batch_size", "cfg", "steps"]
 BASE = ["precision", "attention", "compile", "channels_last", "vae"]
@@ -42,23 +43,6 @@ COLUMNS = [
     "fidelity_ok",
     "cell_id",
 ]
-
-
-def with_levers(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with the lever columns present and "none" where absent or null (older files)."""
-    frame = frame.copy()
-    for lever in LEVERS:
-        frame[lever] = frame[lever].fillna("none") if lever in frame else "none"
-    return frame
-
-
-def plain_levers(frame: pd.DataFrame) -> pd.Series:
-    """True for rows with every lever off (rows of files from before the levers included)."""
-    plain = pd.Series(True, index=frame.index)
-    for lever in LEVERS:
-        if lever in frame:
-            plain &= frame[lever].fillna("none") == "none"
-    return plain
 
 
 def peak_bytes(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:

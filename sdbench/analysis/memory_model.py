@@ -78,20 +78,17 @@ def component_weight_bytes(model: str, precision: str, quant: str = "none") -> d
     return weights
 
 
-@functools.lru_cache(maxsize=1)
-def _linear_params() -> pd.DataFrame:
-    with (
-        resources.files("sdbench")
-        .joinpath("data", "linear_params.csv")
-        .open("r", encoding="utf-8") as handle
-    ):
+@functools.lru_cache(maxsize=4)
+def data_table(name: str) -> pd.DataFrame:
+    """A CSV shipped in sdbench/data."""
+    with resources.files("sdbench").joinpath("data", name).open("r", encoding="utf-8") as handle:
         return pd.read_csv(handle)
 
 
 def linear_share(model: str, component: str) -> float:
     """The share of a component's parameters in linear layers (what the quant axis quantises);
     0 for components the quant axis leaves alone (the VAE) or that were not counted."""
-    data = _linear_params()
+    data = data_table("linear_params.csv")
     twin = same_architecture(model) if model in MODELS else model
     rows = data[(data["model"] == twin) & (data["component"] == component)]
     if rows.empty:
@@ -99,14 +96,8 @@ def linear_share(model: str, component: str) -> float:
     return float(rows["linear_params"].iloc[0] / rows["params"].iloc[0])
 
 
-@functools.lru_cache(maxsize=1)
 def measured_activations() -> pd.DataFrame:
-    with (
-        resources.files("sdbench")
-        .joinpath("data", "activation_memory.csv")
-        .open("r", encoding="utf-8") as handle
-    ):
-        return pd.read_csv(handle)
+    return data_table("activation_memory.csv")
 
 
 @functools.lru_cache(maxsize=32)

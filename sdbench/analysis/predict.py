@@ -8,7 +8,7 @@ from importlib import resources
 
 import pandas as pd
 
-from sdbench.analysis.levers import measured_memory_ratios, plain_levers
+from sdbench.analysis.levers import measured_memory_ratios
 from sdbench.analysis.memory_model import estimate_memory, usable_memory_bytes, ways_to_fit
 from sdbench.analysis.perfmodel import (
     MODEL_FAMILY,
@@ -20,7 +20,7 @@ from sdbench.analysis.perfmodel import (
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, find_gpu
 from sdbench.models.registry import get_model
-from sdbench.store.schema import guided
+from sdbench.store.schema import guided, plain_levers
 
 # Average board power while generating, as a share of TDP, when no measured power exists: SD
 # keeps the GPU busy but rarely at its power limit. An assumption, replaced by measured avg_power_w.

@@ -27,8 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sdbench.errors import BadInput
-from sdbench.levers import LEVERS
-from sdbench.store.schema import COLUMNS, IDENTITY_COLUMNS, REPORT_COPY_KEY, SCHEMA_VERSION
+from sdbench.store.schema import (
+    COLUMNS,
+    IDENTITY_COLUMNS,
+    REPORT_COPY_KEY,
+    SCHEMA_VERSION,
+    with_levers,
+)
 
 READ_THREADS = 8  # more than the cores: file opens wait on the file system (NFS), not the CPU
 
@@ -63,9 +68,7 @@ def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
     for name in COLUMNS:
         if name not in frame:
             frame[name] = None
-    for lever in LEVERS:  # files from before the lever axes ran with every lever off
-        frame[lever] = frame[lever].fillna("none").astype(object)
-    return frame
+    return with_levers(frame)  # files from before the lever axes ran with every lever off
 
 
 def _unreadable(file: Path, error: BaseException) -> BadInput:

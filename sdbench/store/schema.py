@@ -144,3 +144,22 @@ def guided(frame):
     if "cfg" not in frame.columns:
         return pd.Series(True, index=frame.index)
     return frame["cfg"].map(row_guided).astype(bool)
+
+
+def with_levers(frame):
+    """`frame` with the lever columns (memory, quant, cache) present and "none" where absent or
+    null: rows of files from before the lever axes ran with every lever off."""
+    from sdbench.levers import LEVERS
+
+    frame = frame.copy()
+    for lever in LEVERS:
+        frame[lever] = frame[lever].fillna("none").astype(object) if lever in frame else "none"
+    return frame
+
+
+def plain_levers(frame):
+    """True for rows with every lever off, as a bool Series (with_levers' rule)."""
+    from sdbench.levers import LEVERS
+
+    levers = with_levers(frame)[list(LEVERS)]
+    return (levers == "none").all(axis=1)
