@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 
 def run_rows(run_index: int, cells: int, host: str, rng: random.Random) -> list[dict]:
     """One run's rows: `cells` cells of one host, mostly ok, a few oom or error."""
-    started = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(hours=run_index)
+    started = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=run_index)
     run_id = f"{started:%Y%m%dT%H%M%SZ}-fleet-{run_index:06x}"
     rows = []
     for index in range(cells):

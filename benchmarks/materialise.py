@@ -29,9 +29,9 @@ def child(method: str, model: str, device: str, precision: str) -> float:
     import diffusers
     import torch
 
+    from sdbench.devices.backend import backend_for
     from sdbench.models.build import DTYPES, construct_on_meta, materialise
     from sdbench.models.registry import get_model
-    from sdbench.models.workload import synchronize
 
     diffusers.utils.logging.set_verbosity_error()
     spec = get_model(model)
@@ -49,7 +49,7 @@ def child(method: str, model: str, device: str, precision: str) -> float:
         finally:
             torch.set_default_dtype(previous)
         module = module.to(device)
-    synchronize(device)
+    backend_for(device).synchronize()
     seconds = time.perf_counter() - begin
     assert next(module.parameters()).dtype == dtype
     return seconds

@@ -16,10 +16,10 @@ import functools
 import sys
 import tempfile
 import time
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
-import tomllib
 from common import machine, median, print_machine, verdict
 
 TARGET = 0.60

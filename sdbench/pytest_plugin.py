@@ -1,9 +1,10 @@
 """pytest plugin: turn an sdbench suite into pytest-benchmark tests; inert unless --sdbench-suite is given.
 
 `pytest --sdbench-suite ci --benchmark-json out.json` collects the suite file as a test
-module with one `test_cell[...]` per cell. Each cell is warmed up explicitly, then timed through
-`benchmark.pedantic` with a call that ends in a device synchronize (pytest-benchmark itself never
-synchronises a GPU). FLOPs, memory, telemetry, fidelity and the raw samples go into `extra_info`,
+module with one `test_cell[...]` per cell. Each cell is measured by `measure_cell`, as the worker
+measures it, except that the timed repeats run through `benchmark.pedantic` with a call that ends
+in a device synchronize (pytest-benchmark itself never synchronises a GPU). Every column the
+worker writes (FLOPs, memory, telemetry, fidelity, the raw samples) goes into `extra_info`,
 the software environment into `machine_info["sdbench"]`, and cells that did not finish ok
 (unsupported, oom, error) into the JSON's `"sdbench"` section, so `sdbench ingest` can turn the
 file into a results Parquet file with every outcome.
@@ -164,32 +165,29 @@ def _test_cell(benchmark, sdbench_cell: dict, request: pytest.FixtureRequest) ->
 
 
 def benchmark_cell(benchmark, cell: Cell, session: SuiteSession) -> None:
-    """Time one cell through pytest-benchmark; unsupported and OOM cells are recorded and skipped."""
-    from sdbench.runner import inject, memory
-    from sdbench.runner.capability import unsupported_reason
+    """Measure one cell with `measure_cell`, timed by pytest-benchmark; cells not ok are recorded.
+
+    Unsupported and OOM cells are skipped; an error fails the test with its message.
+    """
+    from sdbench.runner.measure import measure_cell
 
     benchmark.group = f"{cell.model} {cell.stage} @ {cell.device}"
-    reason = unsupported_reason(cell)
-    if reason:
-        session.record(cell, "unsupported", reason)
-        pytest.skip(f"unsupported: {reason}")
     state = session.state(cell.device)
-    memory.reset_peaks(cell.device)
-    try:
-        fault = inject.fault_for(cell)
-        if fault in ("oom", "error"):  # only faults a test process survives
-            inject.trigger(fault)
-        extra = time_cell(benchmark, cell, session.measure, state)
-    except Exception as error:
-        message = (str(error).strip().splitlines() or [type(error).__name__])[0][:500]
-        if memory.is_out_of_memory(error):
-            session.record(cell, "oom", message)
-            pytest.skip(f"oom: {message}")
-        session.record(cell, "error", f"{type(error).__name__}: {message}")
-        raise
-    finally:
-        memory.release(cell.device)
-    benchmark.extra_info.update(extra)
+    measurement = measure_cell(cell, session.measure, state, pedantic_sampler(benchmark))
+    if measurement.status != "ok":
+        session.record(cell, measurement.status, measurement.error or "")
+        if measurement.status == "error":
+            pytest.fail(f"error: {measurement.error}", pytrace=False)
+        pytest.skip(f"{measurement.status}: {measurement.error}")
+    columns = measurement.columns()
+    del columns["status"], columns["error"]  # ingest sets them; skipped cells are recorded
+    extra = {
+        "cell_id": cell.cell_id,
+        **cell.to_dict(),
+        "warmup_ms": list(measurement.warmup_ms),
+        **columns,
+    }
+    benchmark.extra_info.update({k: _json_safe(v) for k, v in extra.items()})
     benchmark.extra_info["device_name"] = session.environments[cell.device]["device_name"]
     benchmark.extra_info["suite"] = session.suite.name  # type: ignore[attr-defined]
 
@@ -202,57 +200,33 @@ def planned_rounds(measure: Measure, warmup_ms: list[float]) -> int:
     return max(measure.min_repeats, min(measure.max_repeats, fit))
 
 
-def time_cell(benchmark, cell: Cell, measure: Measure, state) -> dict:
-    """Warm up, time through `benchmark.pedantic`, then read memory, telemetry and fidelity."""
-    from sdbench.models.flops import cell_flops
-    from sdbench.models.workload import build_workload
-    from sdbench.runner import memory
-    from sdbench.runner.compile import compile_workload
-    from sdbench.runner.derived import derived_figures, energy_per_image_j
-    from sdbench.runner.fidelity import fidelity
-    from sdbench.runner.timing import Timer
+def pedantic_sampler(benchmark):
+    """The plugin's sampler for `measure_cell`: warm up with the device timer, then time
+    `planned_rounds` calls through `benchmark.pedantic`, each ending in a device synchronize."""
+    from sdbench.runner.timing import Timing
 
-    workload = build_workload(cell, state.models)
-    if cell.compile != "none":
-        compile_workload(workload)
-    outputs: list = []
+    def sample(call, timer, measure: Measure, on_window) -> Timing:
+        warmup_ms = [timer(call) for _ in range(measure.warmup)]
 
-    def call() -> None:
-        outputs[:] = [workload.call()]
-        workload.synchronize()  # the timed interval ends when the device is done, not at launch
+        def synchronised_call() -> None:
+            call()
+            timer.synchronize()  # the timed interval ends when the device is done, not at launch
 
-    warmup_ms = [Timer(cell.device, workload.synchronize)(call) for _ in range(measure.warmup)]
-    rounds = planned_rounds(measure, warmup_ms)
-    telemetry = state.telemetry["backend"]
-    telemetry.start()
-    try:
-        benchmark.pedantic(
-            call, setup=workload.synchronize, rounds=rounds, warmup_rounds=0, iterations=1
-        )
-    finally:
-        window = telemetry.stop()
-    samples_ms = benchmark_samples_ms(benchmark)
-    flops = cell_flops(cell)
-    extra: dict = {
-        "cell_id": cell.cell_id,
-        **cell.to_dict(),
-        "warmup": measure.warmup,
-        "warmup_ms": warmup_ms,
-    }
-    extra["first_call_ms"] = warmup_ms[0] if warmup_ms else None
-    extra["samples_ms"] = samples_ms
-    extra["flops"] = float(flops)
-    if samples_ms:
-        median_ms = sorted(samples_ms)[len(samples_ms) // 2]
-        extra.update(derived_figures(cell, workload.images_per_call, median_ms, flops, state))
-    extra.update(memory.peaks(cell.device))
-    extra.update(window)
-    extra["energy_per_image_j"] = energy_per_image_j(
-        cell, workload.images_per_call, window.get("energy_j"), len(samples_ms)
-    )
-    if outputs:
-        extra.update(fidelity(workload, outputs[0], state.references))
-    return {k: _json_safe(v) for k, v in extra.items()}
+        on_window(True)
+        try:
+            benchmark.pedantic(
+                synchronised_call,
+                setup=timer.synchronize,
+                rounds=planned_rounds(measure, warmup_ms),
+                warmup_rounds=0,
+                iterations=1,
+            )
+        finally:
+            on_window(False)
+        samples_ms = benchmark_samples_ms(benchmark)
+        return Timing(samples_ms, warmup_ms, timed_s=sum(samples_ms) / 1000.0)
+
+    return sample
 
 
 def benchmark_samples_ms(benchmark) -> list[float]:

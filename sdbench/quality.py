@@ -8,26 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sdbench.stats import summarize
+from sdbench.stats import CI_MIN_SAMPLES, Summary
 
 
 def timing_warnings(
-    samples_ms: Sequence[float],
-    warmup_ms: Sequence[float],
-    rel_ci_half_width: float,
-    target_rel_ci: float,
+    summary: Summary, warmup_ms: Sequence[float], target_rel_ci: float
 ) -> list[str]:
+    """Spread, cold-start and precision warnings of one cell's timed samples."""
     warnings: list[str] = []
-    if not samples_ms:
-        return warnings
-    summary = summarize(samples_ms)  # the same median and IQR the row stores
-    n, median = len(samples_ms), summary.median_ms
+    median, n = summary.median_ms, len(summary.samples_ms)
     if median > 0 and summary.iqr_ms / median > 0.10:
         warnings.append(
             f"high spread: IQR is {100 * summary.iqr_ms / median:.0f}% of the median; close other "
             "programs, lock clocks, or raise min_repeats"
         )
-    first = warmup_ms[0] if warmup_ms else samples_ms[0]
+    first = warmup_ms[0] if warmup_ms else summary.samples_ms[0]
     if median > 0 and not warmup_ms and first > 1.5 * median:
         warnings.append(
             f"first call {first / median:.1f}x slower than the median and no warm-up ran; set [measure] warmup >= 1"
@@ -36,14 +31,15 @@ def timing_warnings(
         warnings.append(
             f"last warm-up call was {warmup_ms[-1] / median:.1f}x the median: not yet warm; raise [measure] warmup"
         )
-    if n >= 6 and rel_ci_half_width > target_rel_ci:
+    if n >= CI_MIN_SAMPLES and summary.rel_ci_half_width > target_rel_ci:
         warnings.append(
-            f"median known to ±{100 * rel_ci_half_width:.1f}% (target {100 * target_rel_ci:.1f}%): "
+            f"median known to ±{100 * summary.rel_ci_half_width:.1f}% (target {100 * target_rel_ci:.1f}%): "
             "raise max_time_s or max_repeats for a tighter figure"
         )
-    if n < 6:
+    if n < CI_MIN_SAMPLES:
         warnings.append(
-            f"only {n} samples: the 95% CI is the sample range; raise min_repeats to 6 or more"
+            f"only {n} samples: the 95% CI is the sample range; raise min_repeats to "
+            f"{CI_MIN_SAMPLES} or more"
         )
     return warnings
 

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
+# Fewest samples whose order statistics give a 95% CI of the median; below it the CI is the range.
+CI_MIN_SAMPLES = 6
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -48,14 +51,14 @@ class Summary:
 def median_ci95(samples: Sequence[float]) -> tuple[float, float]:
     """Distribution-free 95% CI of the median from order statistics (binomial, Hodges-Lehmann style).
 
-    With fewer than 6 samples no order-statistic interval reaches 95%; the range is then returned,
+    With fewer than CI_MIN_SAMPLES no order-statistic interval reaches 95%; the range is returned,
     which is the honest widest interval the data supports.
     """
     ordered = np.sort(np.asarray(samples, dtype=float))
     n = len(ordered)
     if n == 0:
         raise ValueError("no samples")
-    if n < 6:
+    if n < CI_MIN_SAMPLES:
         return float(ordered[0]), float(ordered[-1])
     # Largest k with P(Binomial(n, 1/2) < k) <= 2.5%: the interval [x_(k), x_(n-k+1)].
     k = int(scipy_stats.binom.ppf(0.025, n, 0.5))

@@ -6,14 +6,14 @@ Every figure here is made up for tests (a simple formula per cell), never presen
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sdbench.store import SCHEMA_VERSION, write_run
 
 HOSTILE = "<script>alert(1)</script>"
 GPU_NAME = "Synthetic GPU 24GB"
-START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 # Relative speed of each knob: lower is faster (made-up factors for tests).
 PRECISION_FACTOR = {"fp32": 1.0, "fp16": 0.5, "bf16": 0.55}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ ENVIRONMENT = {
     "driver": "550.54",
     "python": "3.11.9",
 }
-T0 = datetime(2026, 11, 2, 12, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 12, tzinfo=UTC)
 
 
 def realistic_samples(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from sdbench.store import write_run
 
 UNET = Cell("sd15", "unet", "cuda:0", 512, 512, 1, "fp16", "sdpa", "none")
 VAE = Cell("sd15", "vae_decode", "cuda:0", 512, 512, 1, "fp16", "sdpa", "none")
-T0 = datetime(2026, 10, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
 
 def history_frame(

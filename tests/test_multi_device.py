@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from sdbench.cell import Cell, Measure
+from sdbench.runner import executor
 from sdbench.runner import executor as executor_module
 from sdbench.runner import run as run_module
 from sdbench.runner.executor import LocalExecutor, as_seen_by, host_gpu_count, pinned_device
@@ -66,8 +67,8 @@ class FakeWorker:
 
 
 def test_each_gpu_gets_its_own_pinned_workers_and_gpus_run_at_the_same_time(monkeypatch):
-    import torch  # noqa: F401  (host_gpu_count uses it; a real run has it loaded before it plans)
-
+    # The host's GPU count comes from a detection subprocess; this host has two fake ones.
+    monkeypatch.setattr(executor, "_detected_gpu_count", lambda: 2)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     FakeWorker.log = []
     cells = [_cell(d, p) for d in ("cuda:0", "cuda:1") for p in ("fp32", "bf16")]

@@ -17,7 +17,8 @@ def test_a_cell_faster_than_the_probed_peak_gets_no_mfu_and_a_warning_to_reprobe
 
 def test_spread_warning_uses_the_stored_median_and_iqr_of_an_even_sample():
     from sdbench.quality import timing_warnings
+    from sdbench.stats import summarize
 
     # median 11 (not the upper middle 12), IQR 16.5 - 10 = 6.5: 59% of the median.
-    warnings = timing_warnings([10.0, 10.0, 12.0, 30.0], [10.0], 0.5, 0.05)
+    warnings = timing_warnings(summarize([10.0, 10.0, 12.0, 30.0]), [10.0], 0.05)
     assert warnings[0].startswith("high spread: IQR is 59% of the median")

@@ -92,3 +92,8 @@ def test_rows_record_the_environment(run):
     assert row.device_name and row.cpu_model
     assert row.schema_version == 1
     assert frame.run_id.nunique() == 1 and frame.suite.iloc[0] == "e2e"
+
+
+def test_every_column_a_worker_writes_is_in_the_schema(run):
+    _, frame = run
+    assert sorted(set(frame.columns) - set(COLUMNS)) == []

@@ -27,6 +27,7 @@ import pandas as pd
 
 from sdbench.analysis.compare import bootstrap_ratio_ci, sample_array
 from sdbench.analysis.outliers import flag_outliers, is_outlier
+from sdbench.devices.device import device_kind
 from sdbench.levers import LEVERS
 from sdbench.store.schema import plain_levers, with_levers
 
@@ -90,7 +91,7 @@ def is_plain_default(frame: pd.DataFrame) -> pd.Series:
 
 def default_precision(device: str, ok_precisions: set[str]) -> str:
     """fp32 on CPU; fp16 elsewhere, or bf16 when only bf16 ran ok."""
-    if str(device).split(":")[0] == "cpu":
+    if device_kind(str(device)) == "cpu":
         return "fp32"
     if "fp16" not in ok_precisions and "bf16" in ok_precisions:
         return "bf16"

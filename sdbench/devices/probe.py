@@ -22,9 +22,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sdbench.devices.backend import open_backend
+from sdbench.devices.device import device_kind
 from sdbench.errors import DeviceError, SdbenchError
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8")
@@ -73,19 +75,12 @@ def _best_seconds(fn: Callable[[], object], sync: Callable[[], None], budget_s: 
 
 
 def _synchronizer(torch, device: str) -> Callable[[], None]:
-    kind = device.split(":")[0]
-    if kind == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    if kind == "mps":
-        return torch.mps.synchronize
-    if kind == "xpu":
-        return lambda: torch.xpu.synchronize(device)
-    return lambda: None
+    return open_backend(device, torch).synchronize
 
 
 def _precision_support(torch, device: str) -> dict[str, str | None]:
     """None for each precision this device can multiply in, else why it is skipped."""
-    kind = device.split(":")[0]
+    kind = device_kind(device)
     support: dict[str, str | None] = dict.fromkeys(("fp32", "fp16", "bf16"), None)
     support["tf32"] = "TF32 tensor cores exist only on NVIDIA GPUs of compute capability 8.0+"
     support["fp8"] = "fp8 matmul needs an NVIDIA GPU of compute capability 8.9+"
@@ -165,7 +160,7 @@ def _conv_tflops(torch, device: str, precision: str, budget: dict[str, float]) -
 def _copy_bandwidth_gbs(torch, device: str, budget: dict[str, float]) -> float:
     """GB/s of a large device-to-device copy, counting the bytes read and the bytes written."""
     size_bytes = int(budget["copy_bytes"])
-    if device.startswith("cuda"):
+    if device_kind(device) == "cuda":
         size_bytes = min(size_bytes, torch.cuda.get_device_properties(device).total_memory // 8)
     source = torch.empty(size_bytes // 4, device=device, dtype=torch.float32).uniform_()
     target = torch.empty_like(source)
@@ -174,25 +169,14 @@ def _copy_bandwidth_gbs(torch, device: str, budget: dict[str, float]) -> float:
 
 
 def device_name(torch, device: str) -> str:
-    kind = device.split(":")[0]
-    if kind == "cuda":
-        return torch.cuda.get_device_name(device)
-    if kind == "xpu":
-        return torch.xpu.get_device_properties(device).name
-    if kind == "mps":
-        import platform
-
-        return f"Apple {platform.machine()} GPU (MPS)"
-    from sdbench.devices.detect import cpu_model
-
-    return cpu_model()
+    return open_backend(device, torch).name()
 
 
 def measure_peaks(device: str) -> dict:
     """Probe `device` now (imports torch): matmul TFLOP/s per precision and copy GB/s."""
     import torch
 
-    kind = device.split(":")[0]
+    kind = device_kind(device)
     budget = _budgets(kind)
     begin = time.perf_counter()
     tflops: dict[str, float] = {}
@@ -233,7 +217,7 @@ def measure_peaks(device: str) -> dict:
         # other work on the machine lowers every figure: kept so a busy probe can be spotted
         "load_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "logical_cpus": os.cpu_count(),
-        "probed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "probed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "probe_version": PROBE_VERSION,
     }
 
@@ -242,7 +226,7 @@ def load_or_probe(device: str, refresh: bool = False) -> dict:
     """The cached probe of this device (same name, torch and threads), else a fresh one, cached."""
     import torch
 
-    kind = device.split(":")[0]
+    kind = device_kind(device)
     path = cache_path(
         device_name(torch, device),
         torch.__version__,
@@ -354,7 +338,7 @@ def _resolve(torch, device: str) -> str:
         if hasattr(torch, "xpu") and torch.xpu.is_available():
             return "xpu:0"
         return "cpu"
-    kind = device.split(":")[0]
+    kind = device_kind(device)
     index = int(device.split(":")[1]) if ":" in device and device.split(":")[1].isdigit() else 0
     available = {
         "cpu": True,

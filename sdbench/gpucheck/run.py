@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+from sdbench.devices.device import device_kind
 from sdbench.errors import BadInput, SdbenchError
 from sdbench.gpucheck.suite import GPU_SUITE, OOM_BATCH, dry_run_suite_text
 from sdbench.gpucheck.verify import Check, judge_kernels, summary_text, verify_rows
@@ -85,7 +86,7 @@ def pick_device(devices: list[dict], cpu_dry_run: bool) -> dict:
     """The device to check: the CPU in a dry run, else the first CUDA GPU torch sees."""
     if cpu_dry_run:
         return next(d for d in devices if d["id"] == "cpu")
-    gpus = [d for d in devices if d["id"].startswith("cuda")]
+    gpus = [d for d in devices if device_kind(d["id"]) == "cuda"]
     if not gpus:
         raise SdbenchError(
             "torch sees no CUDA GPU here (devices: "

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 GPU_SUITE = Path(__file__).resolve().parents[1] / "suites" / "gpu-check.toml"
 OOM_BATCH = 2048  # gpu-check.toml's planned out-of-memory cell (the only batch this big)

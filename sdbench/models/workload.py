@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from sdbench.cell import Cell
+from sdbench.devices.backend import backend_for
 from sdbench.levers import OFFLOAD_MODES, memory_modes, parse_cache
 from sdbench.models import attention as attention_settings
 from sdbench.models import step_cache
@@ -70,17 +71,7 @@ class Workload:
             yield
 
     def synchronize(self) -> None:
-        synchronize(self.cell.device)
-
-
-def synchronize(device: str) -> None:
-    kind = device.split(":")[0]
-    if kind == "cuda":
-        torch.cuda.synchronize(device)
-    elif kind == "mps":
-        torch.mps.synchronize()
-    elif kind == "xpu":
-        torch.xpu.synchronize(device)
+        backend_for(self.cell.device).synchronize()
 
 
 @contextlib.contextmanager

@@ -370,63 +370,23 @@ def _bars(axis, rows: pd.DataFrame, metric: str) -> None:
 
 @_styled
 def roofline(frame: pd.DataFrame) -> Plot:
-    """Achieved TFLOP/s under the device's probed roofs; a true roofline needs arithmetic intensity."""
+    """Achieved TFLOP/s per cell under each device's probed compute peak."""
     anchor = "plot-roofline"
     ok = _ok(frame, "tflops_per_s")
     if ok.empty:
         return Plot(
             anchor, "Roofline", "", skipped="No achieved TFLOP/s in these results (no FLOP counts)."
         )
-    if "arithmetic_intensity" in ok and ok["arithmetic_intensity"].notna().any():
-        return _true_roofline(ok[ok["arithmetic_intensity"].notna()], anchor)
     return _compute_roof(ok, anchor)
 
 
 def _device_roofs(ok: pd.DataFrame) -> pd.DataFrame:
-    columns = [c for c in ("peak_tflops", "peak_bandwidth_gbps") if c in ok]
+    columns = [c for c in ("peak_tflops",) if c in ok]
     return (
         ok.groupby("device_name")[columns].max()
         if columns
         else pd.DataFrame(index=ok["device_name"].unique())
     )
-
-
-def _true_roofline(ok: pd.DataFrame, anchor: str) -> Plot:
-    figure, (axis,) = _grid(1, row_height_in=4.2)
-    roofs = _device_roofs(ok)
-    for index, (device_name, group) in enumerate(ok.groupby("device_name", sort=True)):
-        color = SERIES_COLORS[index % len(SERIES_COLORS)]
-        axis.scatter(
-            group["arithmetic_intensity"],
-            group["tflops_per_s"],
-            color=color,
-            s=18,
-            label=str(device_name),
-        )
-        _draw_roofs(axis, roofs.loc[device_name], group["arithmetic_intensity"], color)
-    _log_scale(axis, "x")
-    _log_scale(axis, "y")
-    axis.set_xlabel("arithmetic intensity (FLOP per byte moved)")
-    axis.set_ylabel("achieved TFLOP/s")
-    axis.set_title("Roofline")
-    axis.legend()
-    caption = "Each point is one ok cell. Roofs are the probed matmul peak and memory bandwidth of each device."
-    return Plot(anchor, "Roofline", caption, figure_svg(figure, anchor))
-
-
-def _draw_roofs(axis, roofs: pd.Series, intensity: pd.Series, color: str) -> None:
-    import numpy as np
-
-    peak_tflops = roofs.get("peak_tflops")
-    bandwidth_gbps = roofs.get("peak_bandwidth_gbps")
-    low, high = float(intensity.min()) / 4, float(intensity.max()) * 4
-    x = np.geomspace(low, high, 200)
-    if pd.notna(bandwidth_gbps) and pd.notna(peak_tflops):
-        axis.plot(x, np.minimum(x * bandwidth_gbps / 1000, peak_tflops), color=color, linewidth=1.2)
-    elif pd.notna(peak_tflops):
-        axis.axhline(peak_tflops, color=color, linewidth=1.2)
-    elif pd.notna(bandwidth_gbps):
-        axis.plot(x, x * bandwidth_gbps / 1000, color=color, linewidth=1.2)
 
 
 def _compute_roof(ok: pd.DataFrame, anchor: str) -> Plot:
@@ -451,8 +411,8 @@ def _compute_roof(ok: pd.DataFrame, anchor: str) -> Plot:
         axis.set_ylabel("achieved TFLOP/s")
     _shared_legend(figure, axes, title="precision")
     caption = (
-        "No arithmetic-intensity column (FLOP per byte moved) is in these results, so this is not a full "
-        "roofline: it shows achieved TFLOP/s per cell against each device's probed matmul peak (column peak_tflops)."
+        "Achieved TFLOP/s per cell against each device's probed dense peak (column peak_tflops); "
+        "the work per call is the cell's FLOP count."
     )
     return Plot(anchor, title, caption, figure_svg(figure, anchor))
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from sdbench import units
+from sdbench.analysis import compare, history, recommend
 from sdbench.analysis.best import (
     compile_gains,
     fastest_settings,
@@ -424,16 +424,6 @@ def per_image_section(latest: pd.DataFrame) -> Section | None:
     return Section("per-image", "Per image", intro, tables=[table])
 
 
-def _optional(module: str):
-    """An analysis module another part of sdbench provides, or None when this build lacks it."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as error:
-        if error.name == module:
-            return None
-        raise
-
-
 MAX_WORKLOADS = 12  # a table per workload: the distilled suite alone has six per device
 RECOMMEND_COLUMNS = [
     ("budget", "tier", None),
@@ -455,12 +445,6 @@ RECOMMEND_COLUMNS = [
 
 def which_gpu_section(latest: pd.DataFrame) -> Section:
     section = Section("which-gpu", "Which GPU")
-    recommend = _optional("sdbench.analysis.recommend")
-    if recommend is None:
-        section.notes = [
-            "No GPU recommendations: this build of sdbench has no recommendation model yet."
-        ]
-        return section
     section.intro = (
         "For each workload in these results (fp16, default settings, the steps and guidance it ran with): "
         "the GPU to pick per purchase budget, and this machine's CPU where it ran the workload. "
@@ -508,21 +492,16 @@ def history_section(frame: pd.DataFrame, with_plots: bool = True) -> Section | N
         ]
         return section
     rows = frame[frame["cell_id"].isin(repeated) & (frame["status"] == "ok")]
-    history = _optional("sdbench.analysis.history")
-    changes = history.change_points(rows, metric="median_ms") if history else None
+    changes = history.change_points(rows, metric="median_ms")
     chosen = _history_cells(rows, changes)
     labels = dict(zip(rows["cell_id"], cell_labels(rows), strict=True))
     if with_plots:
         section.plots = [plots.history_series(rows, {c: labels[c] for c in chosen}, changes)]
-    if history is None:
-        section.notes.append(
-            "Change points are not marked: this build of sdbench has no history analysis."
-        )
-    elif changes is not None and not changes.empty:
+    if not changes.empty:
         section.tables.append(
             frame_table(changes, "Change points", CHANGE_COLUMNS, anchor="change-points")
         )
-    elif changes is not None:
+    else:
         section.notes.append("No change points: every repeated cell stayed at one level.")
     section.tables += _compare_tables(frame, section.notes)
     return section
@@ -540,10 +519,6 @@ def _history_cells(rows: pd.DataFrame, changes: pd.DataFrame | None) -> list[str
 
 
 def _compare_tables(frame: pd.DataFrame, notes: list[str]) -> list[Table]:
-    compare = _optional("sdbench.analysis.compare")
-    if compare is None:
-        notes.append("No compare table: this build of sdbench has no run comparison yet.")
-        return []
     order = frame.groupby("run_id")["started_at"].min().sort_values().index
     baseline, current = frame[frame["run_id"] == order[-2]], frame[frame["run_id"] == order[-1]]
     try:

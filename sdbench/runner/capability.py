@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from sdbench.cell import Cell
+from sdbench.devices.device import device_kind
 from sdbench.levers import OFFLOAD_MODES, VAE_MODES, memory_modes, parse_cache
 from sdbench.models import step_cache
 from sdbench.models.registry import get_model
@@ -29,7 +30,7 @@ UNET_STAGES = ("unet", "pipeline")
 
 def unsupported_reason(cell: Cell) -> str | None:
     """Why `cell` cannot run on its device, or None when it can."""
-    kind = cell.device.split(":")[0]
+    kind = device_kind(cell.device)
     return (
         _stage_reason(cell)
         or _model_size_reason(cell, kind)

@@ -41,10 +41,10 @@ class CompileRecord:
     def compiles_after_first_call(self) -> int:
         return len(self.compile_ids) - self.compiles_in_first_call
 
-    def columns(self, median_ms: float) -> dict[str, object]:
+    def columns(self, median_ms: float | None) -> dict[str, object]:
         """compile_s (first call beyond a steady one), recompiles and first_call_ms, as columns."""
         compile_s = None
-        if self.first_call_ms is not None:
+        if self.first_call_ms is not None and median_ms is not None:
             compile_s = max(0.0, self.first_call_ms - median_ms) / 1000.0
         return {
             "compile_s": compile_s,

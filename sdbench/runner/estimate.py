@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sdbench.cell import Cell, Measure
+from sdbench.devices.device import device_kind
 from sdbench.errors import SdbenchError
 
 EFFICIENCY = {
@@ -49,7 +50,7 @@ class DevicePeak:
 
     @property
     def kind(self) -> str:
-        return "cpu" if self.device.split(":")[0] == "cpu" else "gpu"
+        return "cpu" if device_kind(self.device) == "cpu" else "gpu"
 
 
 def device_peaks(devices: Iterable[dict]) -> dict[str, DevicePeak]:
@@ -61,10 +62,10 @@ def device_peak(device: str, name: str) -> DevicePeak:
     probe = cached_probe(name)
     if probe and probe.get("dense_tflops") and not _busy(probe):
         return DevicePeak(device, name, dict(probe["dense_tflops"]), "probe")
-    if device.split(":")[0] != "cpu":
+    if device_kind(device) != "cpu":
         from sdbench.devices.probe import datasheet_tflops
 
-        sheet = datasheet_tflops(name, device.split(":")[0])
+        sheet = datasheet_tflops(name, device_kind(device))
         if sheet:
             return DevicePeak(device, name, sheet, "datasheet")
         return DevicePeak(

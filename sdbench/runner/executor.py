@@ -10,6 +10,7 @@ raised from `run`.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import defaultdict
@@ -18,6 +19,8 @@ from dataclasses import replace
 from itertools import groupby
 
 from sdbench.cell import Cell, Measure
+from sdbench.devices import present_devices
+from sdbench.devices.device import Device
 from sdbench.runner import interrupt
 from sdbench.runner.process import WorkerLost, WorkerProcess
 from sdbench.runner.worker import GPU_COUNT_ENV
@@ -35,11 +38,12 @@ def pinned_device(device: str, environ: Mapping[str, str]) -> tuple[str, dict[st
     on cuda:N, and every worker would put a context on GPU 0. An existing CUDA_VISIBLE_DEVICES is
     honoured: cuda:N is its Nth entry. Other devices are used as they are.
     """
-    kind, _, index = device.partition(":")
-    if kind != "cuda" or not index.isdigit():
+    parsed = Device.parse(device)
+    if parsed.kind != "cuda" or parsed.index is None:
         return device, {}
     visible = [v.strip() for v in environ.get(VISIBLE_GPUS_ENV, "").split(",") if v.strip()]
-    physical = visible[int(index)] if int(index) < len(visible) else index
+    index = parsed.index
+    physical = visible[index] if index < len(visible) else str(index)
     return "cuda:0", {VISIBLE_GPUS_ENV: physical}
 
 
@@ -48,9 +52,13 @@ def host_gpu_count(environ: Mapping[str, str]) -> int:
     visible = [v for v in environ.get(VISIBLE_GPUS_ENV, "").split(",") if v.strip()]
     if visible:
         return len(visible)
-    import torch
+    return _detected_gpu_count()
 
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+@functools.cache
+def _detected_gpu_count() -> int:
+    """CUDA/ROCm GPUs torch sees, asked of a detection subprocess: the manager never imports torch."""
+    return sum(1 for device in present_devices() if device.get("kind") == "cuda")
 
 
 def as_seen_by(device: str, cell: Cell) -> Cell:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch.profiler import ProfilerActivity, profile
 
+from sdbench.devices.device import device_kind
 from sdbench.models.workload import Workload
 
 # Profiler op name -> the attention backend it belongs to.
@@ -39,7 +40,7 @@ EXPECTED_BACKEND = {
 def attention_kernels_used(workload: Workload) -> set[str]:
     """Profiler names of the attention ops (and, on CUDA, kernels) one call of `workload` runs."""
     activities = [ProfilerActivity.CPU]
-    if workload.cell.device.startswith("cuda"):
+    if device_kind(workload.cell.device) == "cuda":
         activities.append(ProfilerActivity.CUDA)
     with profile(activities=activities) as profiler:
         workload.call()

@@ -14,17 +14,10 @@ from pathlib import Path
 import psutil
 import torch
 
+from sdbench.devices.backend import backend_for
+
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
-
-
-def _device_module(device: str):
-    kind = device.split(":")[0]
-    return {
-        "cuda": getattr(torch, "cuda", None),
-        "xpu": getattr(torch, "xpu", None),
-        "mps": getattr(torch, "mps", None),
-    }.get(kind)
 
 
 # glibc mallopt parameters (malloc.h)
@@ -60,16 +53,12 @@ def release(device: str) -> None:
     """Give cached blocks back before the next cell so its peak is its own."""
     gc.collect()
     _trim_heap()
-    module = _device_module(device)
-    if module is not None and hasattr(module, "empty_cache"):
-        module.empty_cache()
+    backend_for(device).empty_cache()
 
 
 def reset_peaks(device: str) -> None:
     release(device)
-    kind = device.split(":")[0]
-    if kind in ("cuda", "xpu"):
-        _device_module(device).reset_peak_memory_stats(device)
+    backend_for(device).reset_peaks()
     with contextlib.suppress(OSError):
         _CLEAR_REFS.write_text("5")
 
@@ -85,20 +74,8 @@ def _peak_rss_bytes() -> int | None:
 
 
 def peaks(device: str) -> dict[str, int | None]:
-    kind = device.split(":")[0]
-    result: dict[str, int | None] = {
-        "peak_mem_allocated_bytes": None,
-        "peak_mem_reserved_bytes": None,
-        "peak_rss_bytes": _peak_rss_bytes(),
-    }
-    if kind in ("cuda", "xpu"):
-        module = _device_module(device)
-        result["peak_mem_allocated_bytes"] = int(module.max_memory_allocated(device))
-        result["peak_mem_reserved_bytes"] = int(module.max_memory_reserved(device))
-    elif kind == "mps":
-        # MPS has no peak counter: the driver's current allocation after the cell is a lower bound.
-        result["peak_mem_reserved_bytes"] = int(torch.mps.driver_allocated_memory())
-    return result
+    """The device allocator's peaks (null where it keeps none) and the process's peak RSS."""
+    return {**backend_for(device).peaks(), "peak_rss_bytes": _peak_rss_bytes()}
 
 
 def is_out_of_memory(error: BaseException) -> bool:

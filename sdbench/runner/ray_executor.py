@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sdbench.cell import Cell, Measure
+from sdbench.devices.device import device_kind
 from sdbench.errors import BadInput, SdbenchError
 from sdbench.runner.environment import host_environment
 from sdbench.runner.executor import (
@@ -51,7 +52,7 @@ def import_ray():
 
 def node_device(device: str) -> str:
     """The device id on the node: Ray shows an actor its one GPU as cuda:0."""
-    kind = device.split(":")[0]
+    kind = device_kind(device)
     if kind in GPU_KINDS:
         return "cuda:0"
     if kind == "cpu":

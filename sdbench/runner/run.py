@@ -14,7 +14,7 @@ import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -50,7 +50,7 @@ class RunOutcome:
 
 
 def new_run_id(suite_name: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in suite_name)[:40] or "suite"
     return f"{stamp}-{safe}-{secrets.token_hex(3)}"
 
@@ -207,7 +207,7 @@ def _start_new(
         "suite_name": suite.name,
         "suite_path": _absolute(suite.path),  # so relative weights resolve from any folder
         "suite_text": suite.text,
-        "started_at": datetime.now(timezone.utc).isoformat(),
+        "started_at": datetime.now(UTC).isoformat(),
         "measure": suite.measure.__dict__,
         "cells": [c.to_dict() for c in cells],
         "devices": [{"id": d["id"], "name": d.get("name")} for d in devices],

@@ -17,7 +17,7 @@ from sdbench.models.workload import build_workload
 from sdbench.runner import memory
 from sdbench.runner.memory_modes import apply_memory
 from sdbench.runner.quantise import apply_quant
-from sdbench.runner.worker import WorkerState
+from sdbench.runner.state import WorkerState
 from sdbench.serving.server import (
     CALIBRATION_CALLS,
     ServeLog,

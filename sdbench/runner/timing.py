@@ -10,48 +10,34 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-
 from sdbench.cell import Measure
-from sdbench.stats import summarize
+from sdbench.devices.backend import backend_for
+from sdbench.stats import CI_MIN_SAMPLES, summarize
 
 
 @dataclass
 class Timing:
+    """What a sampler returns: every timed sample and every warm-up call, in milliseconds."""
+
     samples_ms: list[float]
     warmup_ms: list[float]
     timed_s: float  # wall seconds spent inside timed calls
 
-    @property
-    def first_call_ms(self) -> float | None:
-        return (
-            self.warmup_ms[0]
-            if self.warmup_ms
-            else (self.samples_ms[0] if self.samples_ms else None)
-        )
-
 
 class Timer:
-    """Times one call of `fn` on `device` in milliseconds."""
+    """Times one call of `fn` on `device` in milliseconds, through the device's backend."""
 
-    def __init__(self, device: str, synchronize: Callable[[], None]):
-        self.kind = device.split(":")[0]
-        self.synchronize = synchronize
+    def __init__(self, device: str):
+        self.backend = backend_for(device)
+        self.synchronize = self.backend.synchronize
 
     def __call__(self, fn: Callable[[], object]) -> float:
-        if self.kind == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            self.synchronize()
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            return float(start.elapsed_time(end))
-        self.synchronize()
-        begin = time.perf_counter()
-        fn()
-        self.synchronize()
-        return (time.perf_counter() - begin) * 1000.0
+        return self.backend.time_ms(fn)
+
+
+# What runs a cell's warm-up and timed repeats: (call, timer, measure, on_window) -> Timing.
+# The worker's is `time_calls`; the pytest plugin's hands the repeats to pytest-benchmark.
+Sampler = Callable[[Callable[[], object], Timer, Measure, Callable[[bool], None] | None], Timing]
 
 
 def enough(samples_ms: list[float], measure: Measure, elapsed_s: float) -> bool:
@@ -63,7 +49,7 @@ def enough(samples_ms: list[float], measure: Measure, elapsed_s: float) -> bool:
         return False
     if elapsed_s >= measure.max_time_s:
         return True
-    return n >= 6 and summarize(samples_ms).rel_ci_half_width <= measure.target_rel_ci
+    return n >= CI_MIN_SAMPLES and summarize(samples_ms).rel_ci_half_width <= measure.target_rel_ci
 
 
 def time_calls(

@@ -20,22 +20,11 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from sdbench.cell import Cell, Measure
 
 GPU_COUNT_ENV = "SDBENCH_GPU_COUNT"  # set for workers pinned to one GPU: the run's GPU count
 CPU_THREADS_ENV = "SDBENCH_CPU_THREADS"  # the user's choice of intra-op threads, else every core
-
-
-@dataclass
-class WorkerState:
-    """What a worker keeps between cells of its group."""
-
-    models: object = None
-    references: object = None
-    telemetry: dict = field(default_factory=dict)
-    probe: dict = field(default_factory=dict)
 
 
 def configure_torch() -> int:
@@ -71,23 +60,14 @@ def cpu_threads(environ: Mapping[str, str] = os.environ) -> int:
 
 
 def environment(device: str) -> dict:
-    import platform
-
     import diffusers
     import torch
 
+    from sdbench.devices.backend import backend_for
     from sdbench.devices.detect import cpu_model
 
-    kind = device.split(":")[0]
-    name = cpu_model()
-    if kind == "cuda":
-        name = torch.cuda.get_device_name(device)
-    elif kind == "xpu":
-        name = torch.xpu.get_device_properties(device).name
-    elif kind == "mps":
-        name = f"Apple {platform.machine()} GPU (MPS)"
     return {
-        "device_name": name,
+        "device_name": backend_for(device).name(),
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "cuda": torch.version.cuda or (f"rocm {torch.version.hip}" if torch.version.hip else None),

@@ -99,6 +99,7 @@ COLUMNS: dict[str, pa.DataType] = {
     "cuda": _STR,
     "driver": _STR,
     "cpu_model": _STR,
+    "cpu_threads": _INT,  # intra-op threads the worker ran with (SDBENCH_CPU_THREADS or every core)
     "gpu_count": _INT,
     "sdbench_version": _STR,
     "git_sha": _STR,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from sdbench.cell import Cell
+from sdbench.devices.device import device_kind
 from sdbench.errors import BadInput
 from sdbench.models.registry import MODELS
 from sdbench.suite.axes import PRECISION_ALIASES
@@ -24,11 +25,11 @@ def resolve_devices(requested: Sequence[str], present: Sequence[str]) -> list[st
     resolved: list[str] = []
     for value in requested:
         if value == "auto":
-            accelerators = [d for d in present if d.split(":")[0] in ACCELERATOR_PREFIXES]
+            accelerators = [d for d in present if device_kind(d) in ACCELERATOR_PREFIXES]
             matches = accelerators or ["cpu"]
         else:
             wanted = value.replace("rocm", "cuda")
-            matches = [d for d in present if d == wanted or d.split(":")[0] == wanted]
+            matches = [d for d in present if d == wanted or device_kind(d) == wanted]
             if not matches:
                 raise BadInput(
                     f'Device "{value}" is not present on this machine. Present: {", ".join(present)}. '
@@ -47,7 +48,7 @@ def _excluded(cell_values: dict, excludes: Sequence[dict]) -> bool:
 
 def _matches(key: str, value: object, allowed: tuple) -> bool:
     if key == "device":
-        family = str(value).split(":")[0]
+        family = device_kind(str(value))
         return any(
             a in ("auto", value, family) or a.replace("rocm", "cuda") in (value, family)
             for a in allowed

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import functools
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from sdbench import levers
 from sdbench.cell import Measure

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from sdbench.devices.device import Device, device_kind
 from sdbench.telemetry.base import CombinedTelemetry, NullTelemetry, Telemetry, TelemetryError
 from sdbench.telemetry.cpu import CpuTelemetry
 from sdbench.telemetry.rapl import POWERCAP, RaplCounter, package_zones
@@ -26,7 +27,7 @@ __all__ = [
 
 def open_telemetry(device: str) -> Telemetry:
     """The sensors for `device`: its GPU's vendor library (if any) plus the host CPU."""
-    kind = device.split(":")[0]
+    kind = device_kind(device)
     parts: list[Telemetry] = []
     error = None
     if kind == "cuda":
@@ -54,7 +55,7 @@ class _WithError(CombinedTelemetry):
 def _gpu_backend(device: str) -> Telemetry:
     import torch
 
-    index = int(device.split(":")[1]) if ":" in device else 0
+    index = Device.parse(device).index or 0
     if not torch.cuda.is_available():
         raise TelemetryError(f"torch sees no GPU for {device}: no GPU sensors to read")
     if torch.version.hip:

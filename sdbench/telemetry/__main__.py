@@ -12,20 +12,22 @@ import json
 import sys
 import time
 
+from sdbench.devices.device import device_kind
+
 
 def busy_loop(device: str, seconds: float) -> int:
     """Matmuls on `device` for about `seconds`; the number of calls made."""
     import torch
 
-    size = 4096 if device.startswith("cuda") else 512
+    size = 4096 if device_kind(device) == "cuda" else 512
     a = torch.randn(size, size, device=device)
     calls, deadline = 0, time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         a = torch.tanh(a @ a)
         calls += 1
-        if device.startswith("cuda") and calls % 10 == 0:
+        if device_kind(device) == "cuda" and calls % 10 == 0:
             torch.cuda.synchronize(device)
-    if device.startswith("cuda"):
+    if device_kind(device) == "cuda":
         torch.cuda.synchronize(device)
     return calls
 
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch  # imported before the window opens so the window times only the work
 
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
+    if device_kind(args.device) == "cuda" and not torch.cuda.is_available():
         print(f"{args.device}: torch sees no CUDA/ROCm GPU here", file=sys.stderr)
         return 2
     backend = open_telemetry(args.device)
