@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 import pandas as pd
 
+from sdbench.datafiles import read_data_csv
 from sdbench.errors import BadInput
 
 COUNTS = ("flops", "matmul_elements", "other_elements")
@@ -39,12 +39,7 @@ def attention_kind(attention: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def cost_table() -> pd.DataFrame:
-    with (
-        resources.files("sdbench")
-        .joinpath("data", "flops.csv")
-        .open("r", encoding="utf-8") as handle
-    ):
-        return pd.read_csv(handle)
+    return read_data_csv("flops.csv")
 
 
 def stage_cost(

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 import pandas as pd
 
 from sdbench.analysis.costs import DTYPE_BYTES, attention_kind
+from sdbench.datafiles import read_data_csv
 from sdbench.levers import QUANT_WEIGHT_BYTES
-from sdbench.models.registry import MODELS, get_model, same_architecture
+from sdbench.models.registry import MODELS, canonical_name, get_model, same_architecture
 
 GIB = 1024**3
 # CUDA context plus library workspaces: PyTorch's own docs put the context at a few hundred MiB;
@@ -29,7 +29,7 @@ CONTEXT_OVERHEAD_BYTES = int(0.75 * GIB)
 ALLOCATOR_SLACK = 1.15
 # macOS lets the GPU wire about three quarters of unified memory by default.
 UNIFIED_MEMORY_USABLE = 0.75
-MODEL_FOR_FIT = {"sd14": "sd15", "sd21": "sd15", "tiny": "sd15"}
+MODEL_FOR_FIT = {"sd21": "sd15", "tiny": "sd15"}
 STAGES = ("text_encoder", "unet", "vae_decode")
 # SDXL's VAE overflows in fp16: its config sets force_upcast, so diffusers decodes in fp32
 # (stabilityai/stable-diffusion-xl-base-1.0 vae/config.json).
@@ -65,7 +65,7 @@ def component_weight_bytes(model: str, precision: str, quant: str = "none") -> d
     (levers.QUANT_WEIGHT_BYTES) and their other parameters keep the precision's dtype; the
     linear share of each component comes from data/linear_params.csv.
     """
-    spec = get_model("sd15" if model == "sd14" else model)
+    spec = get_model(canonical_name(model))
     dtype_bytes = DTYPE_BYTES.get(precision, 2)
     if precision == "fp8":  # the old spelling of bf16 + fp8dq
         quant = "fp8dq"
@@ -80,9 +80,8 @@ def component_weight_bytes(model: str, precision: str, quant: str = "none") -> d
 
 @functools.lru_cache(maxsize=4)
 def data_table(name: str) -> pd.DataFrame:
-    """A CSV shipped in sdbench/data."""
-    with resources.files("sdbench").joinpath("data", name).open("r", encoding="utf-8") as handle:
-        return pd.read_csv(handle)
+    """A CSV shipped in sdbench/data, read once."""
+    return read_data_csv(name)
 
 
 def linear_share(model: str, component: str) -> float:
@@ -165,7 +164,7 @@ def activation_bytes(
     vae_tile: bool = False,
 ) -> int:
     """Activation peak of one call of `stage` on `images` (already doubled for cfg where it applies)."""
-    a, c_classic = activation_coefficients("sd15" if model == "sd14" else model, stage)
+    a, c_classic = activation_coefficients(canonical_name(model), stage)
     pixels = float(
         min(height * width, 512 * 512) if vae_tile and stage == "vae_decode" else height * width
     )

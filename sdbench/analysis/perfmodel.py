@@ -18,15 +18,16 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
 from sdbench.analysis.costs import stage_cost
+from sdbench.datafiles import read_data_csv
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, find_gpu
+from sdbench.models.registry import canonical_name
 from sdbench.store.schema import row_guided
 
 SMALL_STEP_FLOPS = 4e12  # below this, one UNet step cannot fill a large GPU
@@ -52,8 +53,6 @@ FAMILY_FALLBACK = {
     "battlemage": "alchemist",
     "volta": "turing",
 }
-MODEL_FAMILY = {"sd14": "sd15", "sd15": "sd15", "sd21": "sd21", "sdxl": "sdxl", "tiny": "tiny",
-                "sdxl-turbo": "sdxl", "lcm-sdxl": "sdxl", "lcm-sd15": "sd15"}  # fmt: skip
 RIDGE_FAMILY = 0.3
 RIDGE_FAMILY_REGIME = 3.0
 
@@ -112,12 +111,7 @@ def _software(era: str, attention: str) -> str:
 @functools.lru_cache(maxsize=1)
 def reference_observations() -> tuple[Observation, ...]:
     """Published results whose GPU is in the catalogue (CPU rows are left out)."""
-    with (
-        resources.files("sdbench")
-        .joinpath("data", "reference_results.csv")
-        .open("r", encoding="utf-8") as handle
-    ):
-        frame = pd.read_csv(handle)
+    frame = read_data_csv("reference_results.csv")
     found = []
     for row in frame.to_dict("records"):
         if isinstance(row.get("exclude_reason"), str) and row["exclude_reason"]:
@@ -173,7 +167,7 @@ def workload_of_row(row: dict) -> Workload:
 
 def _stage_costs(workload: Workload) -> np.ndarray:
     """3 x 3: rows text_encoder, unet, vae_decode; columns flops, matmul bytes, other bytes."""
-    model = "sd15" if workload.model == "sd14" else workload.model
+    model = canonical_name(workload.model)
     out = []
     for stage in ("text_encoder", "unet", "vae_decode"):
         cost = stage_cost(model, stage, workload.height, workload.width, workload.batch_size,

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import functools
 import math
-from importlib import resources
 
 import pandas as pd
 
 from sdbench.analysis.levers import measured_memory_ratios
 from sdbench.analysis.memory_model import estimate_memory, usable_memory_bytes, ways_to_fit
 from sdbench.analysis.perfmodel import (
-    MODEL_FAMILY,
     Calibration,
     Workload,
     calibration_for,
     predict_stage_seconds,
 )
+from sdbench.datafiles import read_data_csv
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, find_gpu
-from sdbench.models.registry import get_model
+from sdbench.models.registry import get_model, model_family
 from sdbench.store.schema import guided, plain_levers
 
 # Average board power while generating, as a share of TDP, when no measured power exists: SD
@@ -30,12 +29,7 @@ POWER_SHARE_OF_TDP = 0.85
 @functools.lru_cache(maxsize=1)
 def model_error_pct() -> dict[str, float]:
     """Median absolute % error per model family from the shipped cross-validation."""
-    with (
-        resources.files("sdbench")
-        .joinpath("data", "model_error.csv")
-        .open("r", encoding="utf-8") as handle
-    ):
-        frame = pd.read_csv(handle)
+    frame = read_data_csv("model_error.csv")
     return dict(zip(frame["model_family"], frame["median_abs_pct_error"], strict=True))
 
 
@@ -44,7 +38,7 @@ def _error_pct(model: str, steps: int) -> float:
     from sdbench.analysis.validate import FEW_STEP_FAMILY, FEW_STEPS
 
     errors = model_error_pct()
-    family = float(errors.get(MODEL_FAMILY.get(model, model), max(errors.values())))
+    family = float(errors.get(model_family(model), max(errors.values())))
     if steps <= FEW_STEPS and FEW_STEP_FAMILY in errors:
         return max(family, float(errors[FEW_STEP_FAMILY]))
     return family

@@ -9,13 +9,13 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from sdbench.analysis.perfmodel import (
-    MODEL_FAMILY,
     Features,
     Observation,
     calibrate,
     predict_metric,
     reference_observations,
 )
+from sdbench.models.registry import model_family
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def cross_validate(observations: list[Observation] | None = None) -> pd.DataFram
         ):
             w = observation.workload
             rows.append({
-                "gpu": gpu_name, "model": w.model, "model_family": MODEL_FAMILY.get(w.model, w.model),
+                "gpu": gpu_name, "model": w.model, "model_family": model_family(w.model),
                 "height": w.height, "width": w.width, "batch_size": w.batch_size, "precision": w.precision,
                 "steps": w.steps, "attention": w.attention, "compile": w.compile, "metric": observation.metric,
                 "measured": observation.value, "predicted": float(predicted),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from importlib import resources
 
 import pandas as pd
 
+from sdbench.datafiles import read_data_csv
+
 GIB = 1024**3
+DATE_COLUMNS = {"street_price_date": str, "cloud_date": str, "spec_source_date": str}
 
 
 @dataclass(frozen=True)
@@ -89,24 +91,9 @@ def _record(row: dict) -> GPU:
 @functools.lru_cache(maxsize=1)
 def load_catalogue() -> tuple[GPU, ...]:
     """Every GPU in the shipped catalogue, in file order."""
-    with (
-        resources.files("sdbench")
-        .joinpath("data", "gpus.csv")
-        .open("r", encoding="utf-8") as handle
-    ):
-        frame = pd.read_csv(
-            handle, dtype={"street_price_date": str, "cloud_date": str, "spec_source_date": str}
-        )
-    return tuple(_record(row) for row in frame.to_dict("records"))
+    return tuple(_record(row) for row in catalogue_frame().to_dict("records"))
 
 
 def catalogue_frame() -> pd.DataFrame:
     """The catalogue as a DataFrame (the CSV's columns), for listings and joins."""
-    with (
-        resources.files("sdbench")
-        .joinpath("data", "gpus.csv")
-        .open("r", encoding="utf-8") as handle
-    ):
-        return pd.read_csv(
-            handle, dtype={"street_price_date": str, "cloud_date": str, "spec_source_date": str}
-        )
+    return read_data_csv("gpus.csv", dtype=DATE_COLUMNS)

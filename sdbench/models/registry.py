@@ -703,6 +703,22 @@ def vae_component(spec: ModelSpec, vae: str = "default") -> Component:
     )
 
 
+# Names published results use for a registered architecture: SD1.4 is SD1.5's UNet, VAE and text
+# encoder (CompVis/stable-diffusion-v1-4 and runwayml/stable-diffusion-v1-5 share every config).
+ALIASES = {"sd14": "sd15"}
+
+
+def canonical_name(name: str) -> str:
+    """The registered name for `name` (sd15 for sd14); unknown names come back as they are."""
+    return ALIASES.get(name, name)
+
+
+def model_family(name: str) -> str:
+    """The family of a registered model or alias (sd15 for bk-sdm-tiny, sdxl for ssd-1b), else `name`."""
+    spec = MODELS.get(canonical_name(name))
+    return spec.family if spec is not None else name
+
+
 def get_model(name: str) -> ModelSpec:
     """The registered model called `name`, or a BadInput naming the known ones."""
     try:
