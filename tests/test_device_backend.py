@@ -131,3 +131,18 @@ def test_the_cpu_timer_measures_the_call_in_milliseconds():
     seen = []
     elapsed_ms = backend.time_ms(lambda: seen.append(1))
     assert seen == [1] and 0.0 <= elapsed_ms < 1000.0
+
+
+def test_detection_lists_each_accelerator_with_its_backend_facts(monkeypatch):
+    from sdbench.devices import detect
+
+    torch = fake_torch()
+    torch.cuda.is_available = lambda: True
+    torch.cuda.device_count = lambda: 2
+    torch.xpu.is_available = lambda: False
+    torch.backends = SimpleNamespace(mps=SimpleNamespace(is_available=lambda: False))
+    monkeypatch.setattr(detect, "torch", torch)
+    devices = detect.list_devices()
+    assert [d["id"] for d in devices] == ["cpu", "cuda:0", "cuda:1"]
+    assert devices[1]["name"] == "Fake GPU" and devices[1]["backend"] == "cuda"
+    assert devices[2]["memory_bytes"] == 80 << 30 and devices[2]["compute_capability"] == "9.0"

@@ -61,6 +61,8 @@ class DeviceBackend(abc.ABC):
             "kind": self.device.kind,
             "backend": self.kind,
             "name": self.name(),
+            "memory_bytes": None,
+            "compute_capability": None,
         }
 
 
@@ -178,6 +180,11 @@ class MpsBackend(DeviceBackend):
 
     def name(self) -> str:
         return f"Apple {platform.machine()} GPU (MPS)"
+
+    def facts(self) -> dict[str, object]:
+        import psutil
+
+        return {**super().facts(), "memory_bytes": psutil.virtual_memory().total}  # unified
 
 
 def _backend_class(device: Device, torch_module) -> type[DeviceBackend]:

@@ -9,6 +9,8 @@ import platform
 import psutil
 import torch
 
+from sdbench.devices.backend import open_backend
+
 
 def cpu_model() -> str:
     try:
@@ -34,58 +36,21 @@ def cpu_info() -> dict:
     }
 
 
-def cuda_infos() -> list[dict]:
-    if not torch.cuda.is_available():
-        return []
-    backend = "rocm" if torch.version.hip else "cuda"
-    infos = []
-    for index in range(torch.cuda.device_count()):
-        props = torch.cuda.get_device_properties(index)
-        infos.append(
-            {
-                "id": f"cuda:{index}",
-                "kind": "cuda",
-                "name": props.name,
-                "memory_bytes": props.total_memory,
-                "compute_capability": f"{props.major}.{props.minor}",
-                "multiprocessors": props.multi_processor_count,
-                "backend": backend,
-            }
-        )
-    return infos
-
-
-def other_infos() -> list[dict]:
-    infos = []
+def accelerator_ids() -> list[str]:
+    """Every accelerator torch can run on here: CUDA/ROCm GPUs, then MPS, then XPU."""
+    ids = (
+        [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        infos.append(
-            {
-                "id": "mps",
-                "kind": "mps",
-                "name": f"Apple {platform.machine()} GPU (MPS)",
-                "memory_bytes": psutil.virtual_memory().total,
-                "compute_capability": None,
-                "backend": "mps",
-            }
-        )
+        ids.append("mps")
     if hasattr(torch, "xpu") and torch.xpu.is_available():
-        for index in range(torch.xpu.device_count()):
-            props = torch.xpu.get_device_properties(index)
-            infos.append(
-                {
-                    "id": f"xpu:{index}",
-                    "kind": "xpu",
-                    "name": props.name,
-                    "memory_bytes": props.total_memory,
-                    "compute_capability": None,
-                    "backend": "xpu",
-                }
-            )
-    return infos
+        ids += [f"xpu:{i}" for i in range(torch.xpu.device_count())]
+    return ids
 
 
 def list_devices() -> list[dict]:
-    return [cpu_info(), *cuda_infos(), *other_infos()]
+    """The CPU, then each accelerator's facts as its device backend reports them."""
+    return [cpu_info(), *(open_backend(d, torch).facts() for d in accelerator_ids())]
 
 
 if __name__ == "__main__":
