@@ -71,3 +71,16 @@ def test_a_weights_folder_of_only_pickles_exits_2_before_anything_runs(tmp_path)
         parse_suite(text, source=str(tmp_path / "s.toml"))
     (tmp_path / "weights" / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"x")
     assert parse_suite(text, source=str(tmp_path / "s.toml")).options["weights"].endswith("weights")
+
+
+def test_exclude_rules_match_by_set_so_many_long_rules_stay_fast():
+    from sdbench.suite.expand import _as_sets, _excluded
+
+    rules = [{"batch_size": tuple(range(1000 * i + 1, 1000 * i + 1001))} for i in range(300)]
+    compiled = _as_sets(rules)
+    assert len(compiled.tuples[("batch_size",)]) == 300_000 and compiled.rules == []
+    assert _excluded({"batch_size": 299_500}, compiled)
+    assert not _excluded({"batch_size": 300_001}, compiled)
+    device_rules = _as_sets([{"device": ("rocm",)}])
+    assert _excluded({"device": "cuda:1"}, device_rules)
+    assert not _excluded({"device": "cpu"}, device_rules)

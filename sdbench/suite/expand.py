@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from sdbench.cell import Cell
 from sdbench.devices.device import device_kind
@@ -39,20 +40,53 @@ def resolve_devices(requested: Sequence[str], present: Sequence[str]) -> list[st
     return resolved
 
 
-def _excluded(cell_values: dict, excludes: Sequence[dict]) -> bool:
-    for rule in excludes:
+MAX_EXCLUDE_TUPLES = 1_000_000  # rules whose value combinations fit are one set lookup per cell
+
+
+@dataclass(frozen=True)
+class _Excludes:
+    """Exclude rules ready for matching: small rules merged into one set of value tuples per key
+    combination (one lookup per cell, however many rules), the rest kept as per-key sets."""
+
+    tuples: dict[tuple[str, ...], frozenset]
+    rules: list[dict[str, frozenset]]
+
+
+def _excluded(cell_values: dict, excludes: _Excludes) -> bool:
+    for keys, combinations in excludes.tuples.items():
+        if tuple(cell_values[k] for k in keys) in combinations:
+            return True
+    for rule in excludes.rules:
         if all(_matches(key, cell_values[key], allowed) for key, allowed in rule.items()):
             return True
     return False
 
 
-def _matches(key: str, value: object, allowed: tuple) -> bool:
+def _as_sets(excludes: Sequence[dict]) -> _Excludes:
+    """Exclude rules with each key's values as a set: a lookup per key, however long the list.
+
+    Device values also match as their family ("cuda" excludes cuda:1) and rocm as cuda, so rules
+    naming a device stay per-key rules.
+    """
+    tuples: dict[tuple[str, ...], set] = {}
+    rules = []
+    for rule in excludes:
+        sets = {key: frozenset(values) for key, values in rule.items()}
+        if "device" in sets:
+            sets["device"] |= {a.replace("rocm", "cuda") for a in sets["device"]}
+        keys = tuple(sorted(sets))
+        size = math.prod(len(v) for v in sets.values())
+        if "device" in sets or size + len(tuples.get(keys, ())) > MAX_EXCLUDE_TUPLES:
+            rules.append(sets)
+        else:
+            tuples.setdefault(keys, set()).update(itertools.product(*(sets[k] for k in keys)))
+    return _Excludes({k: frozenset(v) for k, v in tuples.items()}, rules)
+
+
+def _matches(key: str, value: object, allowed: frozenset) -> bool:
     if key == "device":
         family = device_kind(str(value))
-        return any(
-            a in ("auto", value, family) or a.replace("rocm", "cuda") in (value, family)
-            for a in allowed
-        )
+        return "auto" in allowed or value in allowed or family in allowed
     return value in allowed
 
 
@@ -79,9 +113,10 @@ def expand(suite: Suite, devices: Sequence[str]) -> list[Cell]:
         m["compile"],
         m["cache"],
     )
+    excludes = _as_sets(suite.excludes)
     for combo in combos:
         values = dict(zip(_COMBO_KEYS, combo, strict=True))
-        if _excluded(values, suite.excludes):
+        if _excluded(values, excludes):
             continue
         for cell in _serve_cells(_cell(values, options), suite.serve):
             cells.setdefault(cell.cell_id, cell)  # precision "fp8" and bf16 + fp8dq are one cell

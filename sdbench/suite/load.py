@@ -453,6 +453,7 @@ def _count_kept(suite: Suite) -> int:
     for rule in (r for r in suite.excludes if "device" not in r):
         match = np.ones(grid.shape[1], dtype=bool)
         for key, allowed in rule.items():
+            allowed = frozenset(allowed)  # a lookup per value, however long the rule's list
             positions = [i for i, v in enumerate(suite.matrix[key]) if v in allowed]
             match &= np.isin(grid[axes_here.index(key)], positions)
         excluded |= match
