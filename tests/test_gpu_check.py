@@ -265,7 +265,7 @@ def test_summary_shows_figures_statuses_and_a_probe_based_mfu():
     text = verify.summary_text(good_rows(), [verify.Check("probe", True, "ok")], GPU, probe, 12.0)
     line = next(x for x in text.splitlines() if x.startswith("sd15 unet 512x512 bs1 fp16 sdpa "))
     assert (
-        "25" in line and "5.0%" in line and "3.7 GiB" in line and "5.6" in line and "pass" in line
+        "25" in line and "5.0%" in line and "3.73 GiB" in line and "5.6" in line and "pass" in line
     )
     assert "statuses: 3 ok, 1 oom" in text and text.rstrip().endswith("gpu-check passed")
 

@@ -265,7 +265,7 @@ def summary_text(
         "fidelity",
         "note",
     ]
-    lines += [format_table(headers, table), ""]
+    lines += [format_table(headers, table, fit=False), ""]
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1

@@ -37,14 +37,17 @@ def print_note(text: str) -> None:
             print(textwrap.fill(paragraph, width, subsequent_indent="  ", break_on_hyphens=False))
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], indent: int = 0) -> str:
-    """A plain aligned text table; numbers right-aligned; text columns cut (…) to fit the width."""
+def format_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], indent: int = 0, fit: bool = True
+) -> str:
+    """A plain aligned text table; numbers right-aligned; text columns cut (…) to fit the width
+    (not with `fit` False: a file such as gpu-check's summary keeps every label whole)."""
     cells = [[format_cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     numeric = [
         all(_is_number(row[i]) for row in rows if row[i] is not None) for i in range(len(headers))
     ]
-    width = line_width()
+    width = line_width() if fit else None
     widths = _fit(widths, numeric, [len(h) for h in headers], width and width - indent)
 
     def line(values: Sequence[str]) -> str:
