@@ -34,7 +34,7 @@ class FakeWorker:
     lock = threading.Lock()
     started = itertools.count()  # id() can be reused once a finished worker is collected
 
-    def __init__(self, device: str, env: dict | None = None, on_spawn=None):
+    def __init__(self, device: str, env: dict | None = None, on_spawn=None, **options):
         self.serial = next(self.started)
         self.device = device
         self.gpu = (env or {}).get("CUDA_VISIBLE_DEVICES")
@@ -130,7 +130,7 @@ class CpuBackedGpu(WorkerProcess):
 
     lifetimes: list[tuple[str, float, float]] = []  # (physical GPU, started, stopped)
 
-    def __init__(self, device: str, env: dict | None = None, on_spawn=None):
+    def __init__(self, device: str, env: dict | None = None, on_spawn=None, **options):
         self.gpu, self.began = (env or {})["CUDA_VISIBLE_DEVICES"], time.monotonic()
         super().__init__("cpu", env={**(env or {}), "CUDA_VISIBLE_DEVICES": ""}, on_spawn=on_spawn)
         self.device = device

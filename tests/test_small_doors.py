@@ -84,3 +84,23 @@ def test_exclude_rules_match_by_set_so_many_long_rules_stay_fast():
     device_rules = _as_sets([{"device": ("rocm",)}])
     assert _excluded({"device": "cuda:1"}, device_rules)
     assert not _excluded({"device": "cpu"}, device_rules)
+
+
+def test_a_worker_stopped_before_its_hello_times_out_by_the_suite_and_says_so():
+    import os
+    import signal
+    import time
+
+    from sdbench.cell import Measure
+    from sdbench.runner.process import WorkerLost, WorkerProcess, hello_timeout_s
+
+    assert hello_timeout_s(Measure(cell_timeout_s=5)) == 120.0  # imports need time
+    assert hello_timeout_s(Measure(cell_timeout_s=300)) == 300.0
+    assert hello_timeout_s(Measure(cell_timeout_s=7200)) == 600.0
+    begin = time.monotonic()
+    with pytest.raises(WorkerLost) as lost:
+        WorkerProcess(
+            "cpu", on_spawn=lambda w: os.kill(w.process.pid, signal.SIGSTOP), hello_timeout_s=2
+        )
+    assert time.monotonic() - begin < 30
+    assert lost.value.status == "timeout" and "cell_timeout_s" in lost.value.reason

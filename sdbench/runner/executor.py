@@ -22,7 +22,7 @@ from sdbench.cell import Cell, Measure
 from sdbench.devices import present_devices
 from sdbench.devices.device import Device
 from sdbench.runner import interrupt
-from sdbench.runner.process import WorkerLost, WorkerProcess
+from sdbench.runner.process import WorkerLost, WorkerProcess, hello_timeout_s
 from sdbench.runner.worker import GPU_COUNT_ENV
 
 ResultCallback = Callable[[Cell, dict, dict], None]  # (cell, measured fields, worker environment)
@@ -219,7 +219,12 @@ class LocalExecutor:
             pin_env[GPU_COUNT_ENV] = str(host_gpu_count(environ))
         env = {**(self.worker_env or {}), **pin_env}
         try:
-            return self.worker_factory(worker_device, env=env, on_spawn=register)
+            return self.worker_factory(
+                worker_device,
+                env=env,
+                on_spawn=register,
+                hello_timeout_s=hello_timeout_s(self.measure),
+            )
         except BaseException:
             for worker in spawned:
                 self._forget(worker)

@@ -22,6 +22,14 @@ from collections.abc import Callable
 from sdbench.cell import Cell, Measure
 
 HELLO_TIMEOUT_S = 600.0  # importing torch + diffusers on a cold disk can take minutes
+MIN_HELLO_TIMEOUT_S = 120.0  # even a suite of quick cells gives a worker this long to import
+
+
+def hello_timeout_s(measure: Measure) -> float:
+    """How long a new worker may take to say hello: the suite's cell_timeout_s, within bounds."""
+    return min(HELLO_TIMEOUT_S, max(MIN_HELLO_TIMEOUT_S, measure.cell_timeout_s))
+
+
 MANAGER_PID_ENV = "SDBENCH_MANAGER_PID"  # the worker exits when this process is gone
 STDERR_LINES_KEPT = 200  # enough for a faulthandler dump of a few threads
 
@@ -63,6 +71,7 @@ class WorkerProcess:
         device: str,
         env: dict[str, str] | None = None,
         on_spawn: Callable[[WorkerProcess], None] | None = None,
+        hello_timeout_s: float = HELLO_TIMEOUT_S,
     ):
         self.device = device
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_LINES_KEPT)
@@ -79,7 +88,8 @@ class WorkerProcess:
         self._stderr_thread.start()
         if on_spawn is not None:
             on_spawn(self)
-        self.hello = self._read_message(HELLO_TIMEOUT_S, what="start")["hello"]
+        what = "start: no hello from the worker; [measure] cell_timeout_s bounds it, 120-600 s"
+        self.hello = self._read_message(hello_timeout_s, what=what)["hello"]
 
     def _drain_stderr(self) -> None:
         for raw in self.process.stderr:

@@ -29,7 +29,12 @@ from sdbench.runner.executor import (
     as_seen_by,
     group_cells,
 )
-from sdbench.runner.process import MANAGER_PID_ENV, WorkerLost, WorkerProcess
+from sdbench.runner.process import (
+    MANAGER_PID_ENV,
+    WorkerLost,
+    WorkerProcess,
+    hello_timeout_s,
+)
 
 RAY_HINT = (
     'The ray executor needs Ray, which is not installed here: pip install "sdbench[ray]" '
@@ -95,7 +100,11 @@ class GroupRunner:
             return {"status": "error", "error": reason}, self.environment
         try:
             if self.worker is None:
-                self.worker = WorkerProcess(node_device(cell.device), env=self.worker_env)
+                self.worker = WorkerProcess(
+                    node_device(cell.device),
+                    env=self.worker_env,
+                    hello_timeout_s=hello_timeout_s(measure),
+                )
                 self.environment = {**self.host, **self.worker.hello}
                 self.failed_starts = 0
             result = self.worker.request(as_seen_by(self.worker.device, cell), measure)
