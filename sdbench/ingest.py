@@ -21,6 +21,7 @@ import pandas as pd
 from sdbench.cell import Cell
 from sdbench.errors import BadInput, did_you_mean
 from sdbench.levers import LeverError, parse_cache, parse_memory, parse_quant
+from sdbench.machine import with_machine
 from sdbench.stats import summarize
 from sdbench.store.files import output_error, write_run
 from sdbench.store.schema import COLUMNS, SCHEMA_VERSION, STATUSES
@@ -131,7 +132,7 @@ def benchmark_rows(data: dict, run_id: str, source: str = "this file") -> list[d
                 f"{source}: benchmark {show(name)}: {problem}. Fix or remove that benchmark, or "
                 "ingest the file pytest-benchmark wrote, unedited."
             )
-    return rows
+    return [with_machine(row) for row in rows]  # the machine id `sdbench run` gives this host
 
 
 def _benchmark_row(base: dict, bench: object, devices: object, where: str) -> dict:

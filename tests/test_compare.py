@@ -12,6 +12,7 @@ import pytest
 from sdbench.analysis.compare import bootstrap_ratio_ci, compare_runs
 from sdbench.cell import Cell
 from sdbench.cli import main
+from sdbench.machine import DifferentMachines
 from sdbench.store import read_results, write_run
 
 CELLS = [
@@ -192,15 +193,26 @@ def test_cells_match_by_configuration_not_by_row_position():
     assert (latency["ratio"].between(0.97, 1.03)).all()
 
 
-def test_mismatched_hardware_and_software_are_warned_loudly():
+def test_runs_of_different_machines_get_no_verdict_and_the_error_names_the_differences():
     rng = np.random.default_rng(2)
     base = make_run(rng, "a")
     cur = make_run(rng, "b", device_name="NVIDIA H100 80GB HBM3", torch="2.6.0")
+    with pytest.raises(DifferentMachines) as raised:
+        compare_runs(base, cur)
+    message = str(raised.value)
+    assert "device_name NVIDIA A100-SXM4-80GB vs NVIDIA H100 80GB HBM3" in message
+    assert "torch 2.5.1 vs 2.6.0" in message and "--across-machines" in message
+
+
+def test_software_outside_the_machine_identity_is_warned_loudly():
+    rng = np.random.default_rng(2)
+    base = make_run(rng, "a")
+    cur = make_run(rng, "b", cpu_model="Intel Xeon 8480", diffusers="0.32.0")
     warnings = compare_runs(base, cur).environment_warnings
     assert len(warnings) == 2
-    assert warnings[0].startswith("HARDWARE DIFFERS (device_name)")
-    assert "NVIDIA A100-SXM4-80GB vs current NVIDIA H100 80GB HBM3 (8 cells)" in warnings[0]
-    assert warnings[1].startswith("SOFTWARE DIFFERS (torch)") and "2.5.1" in warnings[1]
+    assert warnings[0].startswith("HARDWARE DIFFERS (cpu_model)")
+    assert "AMD EPYC 7742 vs current Intel Xeon 8480 (8 cells)" in warnings[0]
+    assert warnings[1].startswith("SOFTWARE DIFFERS (diffusers)") and "0.31.0" in warnings[1]
     same = compare_runs(base, make_run(rng, "c")).environment_warnings
     assert same == []
 
@@ -297,10 +309,10 @@ def write_pair(tmp_path, slow: dict[str, float] | None = None, **current_extra):
 
 
 def test_compare_command_exits_1_on_regression_and_prints_markdown(tmp_path, capsys):
-    base, cur = write_pair(tmp_path, slow={CELLS[5].cell_id: 1.25}, device_name="NVIDIA L4")
+    base, cur = write_pair(tmp_path, slow={CELLS[5].cell_id: 1.25}, diffusers="0.32.0")
     assert main(["compare", str(base.parent), str(cur.parent), "--format", "markdown"]) == 1
     out = capsys.readouterr().out
-    assert "HARDWARE DIFFERS (device_name)" in out
+    assert "SOFTWARE DIFFERS (diffusers)" in out
     assert (
         f"| {CELLS[5].label()} | median_ms |" in out
     )  # the config label, as Cell.label() spells it

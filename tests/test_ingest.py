@@ -83,3 +83,19 @@ def test_files_that_are_not_pytest_benchmark_json_exit_2(tmp_path, capsys):
     assert "not readable JSON" in capsys.readouterr().err
     assert main(["ingest", str(tmp_path / "absent.json"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_ingested_rows_carry_their_machine_and_another_node_is_another_machine(
+    plain_json, tmp_path, capsys
+):
+    data = json.loads(plain_json.read_text())
+    here, rows = ingest(plain_json, tmp_path / "here")
+    frame = read_results([here])
+    host = data["machine_info"]["node"]
+    assert {row["machine_id"] for row in rows} == set(frame["machine_id"]) and len(rows) == 2
+    assert frame["machine"].iloc[0] == f"unknown-device·{host.split('.')[0]}"
+    data["machine_info"]["node"] = "another-node"
+    (tmp_path / "other.json").write_text(json.dumps(data))
+    there, _ = ingest(tmp_path / "other.json", tmp_path / "there")
+    assert main(["compare", str(here), str(there)]) == 2
+    assert f"host {host} vs another-node" in capsys.readouterr().err

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from sdbench.machine import machine_id
 from sdbench.runner.run import run_suite
-from sdbench.store import COLUMNS, read_results
+from sdbench.store import COLUMNS, SCHEMA_VERSION, read_results
 
 SUITE = """
 [suite]
@@ -90,7 +91,8 @@ def test_rows_record_the_environment(run):
     row = frame.iloc[0]
     assert row.torch and row.diffusers and row.python and row.host
     assert row.device_name and row.cpu_model
-    assert row.schema_version == 1
+    assert row.schema_version == SCHEMA_VERSION
+    assert row.machine_id == machine_id(row) and row.machine.endswith(row.host.split(".")[0])
     assert frame.run_id.nunique() == 1 and frame.suite.iloc[0] == "e2e"
 
 

@@ -19,13 +19,13 @@ import pandas as pd
 from sdbench.analysis.best import (
     default_row,
     fastest_settings,
-    latest_per_cell,
     with_config_columns,
 )
 from sdbench.analysis.outliers import flag_outliers
 from sdbench.analysis.per_image import STAGES, call_energy_j
 from sdbench.errors import SdbenchError
 from sdbench.levers import describe as describe_levers
+from sdbench.machine import latest_per_series
 from sdbench.models.registry import MODELS
 from sdbench.store.schema import guided
 
@@ -67,13 +67,15 @@ class DeviceAnswers:
 
 def answers(frame: pd.DataFrame) -> list[DeviceAnswers]:
     """One DeviceAnswers per measured device with a whole image's stages (at most MAX_DEVICES)."""
-    latest = flag_outliers(latest_per_cell(with_config_columns(frame)))
+    latest = flag_outliers(latest_per_series(with_config_columns(frame)))
     latest = latest.assign(cfg=guided(latest))
     best = fastest_settings(frame)
     out = []
-    for device, workload in _main_workloads(latest)[:MAX_DEVICES]:
-        out.append(_device_answers(latest, best, device, workload))
-    return out
+    for machine, rows in latest.groupby("machine_id", sort=True):  # never mix two machines' cells
+        machine_best = best[best["machine_id"] == machine]
+        for device, workload in _main_workloads(rows):
+            out.append(_device_answers(rows, machine_best, device, workload))
+    return out[:MAX_DEVICES]
 
 
 def _main_workloads(latest: pd.DataFrame) -> list[tuple[str, dict]]:

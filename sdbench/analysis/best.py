@@ -1,7 +1,8 @@
 """The fastest configuration per workload whose fidelity passes, and its speed-up over the plain default.
 
-A workload is one (device, model, stage, height, width, batch_size, cfg, steps): the same work
-done per call, so per-call medians of its configurations compare directly. A configuration is
+A workload is one (machine, device, model, stage, height, width, batch_size, cfg, steps): the
+same work done per call on one machine, so per-call medians of its configurations compare
+directly. Two machines running the same cells are two workloads, never one. A configuration is
 the rest (precision, attention, compile, channels_last, vae, and the levers memory, quant, cache).
 
 Fidelity rule: a row is a candidate when its status is ok, it has a median, `nonfinite` is not
@@ -13,7 +14,8 @@ rows whose fidelity was measured and passed.
 The plain default a speed-up is measured against: attention sdpa, compile none, no channels_last,
 default VAE, every lever off, precision fp32 on CPU and fp16 on other devices (bf16 when no ok fp16 row exists).
 
-When a cell (same `cell_id`) appears in several runs, only its latest run counts.
+When a series (same `machine_id` and `cell_id`) appears in several runs, only its latest run
+counts (`sdbench.machine.latest_per_series`).
 
 Noise rule: cells `analysis.outliers` flags (too noisy, or slower than a neighbour that does more
 work) neither win nor serve as the default, so no speed-up rests on them; `outliers` counts them
@@ -29,12 +31,24 @@ from sdbench.analysis.compare import bootstrap_ratio_ci, sample_array
 from sdbench.analysis.outliers import flag_outliers, is_outlier
 from sdbench.devices.device import device_kind
 from sdbench.levers import LEVERS
+from sdbench.machine import latest_per_series
 from sdbench.store.schema import plain_levers, with_levers
 
-WORKLOAD = ["device", "model", "stage", "height", "width", "batch_size", "cfg", "steps"]
+WORKLOAD = [
+    "machine_id",
+    "device",
+    "model",
+    "stage",
+    "height",
+    "width",
+    "batch_size",
+    "cfg",
+    "steps",
+]
 CONFIG = ["precision", "attention", "compile", "channels_last", "vae", *LEVERS]
 RESULT_COLUMNS = [
     *WORKLOAD,
+    "machine",
     "device_name",
     *CONFIG,
     "median_ms",
@@ -58,14 +72,6 @@ RESULT_COLUMNS = [
     "cell_id",
     "reason",
 ]
-
-
-def latest_per_cell(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell_id: the one from the latest run (by started_at, then run_id)."""
-    if frame.empty:
-        return frame.copy()
-    ordered = frame.sort_values(["started_at", "run_id"], na_position="first", kind="stable")
-    return ordered.drop_duplicates("cell_id", keep="last").reset_index(drop=True)
 
 
 def passes_fidelity(frame: pd.DataFrame, require_fidelity: bool = False) -> pd.Series:
@@ -104,7 +110,7 @@ def fastest_settings(frame: pd.DataFrame, require_fidelity: bool = False) -> pd.
     Workloads where nothing passes keep a row with null configuration and a `reason`.
     """
     # Ingested pytest benchmarks that are not sdbench cells have no configuration to rank.
-    rows = latest_per_cell(with_config_columns(frame[frame["model"].notna()]))
+    rows = latest_per_series(with_config_columns(frame[frame["model"].notna()]))
     if rows.empty:
         return pd.DataFrame(columns=RESULT_COLUMNS)
     rows = flag_outliers(rows)
@@ -138,6 +144,7 @@ def _best_of_workload(group: pd.DataFrame, require_fidelity: bool) -> dict:
     passing = ok[passes_fidelity(ok, require_fidelity) & ~flagged]
     result = {name: first[name] for name in WORKLOAD}
     result |= {
+        "machine": first.get("machine"),
         "device_name": first.get("device_name"),
         "candidates": len(passing),
         "rejected_fidelity": int((~passes_fidelity(ok, require_fidelity)).sum()),
@@ -212,7 +219,7 @@ def _no_candidate_reason(total: int, ok: int, require_fidelity: bool) -> str:
 
 def compile_gains(frame: pd.DataFrame) -> pd.DataFrame:
     """Per compiled ok row: its compile time and speed-up over the same configuration uncompiled."""
-    rows = latest_per_cell(with_config_columns(frame))
+    rows = latest_per_series(with_config_columns(frame))
     ok = rows[(rows["status"] == "ok") & rows["median_ms"].notna()]
     keys = [*WORKLOAD, "precision", "attention", "channels_last", "vae", *LEVERS]
     ok = _fill_keys(ok)

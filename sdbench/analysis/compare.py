@@ -1,7 +1,10 @@
 """Compare two sets of runs cell by cell and decide, per metric, whether anything really changed.
 
-Cells are matched by `cell_id` (a stable hash of the configuration), never by row position.
-When one side holds several runs of a cell, the latest (by `started_at`, then `run_id`) is used:
+Cells are matched by series (`machine_id`, `cell_id`: a configuration on one machine), never by
+row position. Two sides that share no machine are not compared at all (`DifferentMachines`: a
+hardware comparison is `sdbench.analysis.machines`); when they share some, only those machines'
+cells are compared and a note names the rest.
+When one side holds several runs of a series, the latest (by `started_at`, then `run_id`) is used:
 pooling samples across runs would treat run-to-run drift as within-run noise and make the test
 overconfident. Latency verdicts need two things to agree: a Mann-Whitney U test on the raw
 samples (p < alpha) and a practical threshold on the ratio of medians. The bootstrap 95% CI of
@@ -21,6 +24,14 @@ from scipy import stats as scipy_stats
 
 from sdbench.cell import Cell
 from sdbench.errors import BadInput
+from sdbench.machine import (
+    check_same_machines,
+    latest_per_series,
+    machine_names,
+    runs_per_series,
+    series_id,
+    with_machine_columns,
+)
 
 MIB = 1024**2
 
@@ -115,13 +126,20 @@ def compare_runs(
         fidelity_threshold_pct=fidelity_threshold_pct,
     )
     _check_settings(settings, metrics)
+    baseline, current, machine_note = _shared_machines(baseline, current)
     base, base_runs = latest_per_cell(baseline, "baseline")
     cur, cur_runs = latest_per_cell(current, "current")
     rows: list[dict] = []
-    for cell_id in _ordered_union(base.index, cur.index):
-        b = base.loc[cell_id] if cell_id in base.index else None
-        c = cur.loc[cell_id] if cell_id in cur.index else None
-        rows += compare_cell(cell_id, b, c, settings, metrics)
+    names = machine_names(pd.concat([base, cur], ignore_index=True)) if len(base) else {}
+    for key in _ordered_union(base.index, cur.index):
+        b = base.loc[key] if key in base.index else None
+        c = cur.loc[key] if key in cur.index else None
+        row_of = b if b is not None else c
+        cell_rows = compare_cell(str(row_of["cell_id"]), b, c, settings, metrics)
+        if len(names) > 1:  # the same cell on two machines: say which row is which
+            for row in cell_rows:
+                row["label"] += f" on {names[row_of['machine_id']]}"
+        rows += cell_rows
     table = _sorted(pd.DataFrame(rows, columns=list(TABLE_COLUMNS)))
     matched = base.index.intersection(cur.index)
     warnings = environment_warnings(base.loc[matched], cur.loc[matched])
@@ -132,6 +150,7 @@ def compare_runs(
             "suite (cells match on their configuration, device included)."
         )
     notes = [n for n in (_runs_note("baseline", base_runs), _runs_note("current", cur_runs)) if n]
+    notes += [machine_note] if machine_note else []
     underpowered = (
         int(table["note"].str.contains("can never reach", regex=False).sum()) if len(table) else 0
     )
@@ -156,17 +175,38 @@ def _check_settings(settings: Settings, metrics: Sequence[str]) -> None:
 
 
 def latest_per_cell(frame: pd.DataFrame, side: str) -> tuple[pd.DataFrame, pd.Series]:
-    """The latest row of each cell (indexed by cell_id) and how many runs each cell had."""
+    """The latest row of each series (indexed by `series_id`) and how many runs each had."""
     if "cell_id" not in frame or frame["cell_id"].isna().any():
         raise BadInput(
             f"The {side} results have rows without a cell_id, so their cells cannot be matched. "
             "Give files written by `sdbench run` or `sdbench ingest`."
         )
-    ordered = frame.assign(_order=pd.to_datetime(frame.get("started_at"), utc=True))
-    ordered = ordered.sort_values(["_order", "run_id"], kind="stable", na_position="first")
-    runs = ordered.groupby("cell_id", sort=False)["run_id"].nunique(dropna=False)
-    latest = ordered.drop_duplicates("cell_id", keep="last").drop(columns="_order")
-    return latest.set_index("cell_id", drop=False), runs
+    latest = latest_per_series(frame)
+    return latest.set_index(series_id(latest), drop=False), runs_per_series(frame)
+
+
+def _shared_machines(
+    baseline: pd.DataFrame, current: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Both sides cut to the machines they share, and a note naming any left out.
+
+    Raises DifferentMachines when they share none: that is a hardware comparison, not a verdict.
+    """
+    baseline, current = with_machine_columns(baseline), with_machine_columns(current)
+    if baseline.empty or current.empty:
+        return baseline, current, ""
+    check_same_machines(baseline, current)
+    shared = set(baseline["machine_id"]) & set(current["machine_id"])
+    others = (set(baseline["machine_id"]) | set(current["machine_id"])) - shared
+    if not others:
+        return baseline, current, ""
+    names = machine_names(pd.concat([baseline, current], ignore_index=True))
+    note = (
+        f"only the machines both sides ran on are compared; left out: "
+        f"{', '.join(sorted(names[m] for m in others))} (--across-machines compares those too)."
+    )
+    keep_base, keep_cur = baseline["machine_id"].isin(shared), current["machine_id"].isin(shared)
+    return baseline[keep_base], current[keep_cur], note
 
 
 def _runs_note(side: str, runs: pd.Series) -> str:

@@ -5,6 +5,9 @@ solves) with an L1 cost: each segment costs the sum of absolute deviations from 
 each step costs a penalty proportional to the noise level, so single outliers do not make steps.
 The noise level is estimated robustly from run-to-run differences (MAD). Steps smaller than a
 practical threshold are merged away, as in `compare`.
+
+A series is one cell on one machine (`machine_id`, `cell_id`): a cell measured on another host or
+GPU starts a series of its own, so a change of machine is never reported as a performance step.
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ import pandas as pd
 
 from sdbench.analysis.compare import cell_label
 from sdbench.errors import BadInput
+from sdbench.machine import machine_names, with_machine_columns
 
 CHANGE_COLUMNS = (
+    "series_id",
+    "machine_id",
+    "machine",
     "cell_id",
     "label",
     "run_id",
@@ -30,31 +37,53 @@ CHANGE_COLUMNS = (
     "runs_before",
     "runs_after",
 )
-SERIES_COLUMNS = ("cell_id", "label", "run_id", "started_at", "value")
+SERIES_COLUMNS = (
+    "series_id",
+    "machine_id",
+    "machine",
+    "cell_id",
+    "label",
+    "run_id",
+    "started_at",
+    "value",
+)
 
 
 def cell_series(frame: pd.DataFrame, metric: str = "median_ms") -> pd.DataFrame:
-    """One value per (cell, run) of the cells that finished ok, ordered by cell then `started_at`."""
+    """One value per (series, run) of the cells that finished ok, ordered by series then time.
+
+    Labels name the machine too when the results hold more than one.
+    """
     if metric not in frame.columns:
         raise BadInput(
             f'No column "{metric}" in these results. Use a numeric column such as median_ms.'
         )
     ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    ok = with_machine_columns(ok)
+    names = machine_names(ok) if len(ok) else {}
+    labels = [cell_label(row) for _, row in ok.iterrows()]
+    if len(names) > 1:
+        labels = [
+            f"{label} on {names[m]}" for label, m in zip(labels, ok["machine_id"], strict=True)
+        ]
     values = pd.to_numeric(ok[metric], errors="coerce")
     if values.notna().sum() == 0 and len(ok) and ok[metric].notna().any():
         raise BadInput(f'Column "{metric}" is not numeric. Use a numeric column such as median_ms.')
     series = pd.DataFrame(
         {
+            "series_id": ok["machine_id"].astype(str) + "/" + ok["cell_id"].astype(str),
+            "machine_id": ok["machine_id"],
+            "machine": ok["machine_id"].map(names),
             "cell_id": ok["cell_id"],
-            "label": [cell_label(row) for _, row in ok.iterrows()],
+            "label": labels,
             "run_id": ok["run_id"],
             "started_at": pd.to_datetime(ok["started_at"], utc=True),
             "value": values.astype(float),
         }
     )
     series = series[series["value"].notna() & series["cell_id"].notna()]
-    series = series.sort_values(["cell_id", "started_at", "run_id"], kind="stable")
-    series = series.drop_duplicates(["cell_id", "run_id"], keep="last")
+    series = series.sort_values(["series_id", "started_at", "run_id"], kind="stable")
+    series = series.drop_duplicates(["series_id", "run_id"], keep="last")
     return series.reset_index(drop=True)[list(SERIES_COLUMNS)]
 
 
@@ -65,16 +94,17 @@ def change_points(
     penalty_factor: float = 4.0,
     min_size: int = 2,
 ) -> pd.DataFrame:
-    """The runs at which each cell's metric stepped, with the levels before and after the step."""
+    """The runs at which each series' metric stepped, with the levels before and after the step."""
     series = cell_series(frame, metric)
     rows = []
-    for cell_id, group in series.groupby("cell_id", sort=False):
+    for _, group in series.groupby("series_id", sort=False):
         values = group["value"].to_numpy()
         for start, before, after in detect_steps(values, min_change_pct, penalty_factor, min_size):
             first = group.iloc[start]
             rows.append(
                 {
-                    "cell_id": cell_id,
+                    **{name: first[name] for name in ("series_id", "machine_id", "machine")},
+                    "cell_id": first["cell_id"],
                     "label": first["label"],
                     "run_id": first["run_id"],
                     "started_at": first["started_at"],

@@ -15,14 +15,27 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sdbench.analysis.best import latest_per_cell, passes_fidelity, with_config_columns
+from sdbench.analysis.best import passes_fidelity, with_config_columns
 from sdbench.levers import LEVERS
 from sdbench.levers import describe as describe_levers
+from sdbench.machine import latest_per_series
 from sdbench.store.schema import plain_levers, with_levers
 
-WORKLOAD = ["device", "model", "stage", "height", "width", "batch_size", "cfg", "steps"]
+WORKLOAD = [
+    "machine_id",
+    "device",
+    "model",
+    "stage",
+    "height",
+    "width",
+    "batch_size",
+    "cfg",
+    "steps",
+]
 BASE = ["precision", "attention", "compile", "channels_last", "vae"]
 COLUMNS = [
+    "machine_id",
+    "machine",
     "device",
     "device_name",
     "model",
@@ -62,7 +75,7 @@ def peak_bytes(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 def lever_table(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per ok cell: its setting, median, peak and fidelity, and its ratios to the same
     workload and base configuration with every lever off (null when that cell was not run)."""
-    rows = latest_per_cell(with_levers(with_config_columns(frame)))
+    rows = latest_per_series(with_levers(with_config_columns(frame)))
     if rows.empty or "median_ms" not in rows:
         return pd.DataFrame(columns=COLUMNS)
     ok = rows[(rows["status"] == "ok") & rows["median_ms"].notna()].copy()
@@ -94,7 +107,16 @@ def lever_summary(frame: pd.DataFrame) -> pd.DataFrame:
     table = lever_table(frame)
     table = table[table["speedup"].notna() & (table["setting"] != "none")]
     out = []
-    group_keys = ["device", "model", "stage", "height", "width", "batch_size", "precision"]
+    group_keys = [
+        "machine_id",
+        "device",
+        "model",
+        "stage",
+        "height",
+        "width",
+        "batch_size",
+        "precision",
+    ]
     for key, group in table.groupby(group_keys, sort=True, dropna=False):
         passing = group[group["fidelity_ok"]]
         entry = dict(zip(group_keys, key, strict=True))

@@ -20,6 +20,7 @@ import pandas as pd
 
 SPREAD_LIMIT = 0.25  # IQR / median; the per-cell "high spread" warning starts at 0.10
 SERIES = [
+    "machine_id",  # another machine's cell is no neighbour: its speed says nothing about this one
     "device",
     "model",
     "stage",

@@ -17,6 +17,8 @@ from sdbench.models.registry import MODELS
 
 STAGES = ("text_encoder", "unet", "vae_decode")
 CONFIG_KEYS = (
+    "machine_id",  # stage rows of two machines never compose one image
+    "machine",
     "model",
     "device",
     "device_name",

@@ -13,15 +13,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sdbench.analysis.best import CONFIG, WORKLOAD, latest_per_cell, with_config_columns
+from sdbench.analysis.best import CONFIG, WORKLOAD, with_config_columns
 from sdbench.analysis.compare import sample_array
 from sdbench.analysis.outliers import flag_outliers, is_outlier
+from sdbench.machine import latest_per_series
 
 BASELINE = "fp32"
-GROUP = ["device", "model", "stage"]
+GROUP = ["machine_id", "device", "model", "stage"]  # one machine's pairs never mix with another's
 PAIR_KEYS = [*WORKLOAD, *(name for name in CONFIG if name != "precision")]
 COLUMNS = [
     *GROUP,
+    "machine",
     "device_name",
     "precision",
     "baseline",
@@ -40,7 +42,7 @@ RESAMPLES = 2000
 def precision_gains(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """One row per (device, model, stage, reduced precision): speed-up over fp32, CI, fidelity."""
     # Ingested pytest benchmarks that are not sdbench cells have no precision to compare.
-    rows = latest_per_cell(with_config_columns(frame[frame["model"].notna()]))
+    rows = latest_per_series(with_config_columns(frame[frame["model"].notna()]))
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
     rows = flag_outliers(rows)
@@ -65,6 +67,7 @@ def _gain(key: dict, group: pd.DataFrame, precision: str, seed: int) -> dict:
     pairs = reduced.merge(baseline, on=PAIR_KEYS, suffixes=("", "_base"), how="inner")
     result = {
         **key,
+        "machine": group["machine"].iloc[0],
         "device_name": group["device_name"].iloc[0] if "device_name" in group else None,
         "precision": precision,
         "baseline": BASELINE,

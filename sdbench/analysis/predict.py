@@ -18,6 +18,7 @@ from sdbench.analysis.perfmodel import (
 from sdbench.datafiles import read_data_csv
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, find_gpu
+from sdbench.machine import latest_per_series
 from sdbench.models.registry import get_model, model_family
 from sdbench.store.schema import guided, plain_levers
 
@@ -67,9 +68,14 @@ def same_workload(results: pd.DataFrame, workload: Workload) -> pd.Series:
 
 
 def measured_rows(results: pd.DataFrame | None, workload: Workload) -> pd.DataFrame:
-    """Ok rows of `results` on accelerators (not the CPU) for exactly this workload, any stage."""
+    """Ok rows of `results` on accelerators (not the CPU) for exactly this workload, any stage.
+
+    Only the latest run of each series (a cell on one machine) counts; several machines with the
+    same GPU each contribute their own rows.
+    """
     if results is None or results.empty:
         return pd.DataFrame()
+    results = latest_per_series(results)
     same = (
         same_workload(results, workload)
         & ~results["device"].astype(str).str.startswith("cpu")

@@ -9,7 +9,7 @@ import pandas as pd
 
 from sdbench.analysis.perfmodel import Workload, calibration_for
 from sdbench.analysis.predict import cost_per_1000_usd, predict, usual_workload
-from sdbench.analysis.this_cpu import measured_cpu
+from sdbench.analysis.this_cpu import measured_cpus
 from sdbench.gpus import GPU, load_catalogue
 
 DEFAULT_BUDGETS_USD = (300.0, 600.0, 1000.0, 2000.0, 5000.0, math.inf)
@@ -134,7 +134,6 @@ def recommend(
                 row.update({k: pick.get(k) for k in COLUMNS if k not in row})
                 row["note"] = note
             out.append(row)
-    cpu = measured_cpu(results, workload)
-    if cpu is not None:
+    for cpu in measured_cpus(results, workload):
         out.append({"tier": "this machine", "criterion": "cpu", **cpu})
     return pd.DataFrame(out).reindex(columns=COLUMNS)

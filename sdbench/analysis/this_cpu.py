@@ -2,7 +2,8 @@
 
 "Do I need a GPU?" answered with numbers: the CPU at its fastest measured setting, from a
 `pipeline` cell at the workload's steps, else one call composed from its stage rows
-(analysis/per_image.py), else its UNet steps alone; the note says which.
+(analysis/per_image.py), else its UNet steps alone; the note says which. Results from several
+machines give one row per machine (the latest run of each of its cells).
 """
 
 from __future__ import annotations
@@ -12,6 +13,23 @@ import pandas as pd
 from sdbench.analysis.perfmodel import Workload
 from sdbench.analysis.predict import same_workload, stage_median
 from sdbench.levers import describe as describe_levers
+from sdbench.machine import latest_per_series, machine_names
+
+
+def measured_cpus(results: pd.DataFrame | None, workload: Workload) -> list[dict]:
+    """One "this machine" row per machine whose CPU measured the workload, fastest first."""
+    if results is None or results.empty:
+        return []
+    latest = latest_per_series(results)
+    cpu_rows = latest[latest["device"].astype(str).str.startswith("cpu")]
+    names = machine_names(cpu_rows) if len(cpu_rows) else {}
+    answers = []
+    for machine, rows in cpu_rows.groupby("machine_id", sort=True):
+        answer = measured_cpu(rows, workload)
+        if answer is not None and len(names) > 1:
+            answer["note"] += f" ({names[str(machine)]})"
+        answers += [answer] if answer is not None else []
+    return sorted(answers, key=lambda answer: answer["s_per_image"])
 
 
 def measured_cpu(results: pd.DataFrame | None, workload: Workload) -> dict | None:

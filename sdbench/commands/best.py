@@ -92,6 +92,7 @@ def handle(args: argparse.Namespace) -> int:
         print_rows,
         results_paths,
     )
+    from sdbench.machine import machines_share_a_device
     from sdbench.store import read_results
 
     frame = read_results(results_paths(args))
@@ -106,6 +107,8 @@ def handle(args: argparse.Namespace) -> int:
     else:
         table = fastest_settings(frame, require_fidelity=args.require_fidelity)
         columns = COLUMNS
+    if machines_share_a_device(table):  # each workload answered once per machine: say which
+        columns = (("machine", "machine"), *columns)
     records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
     rows = [[_value(row, name) for _, name in columns] for _, row in table.iterrows()]
     headers = [label for label, _ in columns]

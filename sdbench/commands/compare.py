@@ -61,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MIB",
         help="smallest peak-memory change that counts, in MiB (default 64)",
     )
+    parser.add_argument(
+        "--across-machines",
+        action="store_true",
+        help="runs of different machines: a hardware comparison per shared cell (ratio of "
+        "medians with a 95%% CI, memory, energy per image), no regression verdict, exit 0",
+    )
     add_format_option(parser)
     parser.add_argument("--all", action="store_true", help="table format: list unchanged rows too")
     parser.set_defaults(func=handle)
@@ -72,6 +78,10 @@ def handle(args: argparse.Namespace) -> int:
 
     baseline = read_results([args.baseline])
     current = read_results([args.current])
+    if args.across_machines:
+        from sdbench.commands.compare_machines import print_hardware_comparison
+
+        return print_hardware_comparison(baseline, current, args)
     result = compare_runs(
         baseline,
         current,

@@ -78,6 +78,12 @@ def handle(args: argparse.Namespace) -> int:
     sys.stdout.write(
         f"{len(changes)} change point{'s' * (len(changes) != 1)} in {args.metric} over "
         f"{series['run_id'].nunique()} runs of {series['cell_id'].nunique()} cells "
+        f"{_on_machines(series)}"
         f"(steps under {args.threshold:g}% ignored)\n"
     )
     return 0
+
+
+def _on_machines(series) -> str:
+    machines = series["machine_id"].nunique()
+    return f"on {machines} machines, each its own series " if machines > 1 else ""

@@ -45,5 +45,6 @@ def handle(args: argparse.Namespace) -> int:
             raise output_error(path, error) from None
         counts = Counter(row["status"] for row in rows)
         detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        print(f"{file} -> {path} ({len(rows)} cells: {detail})")
+        machines = ", ".join(sorted({str(row["machine"]) for row in rows}))
+        print(f"{file} -> {path} ({len(rows)} cells on {machines}: {detail})")
     return 0

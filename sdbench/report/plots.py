@@ -449,11 +449,16 @@ def compile_time_vs_gain(gains: pd.DataFrame) -> Plot:
 def history_series(
     frame: pd.DataFrame, cell_labels: dict[str, str], changes: pd.DataFrame | None
 ) -> Plot:
-    """Median latency of each repeated cell per run, with change points marked where analysis found them."""
+    """Median latency of each repeated series per run, change points marked where analysis found them.
+
+    `cell_labels` is keyed by `series_id` when the frame has that column (cell on one machine),
+    else by `cell_id`.
+    """
     anchor, title = "plot-history", "History of repeated cells"
     figure, (axis,) = _grid(1, row_height_in=3.8)
+    key = "series_id" if "series_id" in frame else "cell_id"
     for index, cell_id in enumerate(cell_labels):
-        series = frame[frame["cell_id"] == cell_id].sort_values("started_at")
+        series = frame[frame[key] == cell_id].sort_values("started_at")
         color = SERIES_COLORS[index % len(SERIES_COLORS)]
         axis.plot(
             series["started_at"],
@@ -462,8 +467,8 @@ def history_series(
             color=color,
             label=cell_labels[cell_id],
         )
-        if changes is not None and not changes.empty and "cell_id" in changes:
-            _mark_changes(axis, series, changes[changes["cell_id"] == cell_id], color)
+        if changes is not None and not changes.empty and key in changes:
+            _mark_changes(axis, series, changes[changes[key] == cell_id], color)
     _log_if_wide(axis, frame["median_ms"])
     axis.set_ylabel("median latency per call (ms)")
     axis.set_xlabel("run started at (UTC)")

@@ -12,12 +12,17 @@ from sdbench.analysis import compare, history, recommend
 from sdbench.analysis.best import (
     compile_gains,
     fastest_settings,
-    latest_per_cell,
     with_config_columns,
 )
 from sdbench.analysis.outliers import flag_outliers
 from sdbench.analysis.precision_gains import precision_gains
 from sdbench.errors import SdbenchError
+from sdbench.machine import (
+    latest_per_series,
+    machines_share_a_device,
+    runs_per_series,
+    series_id,
+)
 from sdbench.report import plots
 from sdbench.report.answers import answers_section
 from sdbench.report.tables import Table, frame_table, matrix_table
@@ -74,7 +79,7 @@ def build_page(
     with_plots: bool = True,
 ) -> Page:
     """Every section of the report for these results, in reading order; plots only when asked."""
-    latest = latest_per_cell(frame)
+    latest = latest_per_series(frame)
     suites = sorted(frame["suite"].dropna().astype(str).unique())
     title = title or "sdbench report · " + ", ".join(suites or ["unnamed suite"])
     started = pd.to_datetime(frame["started_at"], utc=True).dropna()
@@ -175,7 +180,7 @@ def warning_folds(frame: pd.DataFrame) -> list[Fold]:
     labels = cell_labels(frame) if len(frame) else pd.Series(dtype=str)
     exploded = frame[["warnings", "cell_id"]].assign(label=labels).explode("warnings")
     exploded = exploded[exploded["warnings"].notna()]
-    flagged = flag_outliers(latest_per_cell(with_config_columns(frame)))
+    flagged = flag_outliers(latest_per_series(with_config_columns(frame)))
     flagged = flagged[flagged["outlier_reason"].notna()]
     outliers = pd.DataFrame(
         {
@@ -235,6 +240,10 @@ def matrix_section(latest: pd.DataFrame) -> Section:
         "matrix", "Matrix", "Every cell, latest run of each. Units are chosen per column."
     )
     order = ["device", "width", "height", "batch_size", "precision", "attention", "compile"]
+    if machines_share_a_device(latest):
+        order.insert(0, "machine")
+    else:  # the device column tells the machines apart
+        latest = latest.drop(columns=["machine"])
     for (model, stage), rows in latest.groupby(["model", "stage"], sort=True):
         section.tables.append(
             matrix_table(rows.sort_values(order, kind="stable"), str(model), str(stage))
@@ -306,7 +315,8 @@ def fastest_section(frame: pd.DataFrame) -> Section:
         "A speed-up is missing when the plain default did not run ok for that workload, or was "
         "flagged as an outlier (see the warnings); flagged cells never win."
     )
-    table = frame_table(best, "Fastest passing settings", FASTEST_COLUMNS, caption, "fastest-table")
+    columns = _with_machine(best, FASTEST_COLUMNS)
+    table = frame_table(best, "Fastest passing settings", columns, caption, "fastest-table")
     gains = precision_gains(frame)
     precision = frame_table(
         gains,
@@ -420,8 +430,14 @@ def per_image_section(latest: pd.DataFrame) -> Section | None:
         "size: 77 tokens whatever the image). Where a `pipeline` cell was measured too, the last "
         "column is (composed − measured) / measured at that cell's step count."
     )
-    table = frame_table(figures, "One image", PER_IMAGE_COLUMNS, "", "per-image-table")
+    columns = _with_machine(figures, PER_IMAGE_COLUMNS)
+    table = frame_table(figures, "One image", columns, "", "per-image-table")
     return Section("per-image", "Per image", intro, tables=[table])
+
+
+def _with_machine(frame: pd.DataFrame, columns: list) -> list:
+    """A leading machine column when the rows come from several machines."""
+    return [("machine", "machine", None), *columns] if machines_share_a_device(frame) else columns
 
 
 MAX_WORKLOADS = 12  # a table per workload: the distilled suite alone has six per device
@@ -481,20 +497,23 @@ def which_gpu_section(latest: pd.DataFrame) -> Section:
 
 
 def history_section(frame: pd.DataFrame, with_plots: bool = True) -> Section | None:
-    runs_per_cell = frame.groupby("cell_id")["run_id"].nunique()
-    repeated = runs_per_cell[runs_per_cell > 1].index
+    """Series (a cell on one machine) that appear in several runs, their change points, the last pair."""
     if frame["run_id"].nunique() < 2:
         return None
+    frame = frame.assign(series_id=series_id(frame))
+    runs = runs_per_series(frame)
+    repeated = {f"{machine}/{cell}" for (machine, cell), n in runs.items() if n > 1}
     section = Section("history", "History")
-    if repeated.empty:
+    if not repeated:
         section.notes = [
-            "Several runs were given but no cell appears in more than one, so there is no history."
+            "Several runs were given but no cell appears in more than one run on the same "
+            "machine, so there is no history."
         ]
         return section
-    rows = frame[frame["cell_id"].isin(repeated) & (frame["status"] == "ok")]
+    rows = frame[frame["series_id"].isin(repeated) & (frame["status"] == "ok")]
     changes = history.change_points(rows, metric="median_ms")
     chosen = _history_cells(rows, changes)
-    labels = dict(zip(rows["cell_id"], cell_labels(rows), strict=True))
+    labels = dict(zip(rows["series_id"], _series_labels(rows), strict=True))
     if with_plots:
         section.plots = [plots.history_series(rows, {c: labels[c] for c in chosen}, changes)]
     if not changes.empty:
@@ -507,20 +526,34 @@ def history_section(frame: pd.DataFrame, with_plots: bool = True) -> Section | N
     return section
 
 
+def _series_labels(rows: pd.DataFrame) -> pd.Series:
+    """Cell labels, with the machine appended when the rows come from several machines."""
+    labels = cell_labels(rows)
+    if rows["machine_id"].nunique() > 1:
+        labels = labels + " on " + rows["machine"].astype(str)
+    return labels
+
+
 def _history_cells(rows: pd.DataFrame, changes: pd.DataFrame | None) -> list[str]:
-    """Cells with change points first, then the rest in a stable order, at most MAX_HISTORY_CELLS."""
+    """Series with change points first, then the rest in a stable order, at most MAX_HISTORY_CELLS."""
     flagged = (
         []
-        if changes is None or "cell_id" not in changes
-        else list(dict.fromkeys(changes["cell_id"]))
+        if changes is None or "series_id" not in changes
+        else list(dict.fromkeys(changes["series_id"]))
     )
-    rest = sorted(set(rows["cell_id"]) - set(flagged))
+    rest = sorted(set(rows["series_id"]) - set(flagged))
     return (flagged + rest)[:MAX_HISTORY_CELLS]
 
 
 def _compare_tables(frame: pd.DataFrame, notes: list[str]) -> list[Table]:
     order = frame.groupby("run_id")["started_at"].min().sort_values().index
-    baseline, current = frame[frame["run_id"] == order[-2]], frame[frame["run_id"] == order[-1]]
+    machines = set(frame.loc[frame["run_id"] == order[-1], "machine_id"])
+    shared = frame[frame["machine_id"].isin(machines)]  # the previous run on the same machine(s)
+    order = [run for run in order if run in set(shared["run_id"])]
+    if len(order) < 2:
+        notes.append(f"Run {order[-1]} has no earlier run on the same machine to compare with.")
+        return []
+    baseline, current = shared[shared["run_id"] == order[-2]], shared[shared["run_id"] == order[-1]]
     try:
         comparison = compare.compare_runs(baseline, current, threshold_pct=5.0)
     except SdbenchError as error:  # the last two runs measured different cells

@@ -110,6 +110,7 @@ def peak_memory_bytes(frame: pd.DataFrame) -> pd.Series:
 
 
 CONFIG_COLUMNS = (
+    ("machine", "machine"),  # shown only when the results hold several machines
     ("device", "device"),
     ("resolution", None),
     ("batch", "batch_size"),
@@ -125,7 +126,7 @@ def matrix_table(rows: pd.DataFrame, model: str, stage: str) -> Table:
     config = [
         (label, name)
         for label, name in CONFIG_COLUMNS
-        if name is None or rows[name].nunique(dropna=False) > 1
+        if name is None or (name in rows and rows[name].nunique(dropna=False) > 1)
     ]
     measures = [m for m in MEASURES if m.column in rows and rows[m.column].notna().any()]
     chosen = {m.column: m.choose_unit(rows[m.column]) for m in measures}

@@ -12,10 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sdbench.errors import BadInput
+from sdbench.machine import with_machine
 from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
 
 
 def _table(rows: Sequence[dict]) -> pa.Table:
+    rows = [with_machine(row) for row in rows]
     names = list(COLUMNS) + sorted({k for row in rows for k in row} - set(COLUMNS))
     arrays, fields = [], []
     for name in names:

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sdbench.errors import BadInput
+from sdbench.machine import with_machine_columns
 from sdbench.store.schema import (
     COLUMNS,
     IDENTITY_COLUMNS,
@@ -68,7 +69,7 @@ def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
     for name in COLUMNS:
         if name not in frame:
             frame[name] = None
-    return with_levers(frame)  # files from before the lever axes ran with every lever off
+    return with_machine_columns(with_levers(frame))  # lever-less files ran with every lever off
 
 
 def _unreadable(file: Path, error: BaseException) -> BadInput:

@@ -2,6 +2,8 @@
 
 Format history:
   1 (2026-11): first version.
+  2 (2026-12): `machine_id` and `machine` (sdbench/machine.py); version-1 files get them on read,
+               computed from their own device_name, gpu_count, host, torch, cuda and driver.
 Readers must keep reading every version listed here; bump SCHEMA_VERSION when a column is
 renamed or changes meaning, and teach `upgrade` how to read the older files.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _STR, _INT, _F, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 
@@ -19,6 +21,8 @@ COLUMNS: dict[str, pa.DataType] = {
     "schema_version": _INT,
     "run_id": _STR,
     "cell_id": _STR,
+    "machine_id": _STR,  # hash of device name, GPU count, host, torch, CUDA/ROCm, driver
+    "machine": _STR,  # readable label of the same machine, e.g. "h100-80gb-hbm3·node3"
     "suite": _STR,
     "started_at": pa.timestamp("us", tz="UTC"),
     # configuration

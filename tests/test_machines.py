@@ -1,0 +1,183 @@
+"""Results from several machines stay apart: machine identity, series keys, per-machine analysis.
+
+The experiment from issue 15: one run copied as a second file whose rows say another host and
+another device, slower; both in one folder. Every analysis must keep both machines.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from report_fixtures import START, synthetic_rows
+
+from sdbench.cli import main
+from sdbench.machine import latest_per_series, machine_id, machine_label, with_machine_columns
+from sdbench.store import read_results, write_run
+
+OTHER_HOST, OTHER_DEVICE = "other-box", "Some Other CPU"
+
+
+def copy_as_other_machine(source: Path, target: Path, run_id: str, slower: float) -> Path:
+    """What a user does by hand: same rows, another host and device name, slower medians."""
+    table = pq.read_table(source)
+    rows = table.num_rows
+    samples = table["samples_ms"].combine_chunks()
+    replace = {
+        "samples_ms": pa.ListArray.from_arrays(
+            samples.offsets, pa.compute.multiply(samples.values, slower), mask=samples.is_null()
+        ),
+        "ci95_low_ms": pa.compute.multiply(table["ci95_low_ms"], slower),
+        "ci95_high_ms": pa.compute.multiply(table["ci95_high_ms"], slower),
+        "host": pa.array([OTHER_HOST] * rows),
+        "device_name": pa.array([OTHER_DEVICE] * rows),
+        "run_id": pa.array([run_id] * rows),
+        "median_ms": pa.compute.multiply(table["median_ms"], slower),
+        "it_per_s": pa.compute.divide(table["it_per_s"], slower),
+    }
+    for name, values in replace.items():
+        table = table.set_column(table.schema.get_field_index(name), name, values)
+    pq.write_table(table, target)
+    return target
+
+
+def write_cpu_run(folder: Path, run_id: str, started_at=START, scale: float = 1.0) -> Path:
+    rows = synthetic_rows(run_id=run_id, started_at=started_at, scale=scale, devices=("cpu",))
+    return write_run(rows, folder / f"{run_id}.parquet")
+
+
+@pytest.fixture
+def two_machines(tmp_path: Path) -> Path:
+    folder = tmp_path / "results"
+    first = write_cpu_run(folder, "run-here")
+    copy_as_other_machine(first, folder / "run-there.parquet", "run-there", slower=1.5)
+    return folder
+
+
+def test_machine_id_is_stable_and_changes_with_host_device_and_software():
+    row = {"device_name": "NVIDIA H100 80GB HBM3", "gpu_count": 8, "host": "node3.example"}
+    row |= {"torch": "2.13.0", "cuda": "12.8", "driver": "580.1"}
+    assert machine_id(row) == machine_id(dict(row))
+    assert len(machine_id(row)) == 12
+    assert machine_id(row | {"gpu_count": 8.0}) == machine_id(row)  # as pandas reads it back
+    for name, other in [("host", "node4"), ("device_name", "NVIDIA A100"), ("driver", "590")]:
+        assert machine_id(row | {name: other}) != machine_id(row)
+    assert machine_label(row) == "h100-80gb-hbm3·node3"
+
+
+def test_every_row_read_back_has_its_machine(two_machines: Path):
+    frame = read_results([two_machines])
+    assert frame["machine_id"].notna().all()
+    assert frame.groupby("run_id")["machine_id"].nunique().tolist() == [1, 1]
+    assert set(frame["machine"]) == {"test·testhost", "some-other·other-box"}
+
+
+def test_a_version_one_file_gets_the_same_machine_id_a_new_run_would_write(tmp_path: Path):
+    path = write_cpu_run(tmp_path, "run-new")
+    table = pq.read_table(path)
+    old = table.drop_columns(["machine_id", "machine"])
+    old = old.set_column(0, "schema_version", pa.array([1] * old.num_rows))
+    pq.write_table(old, tmp_path / "old.parquet")
+    upgraded = read_results([tmp_path / "old.parquet"])
+    assert set(upgraded["machine_id"]) == set(table["machine_id"].to_pylist())
+
+
+def test_latest_per_series_keeps_every_machine(two_machines: Path):
+    frame = read_results([two_machines])
+    latest = latest_per_series(frame)
+    assert len(latest) == len(frame)  # every cell appears once per machine
+    assert latest.groupby("cell_id")["machine_id"].nunique().eq(2).all()
+
+
+def test_best_keeps_both_machines(two_machines: Path, capsys):
+    assert main(["best", str(two_machines), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(row["machine_id"] for row in rows)
+    machines = {row["machine"] for row in rows}
+    assert machines == {"test·testhost", "some-other·other-box"}
+    here = {(r["model"], r["stage"], r["height"], r["batch_size"]): r for r in rows}
+    assert len(rows) == 2 * len(here)  # each workload answered once per machine
+
+
+def test_report_matrix_and_per_image_keep_both_machines(two_machines: Path, tmp_path: Path):
+    from sdbench.report.sections import build_page
+
+    page = build_page(read_results([two_machines]), [], with_plots=False)
+    matrix = next(s for s in page.sections if s.anchor == "matrix")
+    shown = sum(len(table.rows) for table in matrix.tables)
+    assert shown == len(read_results([two_machines]))
+    labels = {c.label for table in matrix.tables for c in table.columns}
+    assert "machine" in labels
+
+
+def test_history_keeps_two_series_and_no_step_at_the_machine_switch(tmp_path: Path, capsys):
+    folder = tmp_path / "history"
+    for day in range(3):
+        write_cpu_run(folder, f"here-{day}", START + timedelta(days=day))
+    for day in range(3, 6):
+        source = write_cpu_run(tmp_path, f"src-{day}", START + timedelta(days=day))
+        copy_as_other_machine(source, folder / f"there-{day}.parquet", f"there-{day}", 1.5)
+    assert main(["history", str(folder), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    from sdbench.analysis.history import cell_series
+
+    series = cell_series(read_results([folder]))
+    per_cell = series.groupby("cell_id")["machine_id"].nunique()
+    assert per_cell.eq(2).all()
+
+
+def test_recommend_keeps_a_measured_row_per_machine(two_machines: Path, capsys):
+    args = ["recommend", "--model", "sd15", "--resolution", "512", "--format", "json"]
+    assert main([*args, "--results", str(two_machines)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    measured = [r for r in rows if r["criterion"] == "cpu"]
+    assert len(measured) == 2
+    assert {r["note"].rsplit("(", 1)[-1] for r in measured} == {
+        "test·testhost)",
+        "some-other·other-box)",
+    }
+    slow, fast = sorted(measured, key=lambda r: r["s_per_image"], reverse=True)
+    assert slow["s_per_image"] == pytest.approx(1.5 * fast["s_per_image"])
+
+
+def test_with_machine_columns_recomputes_a_stale_id(two_machines: Path):
+    frame = read_results([two_machines])
+    stale = frame.assign(machine_id=frame["machine_id"].iloc[0])
+    fixed = with_machine_columns(stale)
+    assert fixed.groupby("run_id")["machine_id"].first().nunique() == 2
+    assert isinstance(fixed, pd.DataFrame)
+
+
+def test_compare_of_two_machines_exits_2_naming_the_differences(two_machines: Path, capsys):
+    here, there = two_machines / "run-here.parquet", two_machines / "run-there.parquet"
+    assert main(["compare", str(here), str(there)]) == 2
+    err = capsys.readouterr().err
+    assert "host testhost vs other-box" in err
+    assert "device_name Test CPU vs Some Other CPU" in err
+    assert "--across-machines" in err and "Traceback" not in err
+
+
+def test_compare_across_machines_prints_a_ratio_per_shared_cell(two_machines: Path, capsys):
+    here, there = two_machines / "run-here.parquet", two_machines / "run-there.parquet"
+    args = ["compare", str(here), str(there), "--across-machines"]
+    assert main([*args, "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    frame = read_results([here])
+    assert result["cells"] == frame["cell_id"].nunique()
+    timed = [row for row in result["rows"] if row["ratio"] is not None]
+    assert len(timed) == int((frame["status"] == "ok").sum())
+    for row in timed:
+        assert row["ratio"] == pytest.approx(1.5)
+        assert row["ratio_ci_low"] <= 1.5 <= row["ratio_ci_high"]
+        assert row["baseline_machine"] == "test·testhost"
+    assert main([*args, "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert "| cell | baseline | current |" in markdown and "1.50× slower" in markdown
+    assert main(args) == 0
+    assert "No regression verdict between machines" in capsys.readouterr().out
