@@ -15,9 +15,9 @@ import pandas as pd
 from sdbench.analysis.compare import (
     _interval_ratio,
     _number,
-    _samples,
     bootstrap_ratio_ci,
     cell_label,
+    sample_array,
 )
 from sdbench.machine import latest_per_series, machine_names
 
@@ -86,7 +86,7 @@ def _hardware_row(b: pd.Series, c: pd.Series, names: dict[str, str], resamples: 
     if b["status"] != "ok" or c["status"] != "ok" or not bm or not cm:
         return row
     row |= {"baseline_ms": bm, "current_ms": cm, "ratio": cm / bm, "speedup": bm / cm}
-    base_samples, cur_samples = _samples(b), _samples(c)
+    base_samples, cur_samples = sample_array(b), sample_array(c)
     if len(base_samples) >= 2 and len(cur_samples) >= 2:
         seed = zlib.crc32(f"{b['cell_id']}/{b['machine_id']}/{c['machine_id']}".encode())
         low, high = bootstrap_ratio_ci(base_samples, cur_samples, resamples, seed)
