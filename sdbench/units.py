@@ -130,6 +130,19 @@ def time_text(value_ms: object) -> str:
     return f"{format_number(number)} ms"
 
 
+def duration_text(seconds: object) -> str:
+    """A wall-clock duration: 647 ms, 29.0 s, 4 min 10 s, 1 h 05 min."""
+    number = as_number(seconds)
+    if number is None:
+        return MISSING
+    if abs(number) < 60:
+        return time_text(number * 1000)
+    whole = round(number)
+    if whole >= 3600:
+        return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+    return f"{whole // 60} min {whole % 60:02d} s"
+
+
 def percent_text(value_pct: object, signed: bool = False) -> str:
     number = as_number(value_pct)
     if number is None:

@@ -16,7 +16,6 @@ from sdbench.runner.estimate import (
     call_seconds,
     device_peak,
     estimate_cells,
-    format_duration,
     timed_calls,
 )
 from sdbench.suite import expand, load_suite
@@ -144,9 +143,12 @@ def test_resumed_cells_do_not_count_as_progress_of_this_session():
 
 
 def test_durations_read_as_a_person_would_say_them():
-    assert format_duration(35.2) == "35 s"
-    assert format_duration(250) == "4 min 10 s"
-    assert format_duration(3900) == "1 h 05 min"
+    from sdbench.units import duration_text
+
+    assert duration_text(0.647) == "647 ms"
+    assert duration_text(35.2) == "35.2 s"
+    assert duration_text(250) == "4 min 10 s"
+    assert duration_text(3900) == "1 h 05 min"
 
 
 def test_progress_lines_give_the_cost_weighted_eta(monkeypatch, capsys):

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sdbench.units import time_text
+
 SPREAD_LIMIT = 0.25  # IQR / median; the per-cell "high spread" warning starts at 0.10
 SERIES = [
     "machine_id",  # another machine's cell is no neighbour: its speed says nothing about this one
@@ -101,8 +103,8 @@ def _neighbour_reasons(series: pd.DataFrame) -> dict[object, str]:
             low, high = _ci(small), _ci(large)
             if low is not None and high is not None and low[0] > high[1]:
                 reasons[index] = (
-                    f"contradicts its neighbour: {_shape(small)} took {_seconds(small)}, "
-                    f"slower than {_shape(large)} ({_seconds(large)}) which does more work; "
+                    f"contradicts its neighbour: {_shape(small)} took {time_text(small['median_ms'])}, "
+                    f"slower than {_shape(large)} ({time_text(large['median_ms'])}) which does more work; "
                     "it was likely slowed by other load: measure it again"
                 )
                 break
@@ -128,7 +130,3 @@ def _ci(row: pd.Series) -> tuple[float, float] | None:
 
 def _shape(row: pd.Series) -> str:
     return f"{row['width']}x{row['height']} batch {row['batch_size']}"
-
-
-def _seconds(row: pd.Series) -> str:
-    return f"{float(row['median_ms']) / 1000:.3g} s"

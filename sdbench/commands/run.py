@@ -76,20 +76,21 @@ def handle(args: argparse.Namespace) -> int:
 
 def _print_plan(suite, cells, devices) -> None:
     """The cells with their expected seconds, then the expected duration per device."""
-    from sdbench.runner.estimate import device_peaks, estimate_cells, format_duration
+    from sdbench.runner.estimate import device_peaks, estimate_cells
+    from sdbench.units import duration_text
 
     used = [d for d in devices if any(c.device == d["id"] for c in cells)]
     peaks = device_peaks(used)
     expected = estimate_cells(cells, suite.measure, peaks)
     for cell in cells:
-        print(f"{cell.cell_id}  {cell.label():<60}  ~{format_duration(expected[cell.cell_id])}")
+        print(f"{cell.cell_id}  {cell.label():<60}  ~{duration_text(expected[cell.cell_id])}")
     print(f"{len(cells)} cells on {', '.join(d['id'] for d in used)}")
     for device in used:
         peak = peaks[device["id"]]
         seconds = sum(expected[c.cell_id] for c in cells if c.device == device["id"])
         count = sum(c.device == device["id"] for c in cells)
         print(
-            f"estimated duration on {device['id']} ({peak.name}): about {format_duration(seconds)} "
+            f"estimated duration on {device['id']} ({peak.name}): about {duration_text(seconds)} "
             f"for {count} cells ({_peak_source(peak)})"
         )
     if len(used) > 1:

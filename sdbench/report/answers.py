@@ -66,7 +66,7 @@ def device_answers(device: DeviceAnswers, prefix: bool = False) -> list[Answer]:
 
 def _image_line(image: Image) -> str:
     energy = "energy not measured here" if image.energy_j is None else _joules(image.energy_j)
-    return f"{_seconds(image.seconds)} per image · {energy}"
+    return f"{units.duration_text(image.seconds)} per image · {energy}"
 
 
 def _fastest_answer(device: DeviceAnswers, head: str) -> Answer:
@@ -87,7 +87,9 @@ def _fastest_answer(device: DeviceAnswers, head: str) -> Answer:
         speedup, low, high = device.unet_speedup
         interval = "" if low is None or high is None else f" (95% CI {low:.2f}–{high:.2f})"
         detail += f"; denoiser step {speedup:.2f}×{interval}"
-    return Answer(question, f"{_seconds(device.fastest.seconds)} per image{gain_text}", detail)
+    return Answer(
+        question, f"{units.duration_text(device.fastest.seconds)} per image{gain_text}", detail
+    )
 
 
 def _gpu_answer(device: DeviceAnswers, head: str) -> Answer:
@@ -98,7 +100,7 @@ def _gpu_answer(device: DeviceAnswers, head: str) -> Answer:
     fastest = min(device.gpu_picks, key=lambda pick: pick["s_per_image"])
     times = here.seconds / float(fastest["s_per_image"])
     verdict = (
-        f"a {fastest['gpu']} ({fastest['source']}) takes {_seconds(fastest['s_per_image'])} "
+        f"a {fastest['gpu']} ({fastest['source']}) takes {units.duration_text(fastest['s_per_image'])} "
         f"per image: {_times(times)} this device"
     )
     detail = (
@@ -178,14 +180,14 @@ def _budget_table(device: DeviceAnswers, head: str) -> Table:
 def _pick_text(pick: dict) -> str:
     if not pick.get("gpu"):
         return "–"
-    return f"{pick['gpu']} · {pick.get('source') or 'predicted'} ({_seconds(pick['s_per_image'])})"
+    return f"{pick['gpu']} · {pick.get('source') or 'predicted'} ({units.duration_text(pick['s_per_image'])})"
 
 
 def _band(row: pd.Series) -> str:
     low, high = row.get("s_per_image_low"), row.get("s_per_image_high")
     if low is None or high is None or pd.isna(low) or pd.isna(high):
         return "–"
-    return f"{_seconds(low)}–{_seconds(high)}"
+    return f"{units.duration_text(low)}–{units.duration_text(high)}"
 
 
 def _anchor(device: DeviceAnswers, what: str) -> str:
@@ -200,17 +202,6 @@ def _settings(image: Image) -> str:
     unet = settings.get("unet")
     rest = sorted({v for k, v in settings.items() if k != "unet"})
     return f"{unet} for the denoiser, {' / '.join(rest)} for the text encoder and VAE"
-
-
-def _seconds(seconds: float) -> str:
-    seconds = float(seconds)
-    if seconds >= 120:
-        return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
-    if seconds >= 10:
-        return f"{seconds:.0f} s"
-    if seconds >= 1:
-        return f"{seconds:.1f} s"
-    return f"{seconds * 1000:.0f} ms"
 
 
 def _joules(joules: float) -> str:

@@ -278,13 +278,3 @@ class EtaClock:
         total = sum(self.expected_s.values())
         done = sum(self.expected_s[c] for c in self.finished if c in self.expected_s)
         return done / total if total > 0 else 1.0
-
-
-def format_duration(seconds: float) -> str:
-    """1 h 05 min, 4 min 10 s, 35 s."""
-    seconds = max(0, round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds} s"

@@ -13,7 +13,8 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeE
 from rich.table import Table
 from rich.text import Text
 
-from sdbench.runner.estimate import EtaClock, format_duration
+from sdbench.runner.estimate import EtaClock
+from sdbench.units import duration_text
 
 
 class RunProgress:
@@ -67,7 +68,7 @@ class RunProgress:
         return f"{self.done}/{self.total} cells"
 
     def _eta(self) -> str:
-        return format_duration(self.clock.remaining_s(time.monotonic() - self._start))
+        return duration_text(self.clock.remaining_s(time.monotonic() - self._start))
 
     def finished(self, cell_id: str, label: str, status: str, median_ms: float | None) -> None:
         with self._lock:
