@@ -150,13 +150,16 @@ def percent_text(value_pct: object, signed: bool = False) -> str:
     return ("+" if signed and number > 0 else "") + f"{format_number(number)}%"
 
 
-def band_text(low_pct: object, high_pct: object) -> str:
-    """An interval around a figure as percentages: ±12% when symmetric, else -8% / +15%."""
+def band_text(low_pct: object, high_pct: object, compact: bool = False) -> str:
+    """An interval around a figure as percentages: ±12% when symmetric, else -8% / +15%
+    (compact, for a table cell: -8/+15%)."""
     low, high = as_number(low_pct), as_number(high_pct)
     if low is None or high is None:
         return MISSING
     if round(abs(low)) == round(abs(high)):
         return f"±{_percent(abs(high))}%"
+    if compact:
+        return f"-{_percent(abs(low))}/+{_percent(abs(high))}%"
     return f"-{_percent(abs(low))}% / +{_percent(abs(high))}%"
 
 

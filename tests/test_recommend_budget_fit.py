@@ -153,9 +153,9 @@ def test_recommend_cli_formats(fmt, capsys, tmp_path, monkeypatch):
     elif fmt == "csv":
         assert out.splitlines()[0].startswith("tier,budget_usd,criterion,gpu")
     elif fmt == "markdown":
-        assert out.startswith("| tier | pick | gpu |")
-    else:
-        assert "fastest" in out and "best_value" in out
+        assert out.startswith("| tier | gpu | picked for | price |")
+    else:  # one row per card and tier, the criteria it won as badges
+        assert "fast" in out and "value" in out and "energy" in out and "<= $300" in out
 
 
 def test_predict_cli_unknown_gpu_exits_2_with_suggestions(capsys, tmp_path, monkeypatch):

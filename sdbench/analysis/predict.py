@@ -34,6 +34,35 @@ def model_error_pct() -> dict[str, float]:
     return dict(zip(frame["model_family"], frame["median_abs_pct_error"], strict=True))
 
 
+@functools.lru_cache(maxsize=1)
+def model_interval80_pct() -> dict[str, tuple[float, float]]:
+    """Per model family, the 80% interval of measured / predicted seconds from the shipped
+    cross-validation, as signed % deviations that always include 0 (the prediction itself)."""
+    with (
+        resources.files("sdbench")
+        .joinpath("data", "model_error.csv")
+        .open("r", encoding="utf-8") as handle
+    ):
+        frame = pd.read_csv(handle)
+    return {
+        str(row.model_family): (min(row.interval80_low_pct, 0.0), max(row.interval80_high_pct, 0.0))
+        for row in frame.itertuples()
+    }
+
+
+def _interval_pct(model: str, steps: int) -> tuple[float, float]:
+    """The family's 80% interval; few-step calls take the few-step rows' where that is wider."""
+    from sdbench.analysis.validate import FEW_STEP_FAMILY, FEW_STEPS
+
+    intervals = model_interval80_pct()
+    widest = (min(i[0] for i in intervals.values()), max(i[1] for i in intervals.values()))
+    low, high = intervals.get(MODEL_FAMILY.get(model, model), widest)
+    if steps <= FEW_STEPS and FEW_STEP_FAMILY in intervals:
+        few_low, few_high = intervals[FEW_STEP_FAMILY]
+        low, high = min(low, few_low), max(high, few_high)
+    return low, high
+
+
 def _error_pct(model: str, steps: int) -> float:
     """The family's cross-validated median error; few-step calls take the few-step rows' if larger."""
     from sdbench.analysis.validate import FEW_STEP_FAMILY, FEW_STEPS
@@ -154,12 +183,12 @@ def predict(
     )
     peak = measured_peak or memory.peak_bytes
     usable = usable_memory_bytes(target.vram_bytes, target.unified_memory)
-    error = (
-        0.0
+    widening = _band_widening(target.family, calibrated_as)
+    error = 0.0 if source == "measured" else _error_pct(model, workload.steps) / 100.0 * widening
+    low_pct, high_pct = (
+        (0.0, 0.0)
         if source == "measured"
-        else _error_pct(model, workload.steps)
-        / 100.0
-        * _band_widening(target.family, calibrated_as)
+        else tuple(widening * p for p in _interval_pct(model, workload.steps))
     )
     power_w = stage_median(measured, "pipeline", "avg_power_w") or target.tdp_w * POWER_SHARE_OF_TDP
     energy = (
@@ -169,12 +198,13 @@ def predict(
         "gpu": target.name, "model": spec.name, "height": workload.height, "width": workload.width,
         "batch_size": batch_size, "precision": precision, "steps": workload.steps, "cfg": workload.cfg, "attention": attention,
         "compile": compile, "it_per_s": it_per_s, "image_s": image_s, "s_per_image": image_s / batch_size,
-        "images_per_s": batch_size / image_s, "s_per_image_low": image_s / batch_size * (1 - error),
-        "s_per_image_high": image_s / batch_size * (1 + error), "model_error_pct": error * 100.0,
+        "images_per_s": batch_size / image_s, "s_per_image_low": image_s / batch_size * max(1 + low_pct / 100, 0.05),
+        "s_per_image_high": image_s / batch_size * (1 + high_pct / 100), "model_error_pct": error * 100.0,
+        "interval80_low_pct": low_pct, "interval80_high_pct": high_pct,
         "peak_vram_bytes": int(peak), "weights_bytes": memory.weights_bytes, "activation_bytes": memory.activation_bytes,
         "vram_bytes": usable, "fits": bool(peak <= usable), "headroom_bytes": int(usable - peak),
         "ways_to_fit": [] if peak <= usable else ways_to_fit(model, workload.height, workload.width, batch_size, precision, attention, usable, workload.cfg, measured_memory_ratios(results, model)),
-        "calibration_family": calibrated_as, "avg_power_w": power_w, "energy_per_image_j": energy, "source": source,
+        "calibration_family": calibrated_as, "calibrated": source == "measured" or calibrated_as is not None, "avg_power_w": power_w, "energy_per_image_j": energy, "source": source,
         "memory_source": "measured" if measured_peak else "predicted",
     }  # fmt: skip
 

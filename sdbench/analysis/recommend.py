@@ -22,7 +22,7 @@ CRITERIA = {  # criterion -> (column to minimise, label)
 COLUMNS = [
     "tier", "budget_usd", "criterion", "gpu", "price_usd", "cloud_usd_per_h", "s_per_image", "s_per_image_low",
     "s_per_image_high", "images_per_min", "images_per_s", "it_per_s", "peak_vram_bytes", "vram_bytes", "headroom_pct",
-    "fits", "energy_per_image_j", "cost_per_1000_usd", "source", "note",
+    "fits", "energy_per_image_j", "cost_per_1000_usd", "source", "calibrated", "note",
 ]  # fmt: skip
 
 
@@ -40,8 +40,13 @@ def candidates(
     lifetime_years: float,
     hours_per_day: float,
     gpus: Sequence[GPU] | None = None,
+    datacenter: bool = False,
 ) -> pd.DataFrame:
-    """One row per catalogue GPU with its prediction (or measurement), price and cost per 1000 images."""
+    """One row per catalogue GPU with its prediction (or measurement), price and cost per 1000 images.
+
+    A purchase needs a street price: cards with only a launch or list price (datacenter parts,
+    discontinued cards) are left out unless `datacenter`, which lets them into the open tier.
+    """
     calibration = calibration_for(results)
     rows = []
     for gpu in gpus if gpus is not None else load_catalogue():
@@ -50,7 +55,9 @@ def candidates(
         answer = predict(gpu, workload.model, workload.height, workload.width, workload.batch_size, workload.precision,
                          workload.steps, workload.attention, workload.compile, results, calibration,
                          cfg=workload.cfg)  # fmt: skip
-        price = gpu.cloud_usd_per_h if cloud else gpu.price_usd
+        if not cloud and gpu.street_price_usd is None and not datacenter:
+            continue
+        price = gpu.cloud_usd_per_h if cloud else gpu.street_price_usd
         answer["price_usd"] = None if cloud else gpu.price_usd
         answer["cloud_usd_per_h"] = gpu.cloud_usd_per_h
         answer["budget_price"] = price
@@ -71,12 +78,29 @@ def _pick(pool: pd.DataFrame, column: str) -> pd.Series | None:
 
 def _tier_note(in_tier: pd.DataFrame) -> str:
     blocked = in_tier[~in_tier["fits"]]
-    if blocked.empty:
-        return ""
-    example = blocked.sort_values("s_per_image").iloc[0]
-    fixes = example["ways_to_fit"]
-    how = f"; {example['gpu']} fits with {fixes[0]}" if fixes else ""
-    return f"{len(blocked)} too small{how}"
+    notes = []
+    if not blocked.empty:
+        example = blocked.sort_values("s_per_image").iloc[0]
+        fixes = example["ways_to_fit"]
+        how = f"; {example['gpu']} fits with {fixes[0]}" if fixes else ""
+        notes.append(f"{len(blocked)} too small{how}")
+    return "; ".join(notes)
+
+
+def _uncalibrated_note(fitting: pd.DataFrame, picks: dict[str, pd.Series | None]) -> str:
+    """Uncalibrated cards never take a pick; say when one would have, and how unsure it is."""
+    beaten = []
+    for criterion, (column, label) in CRITERIA.items():
+        rival = _pick(fitting[~fitting["calibrated"]], column)
+        pick = picks[criterion]
+        if rival is not None and (pick is None or rival[column] < pick[column]):
+            beaten.append((rival["gpu"], label))
+    names = list(dict.fromkeys(gpu for gpu, _ in beaten))
+    return "; ".join(
+        f"{gpu} looks {' and '.join(label for g, label in beaten if g == gpu)} but is uncalibrated "
+        "(no GPU of its family measured), so it is not picked"
+        for gpu in names
+    )
 
 
 def recommend(
@@ -95,6 +119,7 @@ def recommend(
     lifetime_years: float = 3.0,
     hours_per_day: float = 4.0,
     cfg: bool | None = None,
+    datacenter: bool = False,
 ) -> pd.DataFrame:
     """One row per budget tier x criterion (fastest, best_value, lowest_energy), plus a measured CPU row.
 
@@ -106,7 +131,13 @@ def recommend(
         model, height, width, batch_size, precision, steps, attention, compile, cfg
     )
     pool = candidates(
-        workload, results, cloud, electricity_usd_per_kwh, lifetime_years, hours_per_day
+        workload,
+        results,
+        cloud,
+        electricity_usd_per_kwh,
+        lifetime_years,
+        hours_per_day,
+        datacenter=datacenter,
     )
     tiers = (
         sorted(budgets)
@@ -118,9 +149,10 @@ def recommend(
         priced = pool["budget_price"].notna() & (pool["budget_price"] <= budget)
         in_tier = pool[priced | (math.isinf(budget) & pool["budget_price"].isna())]
         fitting = in_tier[in_tier["fits"]]
-        note = _tier_note(in_tier)
-        for criterion, (column, _label) in CRITERIA.items():
-            pick = _pick(fitting, column)
+        picks = {c: _pick(fitting[fitting["calibrated"]], col) for c, (col, _) in CRITERIA.items()}
+        note = "; ".join(n for n in (_tier_note(in_tier), _uncalibrated_note(fitting, picks)) if n)
+        for criterion in CRITERIA:
+            pick = picks[criterion]
             row = {
                 "tier": _tier_label(budget, cloud),
                 "budget_usd": None if math.isinf(budget) else budget,

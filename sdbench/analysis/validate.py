@@ -28,6 +28,9 @@ class FamilyError:
     median_abs_pct_error: float
     p90_abs_pct_error: float
     spearman: float
+    # 80% of held-out GPUs' measured seconds fell between predicted x (1 + low/100) and (1 + high/100)
+    interval80_low_pct: float
+    interval80_high_pct: float
 
 
 FEW_STEPS = 8  # LCM (4), Turbo (1-4), Lightning (2-8): calls where per-call costs dominate
@@ -93,5 +96,15 @@ def _family_error(family: str, group: pd.DataFrame) -> FamilyError:
         model_family=family, rows=len(group), gpus=group["gpu"].nunique(),
         median_abs_pct_error=float(np.median(group["abs_pct_error"])),
         p90_abs_pct_error=float(np.percentile(group["abs_pct_error"], 90)),
-        spearman=float(rho),
+        spearman=float(rho), **_interval80(group),
     )  # fmt: skip
+
+
+def _interval80(group: pd.DataFrame) -> dict[str, float]:
+    """The 10th and 90th percentiles of measured / predicted seconds, as signed % deviations."""
+    ratio = group["measured_s_per_image_step"] / group["predicted_s_per_image_step"]
+    low, high = np.percentile(ratio, [10, 90])
+    return {
+        "interval80_low_pct": float(low - 1) * 100,
+        "interval80_high_pct": float(high - 1) * 100,
+    }

@@ -97,6 +97,12 @@ EXAMPLES = """examples:
 """
 
 
+UNCALIBRATED = (
+    "no GPU of this family is in the calibration data, so the figure rests on datasheet "
+    "peaks alone and its interval is doubled"
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict", help="speed, memory and energy on one GPU", description=__doc__
@@ -115,9 +121,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from sdbench.analysis.predict import denoising_label, predict
-    from sdbench.commands.output import print_record
+    from sdbench.commands.output import print_note, print_record
     from sdbench.models.registry import get_model
-    from sdbench.units import bytes_text
+    from sdbench.units import band_text, bytes_text, number_text
 
     get_model(args.model)
     height, width = parse_resolution(args.resolution, args.model)
@@ -129,7 +135,7 @@ def handler(args: argparse.Namespace) -> int:
     band = (
         ""
         if answer["source"] == "measured"
-        else f" (±{answer['model_error_pct']:.0f}%, median cross-validated error)"
+        else f" (80% interval {band_text(answer['interval80_low_pct'], answer['interval80_high_pct'])})"
     )
     print(
         f"{answer['gpu']}: {answer['model']} {answer['width']}x{answer['height']}, batch {answer['batch_size']}, "
@@ -139,6 +145,8 @@ def handler(args: argparse.Namespace) -> int:
         f"  speed     {answer['it_per_s']:.2f} it/s, {answer['image_s']:.2f} s per call, "
         f"{answer['s_per_image']:.2f} s per image{band}  [{answer['source']}]"
     )
+    if answer["source"] == "predicted" and not answer["calibrated"]:
+        print_note(f"  uncalibrated: {UNCALIBRATED}")
     fits = "fits" if answer["fits"] else "does NOT fit"
     print(
         f"  memory    peak {bytes_text(answer['peak_vram_bytes'])} of {bytes_text(answer['vram_bytes'])}: {fits} "
@@ -147,6 +155,7 @@ def handler(args: argparse.Namespace) -> int:
     for way in answer["ways_to_fit"]:
         print(f"            would fit with {way}")
     print(
-        f"  energy    ~{answer['energy_per_image_j']:.0f} J per image at ~{answer['avg_power_w']:.0f} W"
+        f"  energy    ~{number_text(answer['energy_per_image_j'])} J per image at "
+        f"~{number_text(answer['avg_power_w'])} W"
     )
     return 0

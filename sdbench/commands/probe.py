@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 EXAMPLES = """examples:
-  sdbench probe                                   this machine's achievable TFLOP/s and bandwidth (cached)
-  sdbench probe --device cuda:0 --refresh --json  measure again, as JSON
+  sdbench probe                    this machine's achievable TFLOP/s and bandwidth (cached)
+  sdbench probe --device cuda:0 --refresh --json
+                                   measure again, as JSON
 """
 
 

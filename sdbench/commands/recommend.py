@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 
+BADGES = {"fastest": "fast", "best_value": "value", "lowest_energy": "energy"}
 HEADERS = [
-    ("tier", "tier"), ("pick", "criterion"), ("gpu", "gpu"), ("price $", "price_usd"), ("s/img", "s_per_image"),
-    ("±band s", "band"), ("img/min", "images_per_min"), ("peak GiB", "peak_gib"), ("VRAM GiB", "vram_gib"),
-    ("headroom", "headroom"), ("J/img", "energy_per_image_j"), ("$/1000 img", "cost_per_1000_usd"),
-    ("source", "source"), ("note", "note"),
+    ("gpu", "gpu"), ("picked for", "picks"), ("price", "price"), ("s/img", "s_per_image"),
+    ("80% band", "band"), ("GiB used", "memory"), ("J/img", "energy_per_image_j"),
+    ("$/1k", "cost_per_1000_usd"),
 ]  # fmt: skip
 
 
@@ -34,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="USD",
         help="tier ceilings (default 300 600 1000 2000 5000 and any; USD per hour with --cloud)",
+    )
+    parser.add_argument(
+        "--datacenter",
+        action="store_true",
+        help="also consider cards without a street price (datacenter parts) in the open tier",
     )
     parser.add_argument(
         "--cloud",
@@ -70,7 +76,12 @@ def handler(args: argparse.Namespace) -> int:
 
     from sdbench.analysis.predict import denoising_label, usual_workload
     from sdbench.analysis.recommend import recommend
-    from sdbench.commands.output import format_markdown, format_table, print_json
+    from sdbench.commands.output import (
+        format_grouped,
+        format_markdown,
+        print_json,
+        print_note,
+    )
     from sdbench.commands.predict import load_results, parse_resolution
     from sdbench.errors import BadInput
     from sdbench.models.registry import get_model
@@ -83,7 +94,7 @@ def handler(args: argparse.Namespace) -> int:
     height, width = parse_resolution(args.resolution, args.model)
     table = recommend(
         args.model, height, width, args.batch_size, args.precision, args.steps, args.attention, args.compile,
-        budgets=args.budget, results=load_results(args.results), cloud=args.cloud,
+        budgets=args.budget, results=load_results(args.results), cloud=args.cloud, datacenter=args.datacenter,
         electricity_usd_per_kwh=args.electricity, lifetime_years=args.lifetime_years, hours_per_day=args.hours_per_day,
         cfg=args.cfg,
     )  # fmt: skip
@@ -94,38 +105,80 @@ def handler(args: argparse.Namespace) -> int:
     if args.format == "csv":
         table.to_csv(sys.stdout, index=False)
         return 0
-    shown = [
-        ("$/h", "cloud_usd_per_h") if key == "price_usd" and args.cloud else (label, key)
-        for label, key in HEADERS
-    ]
-    rows = [[_display(record, key) for _, key in shown] for record in table.to_dict("records")]
-    headers = [label for label, _ in shown]
-    print(
-        format_markdown(headers, rows) if args.format == "markdown" else format_table(headers, rows)
-    )
+    rows = card_rows(table, args.cloud)
+    headers = ["tier", *(label for label, _ in HEADERS)]
+    if args.format == "markdown":
+        print(format_markdown(headers, rows))
+        return 0
+    print(format_grouped(headers, rows, 0))
+    print()
+    for number, note in enumerate(dict.fromkeys(tier_notes(table)), start=1):
+        print_note(f"[{number}] {note}")
     denoising = denoising_label(workload.steps, workload.cfg)
-    print(f"\n{args.model} {width}x{height}, batch {args.batch_size}, {args.precision}, {denoising}, "
-          f"{args.attention}. Cost per 1000 images: " + (
-              "cloud $/h." if args.cloud else
-              f"purchase over {args.lifetime_years:g} years at {args.hours_per_day:g} h/day + electricity at ${args.electricity:g}/kWh."
-          ) + " Predicted figures carry the model's median cross-validated error as the band.")  # fmt: skip
+    cost = "cloud $/h" if args.cloud else (
+        f"purchase over {args.lifetime_years:g} years at {args.hours_per_day:g} h/day + "
+        f"electricity at ${args.electricity:g}/kWh"
+    )  # fmt: skip
+    print_note(
+        f"{args.model} {width}x{height}, batch {args.batch_size}, {args.precision}, {denoising}, "
+        f"{args.attention}. $/1k: per 1000 images, {cost}. The 80% band comes from the "
+        "performance model's cross-validated errors; GPUs whose family has no calibration data "
+        "are never picked (the notes name them)."
+        + ("" if args.cloud or args.datacenter else
+           " Cards without a street price are left out (--datacenter adds them).")
+    )  # fmt: skip
     return 0
 
 
-def _display(record: dict, key: str):
-    import math
+def tier_notes(table) -> list[str]:
+    """Each tier's note (what does not fit, what is not picked and why), in tier order."""
+    notes = table.drop_duplicates("tier")["note"]
+    return [note for note in notes if isinstance(note, str) and note]
+
+
+def card_rows(table, cloud: bool) -> list[list]:
+    """One row per card and tier with the criteria it won as badges; a tier with a note points
+    to it ([1]), and each note is printed once below the table."""
+    numbers = {note: n for n, note in enumerate(dict.fromkeys(tier_notes(table)), start=1)}
+    rows: dict[tuple[str, str], list] = {}
+    for record in table.to_dict("records"):
+        gpu = record.get("gpu") if isinstance(record.get("gpu"), str) else None
+        note = record.get("note") if isinstance(record.get("note"), str) else ""
+        tier = record["tier"] + (f" [{numbers[note]}]" if note in numbers else "")
+        key = (tier, gpu or str(record["criterion"]))
+        badge = BADGES.get(record["criterion"]) if gpu else None
+        if key not in rows:
+            rows[key] = [tier, *(_display(record, k, cloud) for _, k in HEADERS)]
+            rows[key][2] = badge
+        elif badge:
+            rows[key][2] = f"{rows[key][2]}, {badge}" if rows[key][2] else badge
+    return list(rows.values())
+
+
+def _display(record: dict, key: str, cloud: bool):
+    from sdbench.units import GIB, band_text, format_number
 
     def number(value):
         return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
+    if key == "gpu":
+        name = record.get("gpu") if isinstance(record.get("gpu"), str) else None
+        return name
+    if key == "price":
+        value = number(record.get("cloud_usd_per_h" if cloud else "price_usd"))
+        return None if value is None else f"${format_number(value)}" + ("/h" if cloud else "")
     if key == "band":
         low, high = number(record.get("s_per_image_low")), number(record.get("s_per_image_high"))
-        return None if low is None or high is None or low == high else f"{low:.2g}-{high:.2g}"
-    if key in ("peak_gib", "vram_gib"):
-        value = number(record.get("peak_vram_bytes" if key == "peak_gib" else "vram_bytes"))
-        return None if value is None else round(value / 1024**3, 1)
-    if key == "headroom":
-        value = number(record.get("headroom_pct"))
-        return None if value is None else f"{value:.0f}%"
+        value = number(record.get("s_per_image"))
+        if low is None or high is None or value is None:
+            return None
+        if low == high:
+            return "measured" if record.get("source") == "measured" else None
+        return band_text(100 * (low / value - 1), 100 * (high / value - 1), compact=True)
+    if key == "memory":
+        peak, total = number(record.get("peak_vram_bytes")), number(record.get("vram_bytes"))
+        if peak is None:
+            return None
+        return format_number(peak / GIB) + ("" if total is None else f"/{total / GIB:.0f}")
     value = record.get(key)
     return number(value) if not isinstance(value, str) else (value or None)

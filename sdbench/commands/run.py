@@ -76,6 +76,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def _print_plan(suite, cells, devices) -> None:
     """The cells with their expected seconds, then the expected duration per device."""
+    from sdbench.commands.output import print_note
     from sdbench.runner.estimate import device_peaks, estimate_cells
     from sdbench.units import duration_text
 
@@ -89,7 +90,7 @@ def _print_plan(suite, cells, devices) -> None:
         peak = peaks[device["id"]]
         seconds = sum(expected[c.cell_id] for c in cells if c.device == device["id"])
         count = sum(c.device == device["id"] for c in cells)
-        print(
+        print_note(
             f"estimated duration on {device['id']} ({peak.name}): about {duration_text(seconds)} "
             f"for {count} cells ({_peak_source(peak)})"
         )

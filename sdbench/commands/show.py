@@ -60,7 +60,13 @@ def find_run(run: str | None, paths: list[str]) -> Path:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from sdbench.commands.output import frame_records, print_json, print_rows, results_paths
+    from sdbench.commands.output import (
+        frame_records,
+        print_json,
+        print_note,
+        print_rows,
+        results_paths,
+    )
     from sdbench.quality import warning_lines
     from sdbench.store import read_results
 
@@ -77,7 +83,7 @@ def handler(args: argparse.Namespace) -> int:
         return 0
     print()
     for line in warning_lines(rows, max_lines=10):
-        print(f"warning: {line}")
+        print_note(f"warning: {line}")
     counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
     print(f"{summary['run_id']} · suite {summary['suite']} · {summary['started_at']}")
     print(f"{summary['device_names']} on {summary['host']} · {len(rows)} cells: {counts}")
