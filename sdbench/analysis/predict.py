@@ -38,12 +38,7 @@ def model_error_pct() -> dict[str, float]:
 def model_interval80_pct() -> dict[str, tuple[float, float]]:
     """Per model family, the 80% interval of measured / predicted seconds from the shipped
     cross-validation, as signed % deviations that always include 0 (the prediction itself)."""
-    with (
-        resources.files("sdbench")
-        .joinpath("data", "model_error.csv")
-        .open("r", encoding="utf-8") as handle
-    ):
-        frame = pd.read_csv(handle)
+    frame = read_data_csv("model_error.csv")
     return {
         str(row.model_family): (min(row.interval80_low_pct, 0.0), max(row.interval80_high_pct, 0.0))
         for row in frame.itertuples()
@@ -56,7 +51,7 @@ def _interval_pct(model: str, steps: int) -> tuple[float, float]:
 
     intervals = model_interval80_pct()
     widest = (min(i[0] for i in intervals.values()), max(i[1] for i in intervals.values()))
-    low, high = intervals.get(MODEL_FAMILY.get(model, model), widest)
+    low, high = intervals.get(model_family(model), widest)
     if steps <= FEW_STEPS and FEW_STEP_FAMILY in intervals:
         few_low, few_high = intervals[FEW_STEP_FAMILY]
         low, high = min(low, few_low), max(high, few_high)

@@ -34,7 +34,7 @@ def handler(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from sdbench.analysis.validate import cross_validate, summarise
-    from sdbench.commands.output import format_table, print_rows
+    from sdbench.commands.output import format_table, print_note, print_rows
 
     cv = cross_validate()
     families = summarise(cv)
@@ -68,7 +68,7 @@ def handler(args: argparse.Namespace) -> int:
     print_rows(args.format, headers, rows)
     if args.format != "table":
         return 0
-    print(
+    print_note(
         "\nEach GPU's rows were predicted by a model calibrated without that GPU. Spearman ranks seconds "
         "per image per step. Target: median |err| <= 20% and Spearman >= 0.85 for sd15 and sdxl."
     )
