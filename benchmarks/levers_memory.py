@@ -3,8 +3,9 @@
 Each setting is one cell measured by sdbench's own worker code (`run_cell`, peak RSS reset per
 cell), in a fresh process per setting so no allocator state carries over. Defaults: the tiny
 model's VAE at 1024 px (two tiles a side; the SD1.5 VAE tiles only above 512 px, so
-`--model sd15 --resolution 768` is the full-size check). Target: vae_tiling's and vae_slicing's
-peaks below the plain decode's, each within its fidelity tolerance.
+`--model sd15 --resolution 768` is the full-size check). Target (issue 20): vae_tiling's peak
+below the plain decode's, within its fidelity tolerance; vae_slicing's ratio is reported (on a
+CPU, glibc keeping freed blocks can leave its peak RSS at or above the plain one).
 
     .venv/bin/python benchmarks/levers_memory.py [--model tiny] [--resolution 1024] [--batch 2]
 """
@@ -59,9 +60,10 @@ def main() -> int:
               f"error {row['ref_rel_err']:.2g}, fidelity {'pass' if row['fidelity_ok'] else 'FAIL'}"
               f"{' | ' + '; '.join(row['warnings'][-1:]) if row['warnings'] else ''}")  # fmt: skip
     plain = rows["none"]["peak_rss_bytes"]
-    lower = all(rows[m]["peak_rss_bytes"] < plain and rows[m]["fidelity_ok"] for m in SETTINGS[1:])
+    tiling = rows["vae_tiling"]
+    lower = tiling["peak_rss_bytes"] < plain and bool(tiling["fidelity_ok"])
     detail = ", ".join(f"{m} {rows[m]['peak_rss_bytes'] / plain:.2f}x" for m in SETTINGS[1:])
-    return verdict("VAE memory modes lower the peak", lower, f"{detail} of the plain peak")
+    return verdict("vae_tiling lowers the peak", lower, f"{detail} of the plain peak")
 
 
 if __name__ == "__main__":
