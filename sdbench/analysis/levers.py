@@ -15,24 +15,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sdbench.analysis.best import passes_fidelity, with_config_columns
+from sdbench.analysis.best import CONFIG, WORKLOAD, passes_fidelity, with_config_columns
 from sdbench.levers import LEVERS
 from sdbench.levers import describe as describe_levers
 from sdbench.machine import latest_per_series
 from sdbench.store.schema import plain_levers, with_levers
 
-WORKLOAD = [
-    "machine_id",
-    "device",
-    "model",
-    "stage",
-    "height",
-    "width",
-    "batch_size",
-    "cfg",
-    "steps",
-]
-BASE = ["precision", "attention", "compile", "channels_last", "vae"]
+BASE = [name for name in CONFIG if name not in LEVERS]  # the configuration a lever adds to
 COLUMNS = [
     "machine_id",
     "machine",
