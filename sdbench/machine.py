@@ -193,3 +193,54 @@ def check_same_machines(base: pd.DataFrame, cur: pd.DataFrame) -> None:
         "hardware comparison (ratio of medians with a 95% CI, memory and energy per image for "
         "every cell both ran), or compare two runs made on the same machine."
     )
+
+
+def host_pseudonym(host: object) -> str:
+    """A stable stand-in for a host name: the same host gets the same pseudonym in every report.
+
+    A hash, so it hides the name from a reader, not from someone who guesses it and hashes it.
+    """
+    digest = hashlib.sha256(f"sdbench-host:{_text(host)}".encode()).hexdigest()[:6]
+    return f"host-{digest}"
+
+
+def anonymise_hosts(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every host name, in any text column or list of texts, replaced by its pseudonym.
+
+    Hosts also hide inside error messages, warnings and labels (`machine`), so every string is
+    rewritten, longest name first (a full name before its short form). `machine_id` is kept: it
+    is already a hash, and keeping it keeps every series the same.
+    """
+    hosts = {_text(h) for h in frame["host"].dropna()} - {""} if "host" in frame else set()
+    replacements: dict[str, str] = {}
+    for host in hosts:
+        replacements[host] = host_pseudonym(host)
+        short = short_host(host)
+        if len(short) >= 3:  # "a.b" must not rewrite every "a" in the file
+            replacements.setdefault(short, host_pseudonym(host))
+    if not replacements:
+        return frame.copy()
+    names = "|".join(re.escape(h) for h in sorted(replacements, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w-])(?:{names})(?![\w-])")  # whole names: never "b" in "boom"
+
+    def scrub(value: object) -> object:
+        if isinstance(value, str):
+            return pattern.sub(lambda match: replacements[match.group(0)], value)
+        if (
+            isinstance(value, list | tuple)
+            or hasattr(value, "tolist")
+            and not isinstance(value, str)
+        ):
+            items = value.tolist() if hasattr(value, "tolist") else list(value)
+            return (
+                [scrub(item) for item in items] if any(isinstance(i, str) for i in items) else value
+            )
+        return value
+
+    frame = frame.copy()
+    for name in frame.columns:
+        column = frame[name]
+        numeric = pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+        if not numeric and not pd.api.types.is_datetime64_any_dtype(column):
+            frame[name] = pd.Series([scrub(v) for v in column], index=frame.index, dtype=object)
+    return frame

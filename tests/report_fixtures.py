@@ -266,3 +266,22 @@ def serve_rows(run_id: str = "serve-a") -> list[dict]:
             "energy_per_image_j": 250.0, **_environment("cuda:0"),
         })  # fmt: skip
     return rows
+
+
+FLEET = (  # (device name, host, latency scale): made-up speeds of three catalogue GPUs
+    ("NVIDIA GeForce RTX 4090", "secret-alpha.corp.example", 1.0),
+    ("NVIDIA A100-SXM4-80GB", "secret-beta.corp.example", 0.8),
+    ("NVIDIA H100 80GB HBM3", "secret-gamma.corp.example", 0.5),
+)
+
+
+def write_fleet(folder: Path) -> list[Path]:
+    """One GPU run from each of three synthetic machines (FLEET), an hour apart."""
+    paths = []
+    for index, (device_name, host, scale) in enumerate(FLEET):
+        run_id = f"fleet-{index}"
+        rows = synthetic_rows(run_id, started_at=START + timedelta(hours=index), scale=scale,
+                              devices=("cuda:0",))  # fmt: skip
+        rows = [row | {"device_name": device_name, "host": host} for row in rows]
+        paths.append(write_run(rows, Path(folder) / f"{run_id}.parquet"))
+    return paths

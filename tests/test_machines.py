@@ -181,3 +181,73 @@ def test_compare_across_machines_prints_a_ratio_per_shared_cell(two_machines: Pa
     assert "| cell | baseline | current |" in markdown and "1.50× slower" in markdown
     assert main(args) == 0
     assert "No regression verdict between machines" in capsys.readouterr().out
+
+
+@pytest.fixture
+def fleet_folder(tmp_path: Path) -> Path:
+    from report_fixtures import write_fleet
+
+    write_fleet(tmp_path / "fleet")
+    return tmp_path / "fleet"
+
+
+def test_a_report_over_three_machines_has_a_machines_section_near_the_top(fleet_folder: Path):
+    from sdbench.report.sections import build_page
+
+    frame = read_results([fleet_folder])
+    page = build_page(frame, [], with_plots=True, baseline_machine="rtx-4090·secret-alpha")
+    anchors = [section.anchor for section in page.sections]
+    assert anchors.index("machines") < anchors.index("overview")
+    machines = next(s for s in page.sections if s.anchor == "machines")
+    table = machines.tables[0].frame.set_index("machine")
+    assert list(table.index) == ["rtx-4090·secret-alpha", "a100-sxm4-80gb·secret-beta",
+                                 "h100-80gb-hbm3·secret-gamma"]  # fmt: skip
+    # Made-up latencies 1.0, 0.8 and 0.5 of the 4090's: 1.25x and 2x as fast.
+    assert table["relative_speed"].tolist() == pytest.approx([1.0, 1.25, 2.0])
+    shared = machines.tables[1]
+    assert len(shared.columns) == 1 + 3  # the cell, then one column per machine
+    assert any("· 2.00×" in cell.text for row in shared.rows for cell in row)
+    predicted = machines.tables[2].frame
+    assert predicted["machine"].nunique() == 3 and predicted["gpu"].nunique() == 3
+    error = predicted["predicted_it_per_s"] / predicted["measured_it_per_s"] - 1
+    assert (100 * error).tolist() == pytest.approx(predicted["error_pct"].tolist())
+    assert machines.plots and machines.plots[0].svg.count("<svg") == 1
+
+
+def test_one_host_with_a_cpu_and_a_gpu_has_no_machines_section(tmp_path: Path):
+    from report_fixtures import write_synthetic_run
+
+    from sdbench.report.sections import build_page
+
+    write_synthetic_run(tmp_path)
+    page = build_page(read_results([tmp_path]), [], with_plots=False)
+    assert "machines" not in [section.anchor for section in page.sections]
+
+
+def test_an_unknown_baseline_machine_exits_2_listing_the_machines(fleet_folder, tmp_path, capsys):
+    out = tmp_path / "site"
+    assert main(["report", str(fleet_folder), "--out", str(out), "--baseline-machine", "h200"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a machine in these results" in err and "h100-80gb-hbm3·secret-gamma" in err
+
+
+def test_anonymise_hosts_leaves_no_hostname_in_any_file_written(fleet_folder, tmp_path, capsys):
+    out = tmp_path / "site"
+    assert main(["report", str(fleet_folder), "--out", str(out), "--anonymise-hosts"]) == 0
+    markdown = tmp_path / "report.md"
+    args = ["report", str(fleet_folder), "--format", "markdown", "--anonymise-hosts"]
+    assert main([*args, "--out", str(markdown)]) == 0
+    written = [path for path in out.rglob("*") if path.is_file()] + [markdown]
+    assert {path.name for path in written} >= {"index.html", "results.parquet", "results.csv"}
+    for path in written:
+        data = path.read_bytes()
+        for secret in (b"secret-alpha", b"secret-beta", b"secret-gamma", b"corp.example"):
+            assert secret not in data, (path.name, secret)
+    # Parquet compresses its pages: read the values back too.
+    table = pq.read_table(out / "results.parquet").to_pandas()
+    assert table["host"].str.fullmatch(r"host-[0-9a-f]{6}").all()
+    assert table["host"].nunique() == 3
+    text = " ".join(map(str, table.astype(str).to_numpy().ravel()))
+    assert "secret" not in text
+    html = (out / "index.html").read_text()
+    assert "Machines" in html and "host-" in html

@@ -8,7 +8,7 @@ import sys
 
 import pandas as pd
 
-from sdbench.commands.output import format_table, human_bytes, print_json
+from sdbench.commands.output import format_table, human_bytes, print_json, print_rows
 
 HEADERS = ["cell", "baseline", "current", "latency", "ratio (95% CI)", "speed", "memory", "J/image"]
 
@@ -22,13 +22,17 @@ def print_hardware_comparison(
 
     table = compare_machines(baseline, current)
     differences = identity_differences(baseline, current)
+    records = table.astype(object).where(table.notna(), None).to_dict("records")
+    if args.format == "csv":
+        print_rows("csv", [], [], records)
+        return 0
     if args.format == "json":
         print_json(
             {
                 "across_machines": True,
                 "differences": differences,
                 "cells": int(table["cell_id"].nunique()),
-                "rows": table.astype(object).where(table.notna(), None).to_dict("records"),
+                "rows": records,
             }
         )
         return 0

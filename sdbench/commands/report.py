@@ -28,6 +28,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--format", choices=("html", "markdown"), default="html")
     parser.add_argument("--title", help="page title (default: the suite names)")
+    parser.add_argument(
+        "--baseline-machine",
+        metavar="MACHINE",
+        help="Machines section: the machine others are compared with (a label such as "
+        "h100-80gb-hbm3·node3, or the first digits of a machine_id; default: the one with the "
+        "most ok cells)",
+    )
+    parser.add_argument(
+        "--anonymise-hosts",
+        action="store_true",
+        help="replace every host name, in every file written (Parquet and CSV too), with a "
+        "stable pseudonym, for publishing",
+    )
     parser.set_defaults(func=handle)
 
 
@@ -37,10 +50,14 @@ def handle(args: argparse.Namespace) -> int:
     from sdbench.store.files import output_error, write_atomic
 
     frame = read_results(results_paths(args))
+    if args.anonymise_hosts:
+        from sdbench.machine import anonymise_hosts
+
+        frame = anonymise_hosts(frame)
     if args.format == "markdown":
         from sdbench.report.markdown import markdown_report
 
-        text = markdown_report(frame, args.title)
+        text = markdown_report(frame, args.title, args.baseline_machine)
         if args.out == "-":
             sys.stdout.write(text)
             return 0
@@ -54,5 +71,5 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     from sdbench.report.site import write_site
 
-    print(write_site(frame, args.out, args.title))
+    print(write_site(frame, args.out, args.title, args.baseline_machine))
     return 0

@@ -52,7 +52,10 @@ def render_markdown(page: Page) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def markdown_report(frame: pd.DataFrame, title: str | None = None) -> str:
+def markdown_report(
+    frame: pd.DataFrame, title: str | None = None, baseline_machine: str | None = None
+) -> str:
     from sdbench.report.sections import build_page
 
-    return render_markdown(build_page(frame, [], title, with_plots=False))
+    page = build_page(frame, [], title, with_plots=False, baseline_machine=baseline_machine)
+    return render_markdown(page)

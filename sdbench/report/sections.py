@@ -25,6 +25,7 @@ from sdbench.machine import (
 )
 from sdbench.report import plots
 from sdbench.report.answers import answers_section
+from sdbench.report.machines_section import machines_section
 from sdbench.report.tables import Table, frame_table, matrix_table
 from sdbench.store.schema import STATUSES
 
@@ -77,8 +78,12 @@ def build_page(
     downloads: list[tuple[str, str]],
     title: str | None = None,
     with_plots: bool = True,
+    baseline_machine: str | None = None,
 ) -> Page:
-    """Every section of the report for these results, in reading order; plots only when asked."""
+    """Every section of the report for these results, in reading order; plots only when asked.
+
+    `baseline_machine` (a machine label or id prefix) is what the Machines section compares with.
+    """
     latest = latest_per_series(frame)
     suites = sorted(frame["suite"].dropna().astype(str).unique())
     title = title or "sdbench report · " + ", ".join(suites or ["unnamed suite"])
@@ -92,6 +97,7 @@ def build_page(
     # section goes in this list where a reader would look for it.
     sections = [
         answers_section(frame),
+        machines_section(frame, baseline_machine, with_plots),
         overview_section(frame),
         matrix_section(latest),
         plots_section(latest) if with_plots else None,

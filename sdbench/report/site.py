@@ -68,14 +68,19 @@ def _json_list(value: object) -> str | None:
     return json.dumps([v.item() if hasattr(v, "item") else v for v in list(value)])
 
 
-def write_site(frame: pd.DataFrame, out_dir: str | Path, title: str | None = None) -> Path:
+def write_site(
+    frame: pd.DataFrame,
+    out_dir: str | Path,
+    title: str | None = None,
+    baseline_machine: str | None = None,
+) -> Path:
     """Write index.html, results.parquet and results.csv into out_dir; return the index path.
 
     Everything is rendered before anything is written, and each file is replaced atomically,
     so a failure (a full disk, an --out that is a file) leaves the folder as it was.
     """
     out_dir = Path(out_dir)
-    page = build_page(frame, list(DOWNLOADS), title)
+    page = build_page(frame, list(DOWNLOADS), title, baseline_machine=baseline_machine)
     files = downloads(frame) | {"index.html": render_html(page).encode("utf-8")}
     for name, data in files.items():
         written = out_dir / name
