@@ -26,7 +26,7 @@ TARGET = 0.60
 
 
 def derived_suite(path: str | Path, overrides: list[str], device: str) -> str:
-    from sdbench.gpucheck import suite_toml
+    from sdbench.gpucheck.suite import suite_toml
     from sdbench.suite.packaged import resolve_suite
 
     data = tomllib.loads(resolve_suite(path).read_text(encoding="utf-8"))

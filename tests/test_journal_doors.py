@@ -209,3 +209,6 @@ def test_the_resume_hint_quotes_paths_and_survives_a_second_ctrl_c(
     hint = console.export_text().split("Continue with: ")[1].strip()
     assert outcome.interrupted
     assert shlex.split(hint) == ["sdbench", "run", "--resume", run_id, "--out", str(out)]
+    from sdbench.runner import interrupt
+
+    interrupt.check()  # the second Ctrl-C was spent on the hint, not left to end the next run

@@ -39,6 +39,7 @@ def signals_end_the_run() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        discard()  # a request noted during this run must not end the next one
 
 
 @contextlib.contextmanager
@@ -56,3 +57,8 @@ def check() -> None:
     if _requested.is_set():
         _requested.clear()
         raise KeyboardInterrupt
+
+
+def discard() -> None:
+    """Forget a signal noted while deferred: the run it asked to end has already ended."""
+    _requested.clear()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from sdbench.cell import Cell, Measure
 from sdbench.devices import present_devices
@@ -26,7 +27,7 @@ from sdbench.quality import warning_lines
 from sdbench.runner.environment import host_environment
 from sdbench.runner.estimate import EtaClock, device_peaks, estimate_cells
 from sdbench.runner.executor import LocalExecutor
-from sdbench.runner.interrupt import deferred
+from sdbench.runner.interrupt import deferred, discard
 from sdbench.runner.progress import RunProgress, summary_table
 from sdbench.runner.worker import cpu_threads
 from sdbench.store.files import write_run
@@ -159,12 +160,14 @@ def run_suite(
         except KeyboardInterrupt:
             with deferred():  # a second Ctrl-C must not cut the hint short
                 console.print(
-                    f"[yellow]Interrupted.[/] {len(rows)} of {len(run.cells)} cells are saved in "
+                    Text("Interrupted.", style="yellow"),
+                    f"{len(rows)} of {len(run.cells)} cells are saved in "
                     f"the journal {run.journal.path}; the cell in flight was abandoned. "
                     f"Continue with: {run.resume_command()}",
                     highlight=False,
-                    markup=False,
+                    markup=False,  # paths are printed as they are, never read as markup
                 )
+            discard()  # that second Ctrl-C is spent: the run is ending anyway
             return RunOutcome(run_id, None, _in_cell_order(run, rows), interrupted=True)
     run.journal.path.unlink(missing_ok=True)
     return RunOutcome(run_id, path, rows)
