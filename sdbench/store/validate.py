@@ -119,9 +119,25 @@ def _extra_problem(name: str, value: Any) -> str | None:
     if isinstance(value, str | bool):
         return None
     if isinstance(value, int | float):
-        return _number_problem(name, value)
-    if isinstance(value, list | tuple) and all(
-        isinstance(v, str | bool | int | float | None) for v in value
-    ):
-        return None
+        return _extra_number_problem(name, value)
+    if isinstance(value, list | tuple):
+        kinds = {_kind(v) for v in value if v is not None}
+        if len(kinds) > 1 or None in kinds:  # Parquet stores a list of one kind
+            return "a list of text, of numbers or of true/false was expected"
+        problems = (_extra_number_problem(name, v) for v in value if kinds == {"number"})
+        return next((p for p in problems if p), None)
     return "text, a number, true/false or a list of them was expected"
+
+
+def _extra_number_problem(name: str, value: float) -> str | None:
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        return "a whole number beyond 64 bits cannot be stored"
+    return _number_problem(name, value)
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return "text" if isinstance(value, str) else None
