@@ -84,13 +84,14 @@ def test_a_failed_write_leaves_no_temporary_file_and_the_old_file_untouched(tmp_
     path = write_run(_rows("old", 3), tmp_path / "run.parquet")
     before = path.read_bytes()
 
-    def disk_full(table, where, **kwargs):
-        with open(where, "wb") as handle:
-            handle.write(b"PAR1 half a file")
+    real_write = os.write
+
+    def disk_full(fd, data):  # half a file reaches the disk, then it is full
+        real_write(fd, bytes(data[:16]))
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(files.pq, "write_table", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with monkeypatch.context() as patch, pytest.raises(OSError, match="No space left"):
+        patch.setattr(files.os, "write", disk_full)
         write_run(_rows("new", 3), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["run.parquet"]
