@@ -54,7 +54,14 @@ LEVER_PARSERS = {"memory": parse_memory, "quant": parse_quant, "cache": parse_ca
 
 def cell_value_problem(name: str, value: object) -> str | None:
     """Why a recorded cell field is not one a suite could have given, or None."""
-    kind = {f.name: f.type for f in fields(Cell)}[name]
+    field = {f.name: f for f in fields(Cell)}[name]
+    kind = field.type
+    if kind in ("float | None", "int | None"):  # the serve fields: null outside stage serve
+        if value is None:
+            return None
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value) and value >= 0 and (kind[0] == "f" or value == int(value))
+        return None if ok else "must be a finite number, 0 or more (or null)"
     if kind == "bool":
         return None if isinstance(value, bool) else "must be true or false"
     if kind == "int":
