@@ -121,8 +121,11 @@ FIELDS = st.sampled_from(
 )
 
 
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+@settings(  # derandomized: CI must not land or fail by the draw; widen max_examples to explore
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(field=FIELDS, value=JSON_VALUES)
 def test_any_journal_row_is_either_stored_whole_or_set_aside(

@@ -124,7 +124,8 @@ def _extra_problem(name: str, value: Any) -> str | None:
         kinds = {_kind(v) for v in value if v is not None}
         if len(kinds) > 1 or None in kinds:  # Parquet stores a list of one kind
             return "a list of text, of numbers or of true/false was expected"
-        problems = (_extra_number_problem(name, v) for v in value if kinds == {"number"})
+        numbers = [v for v in value if v is not None] if kinds == {"number"} else []
+        problems = (_extra_number_problem(name, v) for v in numbers)
         return next((p for p in problems if p), None)
     return "text, a number, true/false or a list of them was expected"
 
