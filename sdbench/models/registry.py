@@ -462,9 +462,7 @@ def _sd35(name: str, description: str, transformer: Component, t5: bool, source:
         components=components,
         native_resolution=1024,
         default_steps=28,
-        latent_channels=16,
-        scaling_factor=1.5305,
-        shift_factor=0.0609,
+        **_latents_of(VAE_SD3),
         scheduler="flow-match",
         t5_length=256,
         source=source,
@@ -484,10 +482,27 @@ def _flux(name: str, description: str, transformer: dict, **kwargs) -> ModelSpec
         },
         native_resolution=1024,
         default_cfg=False,
-        latent_channels=16,
-        scaling_factor=0.3611,
-        shift_factor=0.1159,
+        **_latents_of(VAE_FLUX),
         cpu_unsupported=FLUX_CPU_UNSUPPORTED,
+        **kwargs,
+    )
+
+
+def _latents_of(vae: dict) -> dict:
+    """The ModelSpec fields a pipeline takes from its autoencoder's config: one place for each
+    family's latent constants, which its tiny test model shares."""
+    return {name: vae[name] for name in ("latent_channels", "scaling_factor", "shift_factor")}
+
+
+def _tiny(name: str, shaped_like: str, components: dict[str, Component], **kwargs) -> ModelSpec:
+    """A few-thousand-parameter model for tests: a real family's code paths at 64x64, 4 steps."""
+    return ModelSpec(
+        name=name,
+        description=f"A few-thousand-parameter {shaped_like}-shaped model for tests (not a real model)",
+        family=name,
+        components=components,
+        native_resolution=64,
+        default_steps=4,
         **kwargs,
     )
 
@@ -636,53 +651,40 @@ MODELS: dict[str, ModelSpec] = {
             guidance_scale=3.5,  # the model card's example
             source="black-forest-labs/FLUX.1-dev model_index.json, component and scheduler configs",
         ),
-        ModelSpec(
-            name="tiny",
-            description="A few-thousand-parameter SD1.5-shaped model for tests (not a real model)",
-            family="tiny",
-            components={
+        _tiny(
+            "tiny",
+            "SD1.5",
+            {
                 "unet": Component("UNet2DConditionModel", TINY_UNET),
                 "vae": Component("AutoencoderKL", TINY_VAE),
                 "text_encoder": Component("CLIPTextModel", TINY_TEXT),
             },
-            native_resolution=64,
-            default_steps=4,
         ),
-        ModelSpec(
-            name="tiny-sd3",
-            description="A few-thousand-parameter SD3-shaped model for tests (not a real model)",
-            family="tiny-sd3",
-            components={
+        _tiny(
+            "tiny-sd3",
+            "SD3",
+            {
                 "transformer": Component("SD3Transformer2DModel", TINY_SD3_TRANSFORMER),
                 "vae": Component("AutoencoderKL", {**TINY_VAE, "latent_channels": 16}),
                 "text_encoder": Component("CLIPTextModelWithProjection", TINY_TEXT),
                 "text_encoder_2": Component("CLIPTextModelWithProjection", TINY_TEXT),
                 "text_encoder_3": Component("T5EncoderModel", TINY_T5),
             },
-            native_resolution=64,
-            default_steps=4,
-            latent_channels=16,
-            scaling_factor=1.5305,
-            shift_factor=0.0609,
+            **_latents_of(VAE_SD3),
             scheduler="flow-match",
             t5_length=16,
         ),
-        ModelSpec(
-            name="tiny-flux",
-            description="A few-thousand-parameter FLUX.1 [dev]-shaped model for tests (not a real model)",
-            family="tiny-flux",
-            components={
+        _tiny(
+            "tiny-flux",
+            "FLUX.1 [dev]",
+            {
                 "transformer": Component("FluxTransformer2DModel", TINY_FLUX_TRANSFORMER),
                 "vae": Component("AutoencoderKL", {**TINY_VAE, "latent_channels": 16}),
                 "text_encoder": Component("CLIPTextModel", TINY_TEXT),
                 "text_encoder_2": Component("T5EncoderModel", TINY_T5),
             },
-            native_resolution=64,
-            default_steps=4,
             default_cfg=False,
-            latent_channels=16,
-            scaling_factor=0.3611,
-            shift_factor=0.1159,
+            **_latents_of(VAE_FLUX),
             scheduler="flow-match-dynamic",
             t5_length=16,
             guidance_scale=3.5,
