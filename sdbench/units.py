@@ -63,12 +63,16 @@ def _typical(values: Iterable[object]) -> float:
     return numbers[len(numbers) // 2] if numbers else 0.0
 
 
+def _thousands(value: float, milli: str, base: str, kilo: str) -> Unit:
+    """The unit a thousand times smaller below 1, a thousand times larger from 10,000 up."""
+    if 0 < value < 1:
+        return Unit(milli, 1e-3)
+    return Unit(kilo, 1000.0) if value >= 10_000 else Unit(base)
+
+
 def time_unit(values_ms: Iterable[object]) -> Unit:
     """By the typical value, so a column mixing CPU seconds and GPU milliseconds keeps its digits."""
-    typical = _typical(values_ms)
-    if 0 < typical < 1:
-        return Unit("µs", 1e-3)
-    return Unit("s", 1000.0) if typical >= 10_000 else Unit("ms")
+    return _thousands(_typical(values_ms), "µs", "ms", "s")
 
 
 def bytes_unit(values: Iterable[object]) -> Unit:
@@ -76,10 +80,7 @@ def bytes_unit(values: Iterable[object]) -> Unit:
 
 
 def energy_unit(values_j: Iterable[object]) -> Unit:
-    largest = _largest(values_j)
-    if 0 < largest < 1:
-        return Unit("mJ", 1e-3)
-    return Unit("kJ", 1000.0) if largest >= 10_000 else Unit("J")
+    return _thousands(_largest(values_j), "mJ", "J", "kJ")
 
 
 def flop_rate_unit(values_tflops: Iterable[object]) -> Unit:
