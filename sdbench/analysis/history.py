@@ -23,30 +23,10 @@ from sdbench.analysis.compare import cell_label
 from sdbench.errors import BadInput
 from sdbench.machine import machine_names, with_machine_columns
 
-CHANGE_COLUMNS = (
-    "series_id",
-    "machine_id",
-    "machine",
-    "cell_id",
-    "label",
-    "run_id",
-    "started_at",
-    "before",
-    "after",
-    "change_pct",
-    "runs_before",
-    "runs_after",
-)
-SERIES_COLUMNS = (
-    "series_id",
-    "machine_id",
-    "machine",
-    "cell_id",
-    "label",
-    "run_id",
-    "started_at",
-    "value",
-)
+# A point of a series: which cell on which machine, in which run.
+POINT_COLUMNS = ("series_id", "machine_id", "machine", "cell_id", "label", "run_id", "started_at")
+CHANGE_COLUMNS = (*POINT_COLUMNS, "before", "after", "change_pct", "runs_before", "runs_after")
+SERIES_COLUMNS = (*POINT_COLUMNS, "value")
 
 
 def cell_series(frame: pd.DataFrame, metric: str = "median_ms") -> pd.DataFrame:
