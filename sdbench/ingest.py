@@ -38,6 +38,7 @@ ENVIRONMENT_FIELDS = (
     "driver",
     "cpu_model",
     "gpu_count",
+    "allocator",
 )
 HOST_FIELDS = ("host", "os", "python", "sdbench_version", "git_sha")
 MAX_WARMUP = 1_000_000

@@ -61,7 +61,7 @@ class SuiteSession:
             from sdbench.runner.measure import new_state
             from sdbench.runner.worker import configure_torch, environment
 
-            configure_torch()
+            configure_torch(self.suite.options["allocator"])  # type: ignore[attr-defined]
             self.states[device] = new_state(device)
             self.environments[device] = environment(device)
         return self.states[device]

@@ -14,6 +14,7 @@ BAD_SUITES = {
     "empty axis": ("[matrix]\nprecision = []\n", "[matrix.precision] is empty"),
     "unknown device": ("[matrix]\ndevice = ['tpu']\n", "unknown device 'tpu'"),
     "missing weights folder": ("[options]\nweights = 'no-such-dir'\n", "weights folder"),
+    "unknown allocator": ("[options]\nallocator = 'tunned'\n", 'Did you mean "tuned"?'),
 }
 
 

@@ -12,9 +12,8 @@ import pytest
 # calls in repeated tries: aligned blocks leave remainders that take a few calls to coalesce).
 _CALLS = """
 import resource, sys, torch
-if sys.argv[1] == "keep":
-    from sdbench.runner.memory import keep_freed_memory
-    assert keep_freed_memory()
+from sdbench.runner.worker import apply_allocator
+assert apply_allocator(sys.argv[1]) == sys.argv[1]
 def call():
     torch.ones(16 * 1024 * 1024).sum()
 for _ in range(12):
@@ -36,11 +35,11 @@ def _faults_of_five_calls(mode: str) -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
-def test_glibc_alone_faults_every_call_and_keep_freed_memory_stops_it():
+def test_the_default_allocator_faults_every_call_and_the_tuned_one_stops_it():
     # The control shows the test can fail: plain glibc maps the block fresh on every call.
-    assert _faults_of_five_calls("plain") >= 4 * PAGES_PER_CALL
-    # Kept: no fresh pages once settled (one stray late settling call at most).
-    assert _faults_of_five_calls("keep") <= PAGES_PER_CALL
+    assert _faults_of_five_calls("default") >= 4 * PAGES_PER_CALL
+    # Tuned (freed memory kept): no fresh pages once settled (one stray late settling call at most).
+    assert _faults_of_five_calls("tuned") <= PAGES_PER_CALL
 
 
 def test_sdbench_cpu_threads_sets_the_worker_threads_and_the_row_says_so(
@@ -56,4 +55,4 @@ def test_sdbench_cpu_threads_sets_the_worker_threads_and_the_row_says_so(
                                "attention": ["sdpa"]})  # fmt: skip
     outcome = run_suite(str(suite), tmp_path / "out", console=Console(quiet=True))
     rows = pq.read_table(outcome.path).to_pylist()
-    assert [(r["status"], r["cpu_threads"]) for r in rows] == [("ok", 1)]
+    assert [(r["status"], r["cpu_threads"], r["allocator"]) for r in rows] == [("ok", 1, "tuned")]

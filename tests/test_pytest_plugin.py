@@ -136,6 +136,7 @@ def test_tiny_suite_runs_through_pytest_benchmark_and_ingests_into_parquet(
     assert list(ok["samples_ms"]) == pytest.approx(bench["extra_info"]["samples_ms"])
     assert ok["median_ms"] == pytest.approx(bench["stats"]["median"] * 1000)
     assert ok["device_name"] and ok["torch"] and ok["python"]
+    assert ok["allocator"] == "tuned"  # the suite's default, applied in the pytest process
     assert frame.loc["oom", "cell_id"] == Cell.from_dict(oom["cell"]).cell_id
 
     # compare accepts it: against itself nothing changed; against an all-ok baseline the OOM regresses.

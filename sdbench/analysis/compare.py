@@ -45,6 +45,9 @@ METRICS: dict[str, str] = {
 }
 HARDWARE_COLUMNS = ("device_name", "cpu_model", "gpu_count")
 SOFTWARE_COLUMNS = ("torch", "diffusers", "cuda", "driver", "python")
+# Run settings outside the cell's configuration that move timings; older files lack them
+# (null), which is "not recorded", not a difference.
+SETTING_COLUMNS = ("allocator",)
 FAILED = ("oom", "error", "timeout", "unsupported")
 VERDICTS = ("status changed", "slower", "worse", "missing", "new", "faster", "better", "unchanged")
 TABLE_COLUMNS = (
@@ -527,14 +530,22 @@ def _sorted(table: pd.DataFrame) -> pd.DataFrame:
 def environment_warnings(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
     """Loud warnings for every hardware or software column whose value differs between matched cells."""
     warnings = []
-    for column in HARDWARE_COLUMNS + SOFTWARE_COLUMNS:
+    for column in HARDWARE_COLUMNS + SOFTWARE_COLUMNS + SETTING_COLUMNS:
         pairs = _differing_pairs(base.get(column), cur.get(column))
+        if column in SETTING_COLUMNS:
+            pairs = [(pair, n) for pair, n in pairs if "(not recorded)" not in pair]
         if not pairs:
             continue
         shown = "; ".join(
             f"baseline {b} vs current {c} ({n} cell{'s' * (n > 1)})" for (b, c), n in pairs[:3]
         )
-        if column in HARDWARE_COLUMNS:
+        if column == "allocator":
+            warnings.append(
+                f"SETTING DIFFERS (allocator): {shown}. On the CPU the tuned allocator makes "
+                "steps 10-15% faster, so changes below may come from it: run both sides with the "
+                "same [options] allocator."
+            )
+        elif column in HARDWARE_COLUMNS:
             warnings.append(
                 f"HARDWARE DIFFERS ({column}): {shown}. Changes below may come from the machine, not the code: "
                 "compare runs made on the same hardware."

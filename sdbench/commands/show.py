@@ -87,6 +87,7 @@ def handler(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
     print(f"{summary['run_id']} · suite {summary['suite']} · {summary['started_at']}")
     print(f"{summary['device_names']} on {summary['host']} · {len(rows)} cells: {counts}")
+    print(f"allocator {summary['allocator']}" + _allocator_note(summary["allocator"]))
     print(f"results: {path}")
     return 0
 
@@ -104,9 +105,19 @@ def run_summary(rows: list[dict], path: Path) -> dict:
         "started_at": min((str(r["started_at"]) for r in rows if r.get("started_at")), default="-"),
         "device_names": distinct("device_name"),
         "host": distinct("host"),
+        "allocator": distinct("allocator"),
         "counts": dict(sorted(Counter(str(r.get("status")) for r in rows).items())),
         "path": str(path),
     }
+
+
+def _allocator_note(allocator: str) -> str:
+    """Why the allocator line matters: CPU timings of runs with different settings differ."""
+    if allocator == "-":
+        return " (not recorded: a run from before sdbench recorded it)"
+    if "," in allocator:
+        return " (settings differ between rows: their CPU timings are not comparable)"
+    return " (compare its CPU timings only with runs of the same [options] allocator)"
 
 
 def _value(row: dict, key: str):

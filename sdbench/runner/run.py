@@ -29,7 +29,7 @@ from sdbench.runner.estimate import EtaClock, device_peaks, estimate_cells
 from sdbench.runner.executor import LocalExecutor
 from sdbench.runner.interrupt import deferred, discard
 from sdbench.runner.progress import RunProgress, summary_table
-from sdbench.runner.worker import cpu_threads
+from sdbench.runner.worker import ALLOCATOR_ENV, cpu_threads
 from sdbench.store.files import write_run
 from sdbench.store.journal import Journal, journal_path, read_journal
 from sdbench.store.schema import SCHEMA_VERSION
@@ -346,6 +346,8 @@ def _execute(
         def on_result(cell: Cell, result: dict, environment: dict) -> None:
             started_at = run.header["started_at"]
             row = make_row(run.run_id, run.suite.name, started_at, cell, result, environment, host)
+            # A cell no worker ran (skipped after an OOM, no worker could start): the suite's setting.
+            row.setdefault("allocator", run.suite.options.get("allocator", "tuned"))
             with lock:
                 try:
                     journal.append_row(row)
@@ -397,18 +399,16 @@ def _storage_error(run: _Run, what: str, error: OSError, saved: int) -> SdbenchE
 
 
 def _executor(name: str, measure: Measure, options: dict, executor_options: dict):
+    settings = {
+        "skip_larger_after_oom": options.get("skip_larger_after_oom", True),
+        "worker_env": {ALLOCATOR_ENV: options.get("allocator", "tuned")},
+    }
     if name == "local":
-        return LocalExecutor(
-            measure, skip_larger_after_oom=options.get("skip_larger_after_oom", True)
-        )
+        return LocalExecutor(measure, **settings)
     if name == "ray":
         from sdbench.runner.ray_executor import RayExecutor
 
-        return RayExecutor(
-            measure,
-            skip_larger_after_oom=options.get("skip_larger_after_oom", True),
-            **executor_options,
-        )
+        return RayExecutor(measure, **settings, **executor_options)
     raise BadInput(f'Unknown executor "{name}". Use local or ray.')
 
 

@@ -4,6 +4,9 @@ Format history:
   1 (2026-11): first version.
   2 (2026-12): `machine_id` and `machine` (sdbench/machine.py); version-1 files get them on read,
                computed from their own device_name, gpu_count, host, torch, cuda and driver.
+     (2026-12): `allocator` ("tuned" or "default", suite [options] allocator) added without a
+               bump, as a column that older files lack: their rows read it as null (not
+               recorded; workers from 2026-11-26 on ran "tuned", earlier ones "default").
 Readers must keep reading every version listed here; bump SCHEMA_VERSION when a column is
 renamed or changes meaning, and teach `upgrade` how to read the older files.
 """
@@ -104,6 +107,7 @@ COLUMNS: dict[str, pa.DataType] = {
     "driver": _STR,
     "cpu_model": _STR,
     "cpu_threads": _INT,  # intra-op threads the worker ran with (SDBENCH_CPU_THREADS or every core)
+    "allocator": _STR,  # tuned | default: the C allocator's setting ([options] allocator)
     "gpu_count": _INT,
     "sdbench_version": _STR,
     "git_sha": _STR,
@@ -135,6 +139,9 @@ REPORT_COPY_KEY = b"sdbench_report_copy"
 IDENTITY_COLUMNS = ("run_id", "cell_id", "status")
 
 STATUSES = ("ok", "oom", "error", "timeout", "unsupported")
+# Suite [options] allocator and the `allocator` column: "tuned" = glibc keeps freed memory (no
+# mmap, no trim; the default), "default" = the C library's allocator as it ships.
+ALLOCATORS = ("tuned", "default")
 
 
 def row_guided(value: object) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from sdbench.store.schema import COLUMNS, STATUSES
+from sdbench.store.schema import ALLOCATORS, COLUMNS, STATUSES
 
 REQUIRED = ("run_id", "cell_id", "status")
 POSITIVE_INTS = {"schema_version", "height", "width", "batch_size", "steps"}
@@ -74,6 +74,8 @@ def value_problem(name: str, value: Any) -> str | None:
     problem = _scalar_problem(name, value, dtype)
     if problem is None and name == "status" and value not in STATUSES:
         return f"not a status; allowed: {', '.join(STATUSES)}"
+    if problem is None and name == "allocator" and value not in ALLOCATORS:
+        return f"not an allocator setting; allowed: {', '.join(ALLOCATORS)}"
     if problem is None and name in POSITIVE_INTS and value < 1:
         return "must be 1 or more"
     return problem

@@ -12,6 +12,7 @@ from typing import Any
 from sdbench import levers
 from sdbench.cell import Measure
 from sdbench.errors import BadInput, did_you_mean
+from sdbench.store.schema import ALLOCATORS
 from sdbench.suite import axes
 
 SECTIONS = ("suite", "matrix", "options", "measure", "exclude", "serve")
@@ -22,6 +23,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "channels_last": False,
     "vae": "default",
     "skip_larger_after_oom": True,
+    "allocator": "tuned",
 }
 MAX_CELLS = 100_000  # a matrix larger than this is almost certainly a typo
 # A cross product up to this many times MAX_CELLS is counted after its [[exclude]] rules.
@@ -323,6 +325,8 @@ def _options(ctx: _Context, table: dict) -> dict[str, Any]:
             options[key] = value
         elif key == "vae":
             options[key] = _choice(ctx, name, value, axes.VAES)
+        elif key == "allocator":
+            options[key] = _choice(ctx, name, value, ALLOCATORS)
         elif key == "weights":
             options[key] = _weights(ctx, name, value)
     return options
