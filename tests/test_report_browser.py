@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -192,22 +193,33 @@ class Page:
         path.write_bytes(base64.b64decode(data["data"]))
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def _require_chromium() -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip(
             f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) to run browser tests"
         )
-    results = tmp_path_factory.mktemp("results")
-    write_history(results)
-    write_run(with_text_encoder(synthetic_rows("answers")), results / "answers.parquet")
-    write_synthetic_run(results, "hostile", suite=HOSTILE, devices=("cuda:0",))
-    index = write_site(read_results([results]), tmp_path_factory.mktemp("site"))
-    browser = DevTools(tmp_path_factory.mktemp("profile"))
+
+
+@contextlib.contextmanager
+def _opened_report(results: Path, tmp_path_factory, name: str) -> Iterator[Page]:
+    """The report of the runs in `results`, written and opened in a fresh headless Chromium."""
+    index = write_site(read_results([results]), tmp_path_factory.mktemp(f"{name}-site"))
+    browser = DevTools(tmp_path_factory.mktemp(f"{name}-profile"))
     try:
         yield Page(browser, index.resolve().as_uri())
     finally:
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    _require_chromium()
+    results = tmp_path_factory.mktemp("results")
+    write_history(results)
+    write_run(with_text_encoder(synthetic_rows("answers")), results / "answers.parquet")
+    write_synthetic_run(results, "hostile", suite=HOSTILE, devices=("cuda:0",))
+    with _opened_report(results, tmp_path_factory, "report") as opened:
+        yield opened
 
 
 def _is_error(event: dict) -> bool:
@@ -324,17 +336,12 @@ def test_screenshot_saved(page, tmp_path):
 @pytest.fixture(scope="module")
 def serving_page(tmp_path_factory):
     """A report of serve rows beside an ordinary run: the Serving section and its capacity table."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run browser tests")
+    _require_chromium()
     results = tmp_path_factory.mktemp("serve-results")
     write_synthetic_run(results, "plain", devices=("cuda:0",))
     write_run(serve_rows(), results / "serve.parquet")
-    index = write_site(read_results([results]), tmp_path_factory.mktemp("serve-site"))
-    browser = DevTools(tmp_path_factory.mktemp("serve-profile"))
-    try:
-        yield Page(browser, index.resolve().as_uri())
-    finally:
-        browser.close()
+    with _opened_report(results, tmp_path_factory, "serve") as opened:
+        yield opened
 
 
 def test_the_serving_section_draws_latency_throughput_and_batch_mix(serving_page):
