@@ -10,8 +10,8 @@ import pytest
 from sdbench.analysis.best import fastest_settings
 from sdbench.analysis.levers import lever_summary, lever_table, measured_memory_ratios
 from sdbench.analysis.memory_model import GIB, component_weight_bytes, ways_to_fit
-from sdbench.analysis.perfmodel import Workload
 from sdbench.analysis.predict import same_workload
+from sdbench.analysis.workload import ImageWorkload
 
 
 def _row(memory="none", quant="none", cache="none", median=100.0, peak=1000, **extra) -> dict:
@@ -67,7 +67,7 @@ def test_the_winners_on_speed_and_memory_are_chosen_among_settings_that_pass_fid
 
 
 def test_rows_with_a_lever_do_not_answer_for_the_plain_workload(frame):
-    workload = Workload("sd15", 512, 512, 2, "fp16", 20, "sdpa", "none", cfg=True)
+    workload = ImageWorkload("sd15", 512, 512, 2, "fp16", 20, "sdpa", "none", cfg=True)
     assert same_workload(frame, workload).tolist() == [True, False, False, False, False]
 
 
@@ -97,7 +97,7 @@ def test_remedies_use_the_ratio_an_accelerator_measured_and_say_so(frame):
     measured = measured_memory_ratios(frame, "sd15")
     assert measured["model_offload"] == (pytest.approx(0.4), "NVIDIA H100, 1 cell")
     assert "nf4" not in measured  # its fidelity failed
-    ways = ways_to_fit("sdxl", 1024, 1024, 1, "fp16", "sdpa", 9 * GIB, measured=measured)
+    ways = ways_to_fit(ImageWorkload("sdxl", 1024, 1024, 1, "fp16"), 9 * GIB, measured=measured)
     offload = next(w for w in ways if w.startswith("model CPU offload"))
     assert "(measured: 0.40x the plain peak on NVIDIA H100, 1 cell)" in offload
     assert all("measured" not in w for w in ways if not w.startswith("model CPU offload"))

@@ -12,6 +12,7 @@ from sdbench.analysis.memory_model import (
     measured_activations,
     ways_to_fit,
 )
+from sdbench.analysis.workload import ImageWorkload
 from sdbench.models.registry import MODELS
 
 GIB = 1024**3
@@ -106,7 +107,10 @@ def test_activations_grow_with_resolution_batch_and_classic_attention():
     ],
 )
 def test_peaks_are_within_25_percent_of_published_gpu_peaks(workload, published_gb):
-    assert estimate_memory(**workload).peak_bytes / 1e9 == pytest.approx(published_gb, rel=0.25)
+    workload = dict(workload)
+    levers = {"vae_slicing": workload.pop("vae_slicing", False)}
+    peak = estimate_memory(ImageWorkload(**workload), **levers).peak_bytes
+    assert peak / 1e9 == pytest.approx(published_gb, rel=0.25)
 
 
 def test_sdxl_attention_borrowed_from_sd15_is_scaled_to_its_smaller_attention_maps():
@@ -115,45 +119,49 @@ def test_sdxl_attention_borrowed_from_sd15_is_scaled_to_its_smaller_attention_ma
 
 
 def test_offload_and_vae_slicing_lower_the_peak():
-    base = estimate_memory("sdxl", 1024, 1024, 4, "fp16").peak_bytes
-    assert estimate_memory("sdxl", 1024, 1024, 4, "fp16", vae_slicing=True).peak_bytes < base
-    assert estimate_memory("sdxl", 1024, 1024, 4, "fp16", offload="model").peak_bytes < base
+    sdxl = ImageWorkload("sdxl", 1024, 1024, 4, "fp16")
+    base = estimate_memory(sdxl).peak_bytes
+    assert estimate_memory(sdxl, vae_slicing=True).peak_bytes < base
+    assert estimate_memory(sdxl, offload="model").peak_bytes < base
     assert (
-        estimate_memory("sdxl", 1024, 1024, 4, "fp16", offload="sequential").peak_bytes
-        < estimate_memory("sdxl", 1024, 1024, 4, "fp16", offload="model").peak_bytes
+        estimate_memory(sdxl, offload="sequential").peak_bytes
+        < estimate_memory(sdxl, offload="model").peak_bytes
     )
 
 
 def test_ways_to_fit_suggest_fp16_for_fp32_sdxl_on_12gb():
     usable = 12 * GIB
-    assert estimate_memory("sdxl", 1024, 1024, 1, "fp32").peak_bytes > usable
-    suggestions = ways_to_fit("sdxl", 1024, 1024, 1, "fp32", "sdpa", usable)
+    sdxl = ImageWorkload("sdxl", 1024, 1024, 1, "fp32")
+    assert estimate_memory(sdxl).peak_bytes > usable
+    suggestions = ways_to_fit(sdxl, usable)
     assert suggestions and suggestions[0].startswith("fp16")
 
 
 def test_nothing_fits_in_a_tiny_memory_except_sequential_offload_or_nothing():
-    suggestions = ways_to_fit("sdxl", 1024, 1024, 1, "fp16", "sdpa", 1 * GIB)
+    suggestions = ways_to_fit(ImageWorkload("sdxl", 1024, 1024, 1, "fp16"), 1 * GIB)
     assert all("sequential" in s for s in suggestions)
 
 
 def test_when_no_single_remedy_suffices_a_combination_is_offered():
     # SDXL at batch 2 on 8 GiB: the fp32-upcast VAE decode of two images alone exceeds the card.
-    suggestions = ways_to_fit("sdxl", 1024, 1024, 2, "fp16", "sdpa", 8 * GIB)
+    sdxl = ImageWorkload("sdxl", 1024, 1024, 2, "fp16")
+    suggestions = ways_to_fit(sdxl, 8 * GIB)
     assert len(suggestions) == 1 and "VAE slicing + " in suggestions[0]
-    assert (
-        estimate_memory("sdxl", 1024, 1024, 1, "fp16", vae_slicing=True, offload="model").peak_bytes
-        <= 8 * GIB
-    )
+    one = sdxl.but(batch_size=1)
+    assert estimate_memory(one, vae_slicing=True, offload="model").peak_bytes <= 8 * GIB
 
 
 def test_without_cfg_the_denoiser_holds_half_the_activations():
-    guided = estimate_memory("lcm-sd15", 768, 768, 4, "fp16", "classic", cfg=True)
-    unguided = estimate_memory("lcm-sd15", 768, 768, 4, "fp16", "classic", cfg=False)
+    lcm = ImageWorkload("lcm-sd15", 768, 768, 4, "fp16", attention="classic")
+    guided = estimate_memory(lcm.but(cfg=True))
+    unguided = estimate_memory(lcm.but(cfg=False))
     assert guided.peak_stage == unguided.peak_stage == "unet"
     assert unguided.weights_bytes == guided.weights_bytes
     assert unguided.activation_bytes == pytest.approx(guided.activation_bytes / 2, rel=0.01)
     # SDXL-Turbo's peak is its fp32-upcast VAE decode, which guidance does not touch.
-    turbo = [estimate_memory("sdxl-turbo", 512, 512, 4, "fp16", cfg=c) for c in (True, False)]
+    turbo = [
+        estimate_memory(ImageWorkload("sdxl-turbo", 512, 512, 4, cfg=c)) for c in (True, False)
+    ]
     assert turbo[0] == turbo[1] and turbo[0].peak_stage == "vae_decode"
 
 
@@ -161,10 +169,11 @@ def test_model_offload_of_sd35_keeps_its_transformer_and_t5_resident_in_their_st
     # With model offload only the running stage's components are on the GPU: for SD3.5 that is
     # the 8.1B transformer while denoising and the 4.8B T5 (with both CLIPs) while encoding.
     weights = component_weight_bytes("sd35-large", "fp16")
-    peak = estimate_memory("sd35-large", 1024, 1024, 1, "fp16", offload="model")
+    peak = estimate_memory(ImageWorkload("sd35-large", 1024, 1024, 1, "fp16"), offload="model")
     assert peak.weights_bytes >= weights["transformer"]
     encoders = sum(weights[n] for n in ("text_encoder", "text_encoder_2", "text_encoder_3"))
-    assert estimate_memory("sd35-large", 64, 64, 1, "fp16", offload="model").weights_bytes in (
+    small = ImageWorkload("sd35-large", 64, 64, 1, "fp16")
+    assert estimate_memory(small, offload="model").weights_bytes in (
         weights["transformer"],
         encoders,
     )

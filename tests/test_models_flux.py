@@ -124,21 +124,24 @@ def test_flux_denoiser_flops_at_1024_px_on_meta(model):
 
 def test_the_flops_table_holds_both_flux_models_at_1024_px():
     from sdbench.analysis.costs import cost_table, stage_cost
+    from sdbench.analysis.workload import ImageWorkload
 
     table = cost_table()
     for model in ("flux-schnell", "flux-dev"):
         assert not table[(table["model"] == model) & (table["height"] == 1024)].empty
-    dev = stage_cost("flux-dev", "unet", 1024, 1024, 1, cfg=False).flops
+    dev = stage_cost(ImageWorkload("flux-dev", 1024, 1024, 1, cfg=False), "unet").flops
     assert dev == pytest.approx(7.44e13, rel=0.01)
 
 
 def test_memory_model_counts_flux_weights_and_names_what_fits_it_in_24_gib():
     from sdbench.analysis.memory_model import GIB, estimate_memory, ways_to_fit
+    from sdbench.analysis.workload import ImageWorkload
 
-    peak = estimate_memory("flux-dev", 1024, 1024, 1, "bf16", cfg=False)
+    flux = ImageWorkload("flux-dev", 1024, 1024, 1, "bf16", cfg=False)
+    peak = estimate_memory(flux)
     # bf16: transformer 11.9e9 + T5 4.76e9 + CLIP 0.12e9 + VAE 0.08e9 parameters, 2 bytes each
     assert peak.weights_bytes == pytest.approx(2 * (11.9e9 + 4.76e9 + 0.123e9 + 0.084e9), rel=1e-3)
     assert 32 * GIB < peak.peak_bytes < 40 * GIB
-    remedies = ways_to_fit("flux-dev", 1024, 1024, 1, "bf16", "sdpa", 24 * GIB, cfg=False)
+    remedies = ways_to_fit(flux, 24 * GIB)
     assert any(remedy.startswith("model CPU offload") for remedy in remedies)  # a 24 GB card
     assert any(remedy.startswith("int8 weights") for remedy in remedies)

@@ -7,7 +7,6 @@ import pytest
 from sdbench.analysis.costs import stage_cost
 from sdbench.analysis.perfmodel import (
     Features,
-    Workload,
     calibrate,
     predict_metric,
     predict_stage_seconds,
@@ -16,16 +15,24 @@ from sdbench.analysis.perfmodel import (
 )
 from sdbench.analysis.predict import model_error_pct
 from sdbench.analysis.validate import cross_validate, summarise
+from sdbench.analysis.workload import ImageWorkload
 from sdbench.gpus import find_gpu
 
 
 def test_table_has_the_reference_unet_flops():
-    assert stage_cost("sd15", "unet", 512, 512, 1).flops == pytest.approx(1.607e12, rel=0.001)
-    assert stage_cost("sdxl", "unet", 1024, 1024, 1).flops == pytest.approx(1.35e13, rel=0.01)
+    assert stage_cost(ImageWorkload("sd15", 512, 512, 1), "unet").flops == pytest.approx(
+        1.607e12, rel=0.001
+    )
+    assert stage_cost(ImageWorkload("sdxl", 1024, 1024, 1), "unet").flops == pytest.approx(
+        1.35e13, rel=0.01
+    )
 
 
 def test_costs_grow_linearly_in_batch():
-    one, four = stage_cost("sd15", "unet", 512, 512, 1), stage_cost("sd15", "unet", 512, 512, 4)
+    one, four = (
+        stage_cost(ImageWorkload("sd15", 512, 512, 1), "unet"),
+        stage_cost(ImageWorkload("sd15", 512, 512, 4), "unet"),
+    )
     assert four.flops == pytest.approx(4 * one.flops, rel=1e-9)
     assert (
         one.other_bytes < four.other_bytes < 4 * one.other_bytes + 1
@@ -34,17 +41,17 @@ def test_costs_grow_linearly_in_batch():
 
 def test_untabled_resolution_is_interpolated_between_neighbours():
     low, high = (
-        stage_cost("sd15", "unet", 512, 512, 1).flops,
-        stage_cost("sd15", "unet", 640, 640, 1).flops,
+        stage_cost(ImageWorkload("sd15", 512, 512, 1), "unet").flops,
+        stage_cost(ImageWorkload("sd15", 640, 640, 1), "unet").flops,
     )
-    between = stage_cost("sd15", "unet", 576, 576, 1).flops
+    between = stage_cost(ImageWorkload("sd15", 576, 576, 1), "unet").flops
     assert low < between < high
 
 
 def test_classic_attention_moves_more_bytes_than_fused():
     fused, classic = (
-        stage_cost("sd15", "unet", 512, 512, 1, "sdpa"),
-        stage_cost("sd15", "unet", 512, 512, 1, "classic"),
+        stage_cost(ImageWorkload("sd15", 512, 512, 1, attention="sdpa"), "unet"),
+        stage_cost(ImageWorkload("sd15", 512, 512, 1, attention="classic"), "unet"),
     )
     assert classic.matmul_bytes + classic.other_bytes > 2 * (fused.matmul_bytes + fused.other_bytes)
     assert classic.flops == fused.flops
@@ -57,7 +64,7 @@ def test_reference_data_has_at_least_30_cited_rows_on_catalogue_gpus():
 
 
 def test_faster_gpus_are_predicted_faster():
-    workload = Workload("sdxl", 1024, 1024, 1, "fp16", 30)
+    workload = ImageWorkload("sdxl", 1024, 1024, 1, "fp16", 30)
     calibration = reference_calibration()
     call_s = {
         name: predict_stage_seconds(find_gpu(name), workload, calibration)["call"]
@@ -70,7 +77,7 @@ def test_an_uncalibrated_family_borrows_its_neighbour():
     # No RTX 50-series result is in the reference data; Blackwell consumer cards borrow Ada's calibration.
     calibration = reference_calibration()
     assert calibration.family_for("blackwell") == "ada"
-    workload = Workload("sd15", 512, 512, 1, "fp16", 20)
+    workload = ImageWorkload("sd15", 512, 512, 1, "fp16", 20)
     s_5090 = predict_stage_seconds(find_gpu("5090"), workload, calibration)["call"]
     s_4090 = predict_stage_seconds(find_gpu("4090"), workload, calibration)["call"]
     assert s_5090 < s_4090

@@ -8,6 +8,7 @@ import pytest
 from sdbench.analysis.costs import stage_cost
 from sdbench.analysis.predict import predict, usual_workload
 from sdbench.analysis.recommend import recommend
+from sdbench.analysis.workload import ImageWorkload
 from sdbench.cli import main
 from sdbench.report.sections import which_gpu_section
 from sdbench.store import read_results, write_run
@@ -37,14 +38,18 @@ def results_of(tmp_path):
 
 
 def test_without_cfg_the_unet_and_text_encoder_do_half_the_work_and_the_vae_the_same():
-    guided = stage_cost("sd15", "unet", 512, 512, 2, cfg=True)
-    unguided = stage_cost("sd15", "unet", 512, 512, 2, cfg=False)
-    assert unguided.flops == pytest.approx(stage_cost("sd15", "unet", 512, 512, 1).flops)
+    guided = stage_cost(ImageWorkload("sd15", 512, 512, 2, cfg=True), "unet")
+    unguided = stage_cost(ImageWorkload("sd15", 512, 512, 2, cfg=False), "unet")
+    assert unguided.flops == pytest.approx(
+        stage_cost(ImageWorkload("sd15", 512, 512, 1), "unet").flops
+    )
     assert unguided.flops == pytest.approx(guided.flops / 2, rel=0.01)
-    encoder = stage_cost("sd15", "text_encoder", 512, 512, 1, cfg=False).flops
-    assert encoder == pytest.approx(stage_cost("sd15", "text_encoder", 512, 512, 1).flops / 2)
-    vae = stage_cost("sd15", "vae_decode", 512, 512, 1, cfg=False)
-    assert vae == stage_cost("sd15", "vae_decode", 512, 512, 1, cfg=True)
+    encoder = stage_cost(ImageWorkload("sd15", 512, 512, 1, cfg=False), "text_encoder").flops
+    assert encoder == pytest.approx(
+        stage_cost(ImageWorkload("sd15", 512, 512, 1), "text_encoder").flops / 2
+    )
+    vae = stage_cost(ImageWorkload("sd15", 512, 512, 1, cfg=False), "vae_decode")
+    assert vae == stage_cost(ImageWorkload("sd15", 512, 512, 1, cfg=True), "vae_decode")
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sdbench.analysis.workload import ImageWorkload
 from sdbench.datafiles import read_data_csv
 from sdbench.errors import BadInput
 
@@ -42,26 +43,18 @@ def cost_table() -> pd.DataFrame:
     return read_data_csv("flops.csv")
 
 
-def stage_cost(
-    model: str,
-    stage: str,
-    height: int,
-    width: int,
-    batch_size: int,
-    attention: str = "sdpa",
-    precision: str = "fp16",
-    cfg: bool = True,
-) -> StageCost:
-    """FLOPs and bytes of one call of `stage`.
+def stage_cost(workload: ImageWorkload, stage: str) -> StageCost:
+    """FLOPs and bytes of one call of `stage` of `workload`.
 
     The counts are made with cfg on (the UNet and text encoders see 2 x batch); without cfg those
     two stages do the work of half the batch, which the linear growth in batch gives directly.
     """
-    per_batch = _counts(model, stage, height, width, attention_kind(attention))
-    one, two = per_batch
-    guided_batch = batch_size if cfg or stage == "vae_decode" else batch_size / 2
+    kind = attention_kind(workload.attention)
+    one, two = _counts(workload.registered_model, stage, workload.height, workload.width, kind)
+    batch_size = workload.batch_size
+    guided_batch = batch_size if workload.cfg or stage == "vae_decode" else batch_size / 2
     counts = {k: one[k] + (guided_batch - 1) * (two[k] - one[k]) for k in COUNTS}
-    dtype_bytes = DTYPE_BYTES.get(precision, 2)
+    dtype_bytes = DTYPE_BYTES.get(workload.precision, 2)
     return StageCost(
         flops=counts["flops"],
         matmul_bytes=counts["matmul_elements"] * dtype_bytes,

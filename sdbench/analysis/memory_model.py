@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 from sdbench.analysis.costs import DTYPE_BYTES, attention_kind
+from sdbench.analysis.workload import ImageWorkload
 from sdbench.datafiles import read_data_csv
 from sdbench.levers import QUANT_WEIGHT_BYTES
-from sdbench.models.registry import MODELS, canonical_name, get_model, same_architecture
+from sdbench.models.registry import MODELS, get_model, same_architecture
 
 GIB = 1024**3
 # CUDA context plus library workspaces: PyTorch's own docs put the context at a few hundred MiB;
@@ -29,8 +30,18 @@ CONTEXT_OVERHEAD_BYTES = int(0.75 * GIB)
 ALLOCATOR_SLACK = 1.15
 # macOS lets the GPU wire about three quarters of unified memory by default.
 UNIFIED_MEMORY_USABLE = 0.75
+MEMORY_LEVERS = (
+    "offload",
+    "vae_slicing",
+    "quant",
+)  # estimate_memory's settings beyond the workload
 MODEL_FOR_FIT = {"sd21": "sd15", "tiny": "sd15"}
 STAGES = ("text_encoder", "unet", "vae_decode")
+STAGE_WEIGHTS = {  # the components each stage needs on the accelerator (what offloading keeps)
+    "text_encoder": ("text_encoder", "text_encoder_2", "text_encoder_3"),
+    "unet": ("unet", "transformer"),
+    "vae_decode": ("vae",),
+}
 # SDXL's VAE overflows in fp16: its config sets force_upcast, so diffusers decodes in fp32
 # (stabilityai/stable-diffusion-xl-base-1.0 vae/config.json).
 VAE_UPCAST_MODELS = {"sdxl"}
@@ -65,7 +76,7 @@ def component_weight_bytes(model: str, precision: str, quant: str = "none") -> d
     (levers.QUANT_WEIGHT_BYTES) and their other parameters keep the precision's dtype; the
     linear share of each component comes from data/linear_params.csv.
     """
-    spec = get_model(canonical_name(model))
+    spec = get_model(model)
     dtype_bytes = DTYPE_BYTES.get(precision, 2)
     if precision == "fp8":  # the old spelling of bf16 + fp8dq
         quant = "fp8dq"
@@ -164,7 +175,7 @@ def activation_bytes(
     vae_tile: bool = False,
 ) -> int:
     """Activation peak of one call of `stage` on `images` (already doubled for cfg where it applies)."""
-    a, c_classic = activation_coefficients(canonical_name(model), stage)
+    a, c_classic = activation_coefficients(model, stage)
     pixels = float(
         min(height * width, 512 * 512) if vae_tile and stage == "vae_decode" else height * width
     )
@@ -179,39 +190,26 @@ def activation_bytes(
 
 
 def estimate_memory(
-    model: str,
-    height: int,
-    width: int,
-    batch_size: int = 1,
-    precision: str = "fp16",
-    attention: str = "sdpa",
-    offload: str = "none",
-    vae_slicing: bool = False,
-    cfg: bool = True,
-    quant: str = "none",
+    workload: ImageWorkload, offload: str = "none", vae_slicing: bool = False, quant: str = "none"
 ) -> MemoryEstimate:
     """Peak memory of a whole txt2img call. offload: none | model | sequential.
 
     With cfg the text encoders and the denoiser see 2 x batch_size (few-step models run without).
     """
-    weights = component_weight_bytes(model, precision, quant)
-    guided = (2 if cfg else 1) * batch_size
+    model = workload.registered_model
+    weights = component_weight_bytes(model, workload.precision, quant)
     images = {
-        "text_encoder": guided,
-        "unet": guided,
-        "vae_decode": 1 if vae_slicing else batch_size,
-    }
-    stage_weights = {
-        "text_encoder": ("text_encoder", "text_encoder_2", "text_encoder_3"),
-        "unet": ("unet", "transformer"),
-        "vae_decode": ("vae",),
+        "text_encoder": workload.guided_batch,
+        "unet": workload.guided_batch,
+        "vae_decode": 1 if vae_slicing else workload.batch_size,
     }
     peaks = {}
     for stage in STAGES:
         activations = activation_bytes(
-            model, stage, height, width, images[stage], attention, precision
-        )
-        resident = sum(weights.get(n, 0) for n in stage_weights[stage])
+            model, stage, workload.height, workload.width, images[stage], workload.attention,
+            workload.precision,
+        )  # fmt: skip
+        resident = sum(weights.get(n, 0) for n in STAGE_WEIGHTS[stage])
         if offload == "none":
             resident = sum(weights.values())
         elif offload == "sequential":  # one submodule at a time: a small fraction of the component
@@ -250,14 +248,8 @@ def _remedies(batch_size: int, precision: str, attention: str) -> list[tuple[str
 
 
 def ways_to_fit(
-    model: str,
-    height: int,
-    width: int,
-    batch_size: int,
-    precision: str,
-    attention: str,
+    workload: ImageWorkload,
     usable_bytes: int,
-    cfg: bool = True,
     measured: dict[str, tuple[float, str]] | None = None,
 ) -> list[str]:
     """Changes that bring the peak under `usable_bytes`, each with its peak: single remedies when
@@ -267,14 +259,12 @@ def ways_to_fit(
     plain cell, and where (analysis.levers.measured_memory_ratios); such a remedy's peak is that
     ratio times the modelled plain peak, and its label says it was measured.
     """
-    base = {"model": model, "height": height, "width": width, "batch_size": batch_size,
-            "precision": precision, "attention": attention, "cfg": cfg}  # fmt: skip
-    options = _remedies(batch_size, precision, attention)
+    options = _remedies(workload.batch_size, workload.precision, workload.attention)
     measured = measured or {}
-    plain_peak = estimate_memory(**base).peak_bytes
+    plain_peak = estimate_memory(workload).peak_bytes
     found = []
     for label, change, setting in options:
-        peak = estimate_memory(**{**base, **change}).peak_bytes
+        peak = _peak_with(workload, change)
         how = ""
         if setting in measured:
             ratio, where = measured[setting]
@@ -286,11 +276,20 @@ def ways_to_fit(
             found.append(f"{label}, peak ~{peak / GIB:.1f} GiB{how}")
     if found:
         return found
-    combined, labels = dict(base), {}
+    combined: dict = {}
+    labels: dict[str, str] = {}
     for label, change, _ in options:
         combined.update(change)
         labels[next(iter(change))] = label.split(" (")[0]  # 4-bit weights replace int8 ones
-        peak = estimate_memory(**combined).peak_bytes
+        peak = _peak_with(workload, combined)
         if peak <= usable_bytes:
             return [f"{' + '.join(labels.values())}, peak ~{peak / GIB:.1f} GiB"]
     return []
+
+
+def _peak_with(workload: ImageWorkload, change: dict) -> int:
+    """The modelled peak with a remedy's change: workload fields, or memory levers
+    (offload, vae_slicing, quant) that are not part of the workload."""
+    levers = {k: v for k, v in change.items() if k in MEMORY_LEVERS}
+    changed = workload.but(**{k: v for k, v in change.items() if k not in MEMORY_LEVERS})
+    return estimate_memory(changed, **levers).peak_bytes

@@ -24,10 +24,10 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from sdbench.analysis.costs import stage_cost
+from sdbench.analysis.workload import ImageWorkload
 from sdbench.datafiles import read_data_csv
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, find_gpu
-from sdbench.models.registry import canonical_name
 from sdbench.store.schema import row_guided
 
 SMALL_STEP_FLOPS = 4e12  # below this, one UNet step cannot fill a large GPU
@@ -53,24 +53,9 @@ FAMILY_FALLBACK = {
     "battlemage": "alchemist",
     "volta": "turing",
 }
+Workload = ImageWorkload  # the old name, until predict and recommend take ImageWorkload
 RIDGE_FAMILY = 0.3
 RIDGE_FAMILY_REGIME = 3.0
-
-
-@dataclass(frozen=True)
-class Workload:
-    """What is run: a txt2img configuration, independent of the GPU."""
-
-    model: str
-    height: int
-    width: int
-    batch_size: int = 1
-    precision: str = "fp16"
-    steps: int = 20
-    attention: str = "sdpa"
-    compile: str = "none"
-    software: str = "torch2"  # torch2 | torch1 | coreml
-    cfg: bool = True  # classifier-free guidance: the UNet runs on 2 x batch_size
 
 
 @dataclass(frozen=True)
@@ -78,7 +63,7 @@ class Observation:
     """One calibration figure: a GPU, a workload, a metric and its value, with where it came from."""
 
     gpu: GPU
-    workload: Workload
+    workload: ImageWorkload
     metric: str
     value: float
     source: str
@@ -122,7 +107,7 @@ def reference_observations() -> tuple[Observation, ...]:
             continue
         # PyTorch's defaults run "fp32" convolutions on TF32 tensor cores where they exist.
         precision = "tf32" if row["precision"] == "fp32" and gpu.has_tf32 else row["precision"]
-        workload = Workload(
+        workload = ImageWorkload(
             model=row["model"], height=int(row["resolution"]), width=int(row["resolution"]),
             batch_size=int(row["batch"]), precision=precision, steps=int(row["steps"]),
             attention=row["attention"], compile=row["compile"], software=_software(row["era"], row["attention"]),
@@ -143,7 +128,7 @@ def measured_observations(results: pd.DataFrame | None) -> list[Observation]:
             gpu = find_gpu(str(row.get("device_name") or ""))
         except BadInput:
             continue
-        workload = workload_of_row(row)
+        workload = ImageWorkload.of_row(row)
         if row["stage"] == "unet" and row.get("it_per_s"):
             found.append(Observation(gpu, workload, "it_per_s", float(row["it_per_s"]), "measured"))
         elif row["stage"] == "pipeline" and row.get("median_ms"):
@@ -153,30 +138,19 @@ def measured_observations(results: pd.DataFrame | None) -> list[Observation]:
     return found
 
 
-def workload_of_row(row: dict) -> Workload:
-    return Workload(
-        model=str(row["model"]), height=int(row["height"]), width=int(row["width"]),
-        batch_size=int(row["batch_size"]), precision=str(row["precision"]), steps=int(row.get("steps") or 20),
-        attention=str(row.get("attention") or "sdpa"), compile=str(row.get("compile") or "none"),
-        cfg=row_guided(row.get("cfg")),
-    )  # fmt: skip
-
-
 # --- features: everything about a row that does not depend on the parameters -----------------
 
 
-def _stage_costs(workload: Workload) -> np.ndarray:
+def _stage_costs(workload: ImageWorkload) -> np.ndarray:
     """3 x 3: rows text_encoder, unet, vae_decode; columns flops, matmul bytes, other bytes."""
-    model = canonical_name(workload.model)
     out = []
     for stage in ("text_encoder", "unet", "vae_decode"):
-        cost = stage_cost(model, stage, workload.height, workload.width, workload.batch_size,
-                          workload.attention, workload.precision, workload.cfg)  # fmt: skip
+        cost = stage_cost(workload, stage)
         out.append([cost.flops, cost.matmul_bytes, cost.other_bytes])
     return np.array(out, dtype=float)
 
 
-def _software_flags(workload: Workload) -> list[float]:
+def _software_flags(workload: ImageWorkload) -> list[float]:
     return [
         float(workload.attention in ("classic", "sliced")),
         float(workload.attention == "xformers"),
@@ -204,7 +178,7 @@ class Features:
     metric: np.ndarray  # index into METRICS
 
     @classmethod
-    def build(cls, rows: list[tuple[GPU, Workload, str]]) -> Features:
+    def build(cls, rows: list[tuple[GPU, ImageWorkload, str]]) -> Features:
         costs = np.stack([_stage_costs(w) for _, w, _ in rows])
         return cls(
             costs=costs,
@@ -336,7 +310,7 @@ def calibration_for(results: pd.DataFrame | None) -> Calibration:
 
 
 def predict_stage_seconds(
-    gpu: GPU, workload: Workload, calibration: Calibration
+    gpu: GPU, workload: ImageWorkload, calibration: Calibration
 ) -> dict[str, float]:
     """Seconds of each stage of one call on `gpu`: text_encoder, unet_step (overhead in), vae_decode, call."""
     features = Features.build([(gpu, workload, "it_per_s")])

@@ -169,9 +169,7 @@ def predict(
         image_s = (
             predicted["call"] - workload.steps * predicted["unet_step"] + workload.steps / it_per_s
         )
-    memory = estimate_memory(
-        model, workload.height, workload.width, batch_size, precision, attention, cfg=workload.cfg
-    )
+    memory = estimate_memory(workload)
     # Memory hardly depends on which GPU ran the workload: a peak measured on any GPU beats the model.
     measured_peak = stage_median(measured, "pipeline", "peak_mem_reserved_bytes") or stage_median(
         workload_rows, "pipeline", "peak_mem_reserved_bytes"
@@ -198,7 +196,7 @@ def predict(
         "interval80_low_pct": low_pct, "interval80_high_pct": high_pct,
         "peak_vram_bytes": int(peak), "weights_bytes": memory.weights_bytes, "activation_bytes": memory.activation_bytes,
         "vram_bytes": usable, "fits": bool(peak <= usable), "headroom_bytes": int(usable - peak),
-        "ways_to_fit": [] if peak <= usable else ways_to_fit(model, workload.height, workload.width, batch_size, precision, attention, usable, workload.cfg, measured_memory_ratios(results, model)),
+        "ways_to_fit": [] if peak <= usable else ways_to_fit(workload, usable, measured_memory_ratios(results, model)),
         "calibration_family": calibrated_as, "calibrated": source == "measured" or calibrated_as is not None, "avg_power_w": power_w, "energy_per_image_j": energy, "source": source,
         "memory_source": "measured" if measured_peak else "predicted",
     }  # fmt: skip
@@ -216,11 +214,9 @@ def usual_workload(
     cfg: bool | None = None,
 ) -> Workload:
     """The workload asked for, with steps and guidance the model's usual where not given."""
-    spec = get_model(model)
-    return Workload(
-        model, height, width or height, batch_size, precision, steps or spec.default_steps,
-        attention, compile, cfg=spec.default_cfg if cfg is None else cfg,
-    )  # fmt: skip
+    return Workload.usual(
+        model, height, width, batch_size, precision, steps, attention, compile, cfg
+    )
 
 
 def denoising_label(steps: int, cfg: bool) -> str:

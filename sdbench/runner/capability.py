@@ -277,8 +277,10 @@ def _model_size_reason(cell: Cell, kind: str) -> str | None:
     if kind != "cpu" or not spec.cpu_unsupported or cell.stage not in UNET_STAGES:
         return None
     from sdbench.analysis.costs import stage_cost
+    from sdbench.analysis.workload import ImageWorkload
 
-    step = stage_cost(cell.model, "unet", cell.height, cell.width, cell.batch_size, cfg=cell.cfg)
+    workload = ImageWorkload(cell.model, cell.height, cell.width, cell.batch_size, cfg=cell.cfg)
+    step = stage_cost(workload, "unet")
     calls = f"{cell.steps} steps" if cell.stage == "pipeline" else "one step"
     work = step.flops * (cell.steps if cell.stage == "pipeline" else 1) / 1e12
     return f"{spec.cpu_unsupported} (this cell: {calls} = {work:,.0f} TFLOP)"

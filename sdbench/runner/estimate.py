@@ -144,6 +144,7 @@ def call_seconds(cell: Cell, peak: DevicePeak, precision: str | None = None) -> 
 def stage_flops(cell: Cell) -> dict[str, float]:
     """FLOPs of one call per stage it runs (a pipeline call runs all three); {} when not tabled."""
     from sdbench.analysis.costs import cost_table, stage_cost
+    from sdbench.analysis.workload import ImageWorkload
 
     table = cost_table()
     if not (table["model"] == _tabled_name(cell.model)).any():
@@ -151,19 +152,14 @@ def stage_flops(cell: Cell) -> dict[str, float]:
     parts = {"text_encoder": 1, "unet": cell.steps, "vae_decode": 1}
     if cell.stage not in ("pipeline", "serve"):  # a serve request is one whole pipeline call
         parts = {cell.stage: 1}
+    workload = ImageWorkload(
+        cell.model, cell.height, cell.width, cell.batch_size, cell.precision,
+        attention=cell.attention, cfg=cell.cfg,
+    )  # fmt: skip
     out = {}
     for stage, calls in parts.items():
         try:
-            cost = stage_cost(
-                cell.model,
-                stage,
-                cell.height,
-                cell.width,
-                cell.batch_size,
-                cell.attention,
-                cell.precision,
-                cell.cfg,
-            )
+            cost = stage_cost(workload, stage)
         except SdbenchError:
             return {}
         out[stage] = calls * cost.flops
