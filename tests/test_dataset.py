@@ -93,3 +93,56 @@ def test_many_hosts_writing_into_one_shared_folder_at_once_lose_nothing(tmp_path
     assert len(frame) == 32 * 5
     assert sorted(frame["run_id"].unique()) == sorted(run_ids)
     assert sorted(p.name for p in results.iterdir()) == ["node0", "node1", "node2", "node3"]
+
+
+def test_a_run_file_copied_into_two_folders_is_counted_once_with_a_warning(tmp_path, capsys):
+    results = tmp_path / "results"
+    original = write_run(_rows("run-a", "node1"), results / "node1" / "run-a.parquet")
+    copy = results / "backup" / "run-a.parquet"
+    copy.parent.mkdir()
+    copy.write_bytes(original.read_bytes())
+    write_run(_rows("run-b", "node2"), results / "node2" / "run-b.parquet")
+
+    frame = read_results([results])
+    assert len(frame) == 6
+    assert frame.groupby("run_id").size().to_dict() == {"run-a": 3, "run-b": 3}
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "run-a" in line]
+    assert len(warnings) == 1
+    assert str(original) in warnings[0] and str(copy) in warnings[0]
+    assert "counted once" in warnings[0]
+
+
+def test_the_same_file_named_twice_is_read_once_without_a_warning(tmp_path, capsys):
+    path = write_run(_rows("run-a", "node1"), tmp_path / "run-a.parquet")
+    assert len(read_results([tmp_path, path])) == 3
+    assert capsys.readouterr().err == ""
+
+
+def test_a_copy_taken_before_a_run_finished_is_counted_once_from_the_whole_run(tmp_path, capsys):
+    whole = write_run(_rows("run-a", "node1", cells=5), tmp_path / "b" / "run-a.parquet")
+    part = write_run(_rows("run-a", "node1", cells=2), tmp_path / "a" / "run-a.parquet")
+    frame = read_results([tmp_path])
+    assert sorted(frame["cell_id"]) == [f"cell-{index}" for index in range(5)]
+    warning = capsys.readouterr().err
+    assert f'"{part}" holds 2 of the 5 cells' in warning and str(whole) in warning
+
+
+def test_two_files_sharing_a_run_id_but_not_their_rows_are_both_kept_with_a_warning(
+    tmp_path, capsys
+):
+    # An edited copy (another host) that kept the run id: its rows are another machine's.
+    first = write_run(_rows("run-a", "node1"), tmp_path / "run-a.parquet")
+    edited = write_run(_rows("run-a", "node9"), tmp_path / "edited" / "run-a.parquet")
+    frame = read_results([tmp_path])
+    assert len(frame) == 6 and frame["machine_id"].nunique() == 2
+    warning = capsys.readouterr().err
+    assert str(first) in warning and str(edited) in warning
+    assert "differ in host" in warning and "give the edited copy its own run_id" in warning
+
+
+def test_a_copied_run_is_counted_once_when_only_some_columns_are_read(tmp_path, capsys):
+    original = write_run(_rows("run-a", "node1"), tmp_path / "a" / "run-a.parquet")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "run-a.parquet").write_bytes(original.read_bytes())
+    table = read_results_table([tmp_path], columns=["median_ms"])
+    assert table.column_names == ["median_ms"] and table.num_rows == 3

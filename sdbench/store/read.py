@@ -13,10 +13,18 @@ converting file by file and concatenating DataFrames; a `pyarrow.dataset` scan o
 measured slower than both (its per-fragment overhead dominates at about 100 rows a file).
 Files may differ in their extra columns (a newer sdbench added one; a column was all-null in one
 run): nulls are promoted to the other files' types, so every row and column comes back.
+
+Each run counts once. A run file copied into two folders (a backup, a second host's sync) is read
+from one of them with a warning naming both; so is a copy taken before the run finished, when the
+whole run is also there. Two files with the same run_id whose rows differ otherwise (a copy edited
+by hand) are both kept, with a warning: their rows may be different machines' results, and
+dropping either would lose data. Only files that share their run ids are compared, so a folder of
+distinct runs costs nothing more.
 """
 
 from __future__ import annotations
 
+import filecmp
 import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sdbench.errors import BadInput
@@ -41,22 +50,22 @@ READ_THREADS = 8  # more than the cores: file opens wait on the file system (NFS
 
 def results_files(paths: Iterable[str | Path]) -> list[Path]:
     """Run files named directly or found in folders; names starting with . or _ are skipped."""
-    found: list[Path] = []
+    found: dict[
+        Path, Path
+    ] = {}  # by resolved path: a file named twice (a folder and its file) is one
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found += sorted(
-                p
-                for p in path.rglob("*.parquet")
-                if not any(part[0] in "._" for part in p.relative_to(path).parts)
-            )
+            for p in sorted(path.rglob("*.parquet")):
+                if not any(part[0] in "._" for part in p.relative_to(path).parts):
+                    found.setdefault(p.resolve(), p)
         elif path.is_file():
-            found.append(path)
+            found.setdefault(path.resolve(), path)
         else:
             raise BadInput(
                 f'"{path}" does not exist. Give result files (.parquet) or folders of them.'
             )
-    return found
+    return list(found.values())
 
 
 def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
@@ -90,7 +99,12 @@ def _read_file(file: Path, columns: Sequence[str] | None) -> pa.Table | str:
         missing = [c for c in IDENTITY_COLUMNS if c not in schema.names]
         if missing:
             return f"not an sdbench results file (no {', '.join(missing)} column)"
-        wanted = None if columns is None else [c for c in columns if c in schema.names]
+        # run_id always: each run is counted once (`_once_per_run`) whatever else is read.
+        wanted = (
+            None
+            if columns is None
+            else [c for c in dict.fromkeys([*columns, "run_id"]) if c in schema.names]
+        )
         return parquet.read(columns=wanted, use_threads=False)
     except (pa.ArrowException, OSError, ValueError) as error:
         raise _unreadable(file, error) from None
@@ -115,14 +129,18 @@ def read_results_table(
         read = list(pool.map(lambda file: _read_file(file, columns), files))
     for file, skipped in zip(files, read, strict=True):
         if isinstance(skipped, str):
-            print(f'sdbench: warning: skipped "{file}": {skipped}.', file=sys.stderr)
-    tables = [table for table in read if not isinstance(table, str)]
+            _warn(f'skipped "{file}": {skipped}.')
+    tables = _once_per_run(
+        {f: t for f, t in zip(files, read, strict=True) if isinstance(t, pa.Table)}
+    )
     if not tables:
         raise BadInput(
             "No sdbench result files found in "
             + ", ".join(str(p) for p in paths)
             + " (only files skipped above). Run `sdbench run SUITE` first."
         )
+    if columns is not None and "run_id" not in columns:
+        tables = [table.drop_columns(["run_id"]) for table in tables]
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
@@ -130,6 +148,83 @@ def read_results_table(
             f"These results files disagree on a column's type ({error}). Read the older and "
             "newer runs in separate calls, or re-run the older suite with this sdbench."
         ) from None
+
+
+def _once_per_run(tables: dict[Path, pa.Table]) -> list[pa.Table]:
+    """The tables in file order, leaving out copies of a run another file already holds."""
+    by_runs: dict[tuple[str, ...], list[Path]] = {}
+    for file, table in tables.items():
+        runs = tuple(sorted(str(run) for run in pc.unique(table["run_id"]).to_pylist()))
+        by_runs.setdefault(runs, []).append(file)
+    dropped: set[Path] = set()
+    for runs, files in by_runs.items():
+        if len(files) > 1:
+            dropped |= _copies_to_leave_out(", ".join(runs), files)
+    return [table for file, table in tables.items() if file not in dropped]
+
+
+def _copies_to_leave_out(runs: str, files: list[Path]) -> set[Path]:
+    """Of files holding the same run(s), those another file already holds whole; each warned about."""
+    kept: list[tuple[Path, pa.Table]] = []
+    dropped: set[Path] = set()
+    for file in files:
+        content = _comparable(file)
+        for index, (other, other_content) in enumerate(kept):
+            if filecmp.cmp(file, other, shallow=False) or content.equals(other_content):
+                _warn(f'"{file}" is a copy of "{other}" (run {runs}); the run is counted once.')
+                dropped.add(file)
+                break
+            if _part_of(content, other_content) or _part_of(other_content, content):
+                part, whole = (
+                    (file, other) if content.num_rows < other_content.num_rows else (other, file)
+                )
+                small, large = sorted((content.num_rows, other_content.num_rows))
+                _warn(
+                    f'"{part}" holds {small} of the {large} cells of run {runs} that "{whole}" '
+                    "holds (a copy taken before the run finished?); the run is counted once, "
+                    f'from "{whole}".'
+                )
+                dropped.add(part)
+                kept[index] = (whole, content if whole == file else other_content)
+                break
+        else:
+            for other, other_content in kept:
+                _warn(
+                    f'"{other}" and "{file}" both hold run {runs} but differ in '
+                    f"{_differences(other_content, content)}; both are counted. If one is a "
+                    "copy edited by hand, give the edited copy its own run_id; if one is stale, "
+                    "remove it."
+                )
+            kept.append((file, content))
+    return dropped
+
+
+def _comparable(file: Path) -> pa.Table:
+    """Every column of the file, in name order, rows in cell order: equal copies compare equal."""
+    table = pq.read_table(file)
+    return table.select(sorted(table.column_names)).sort_by("cell_id")
+
+
+def _part_of(part: pa.Table, whole: pa.Table) -> bool:
+    """Whether every row of `part` is a row of `whole`, which has more (compared by cell)."""
+    if part.num_rows >= whole.num_rows or part.schema != whole.schema:
+        return False
+    return whole.filter(pc.is_in(whole["cell_id"], part["cell_id"])).equals(part)
+
+
+def _differences(first: pa.Table, second: pa.Table) -> str:
+    """ "host, machine_id" or "rows (3 vs 5)": what tells two same-run files apart, briefly."""
+    if first.num_rows != second.num_rows:
+        return f"rows ({first.num_rows} vs {second.num_rows})"
+    names = sorted(set(first.column_names) ^ set(second.column_names))
+    if names:
+        return "columns (" + ", ".join(names[:5]) + " only in one)"
+    differ = [name for name in first.column_names if not first[name].equals(second[name])]
+    return ", ".join(differ[:5]) or "column types"
+
+
+def _warn(message: str) -> None:
+    print(f"sdbench: warning: {message}", file=sys.stderr)
 
 
 def read_results(paths: Iterable[str | Path], columns: Sequence[str] | None = None) -> pd.DataFrame:
