@@ -104,6 +104,15 @@ class _EtaColumn(ProgressColumn):
         return Text(f"ETA {self._eta_text()}")
 
 
+def summary_rows(rows: Sequence[dict], limit: int) -> list[dict]:
+    """At most `limit` rows, those not ok first (they need attention), in the run's order."""
+    if len(rows) <= limit:
+        return list(rows)
+    not_ok = [i for i, row in enumerate(rows) if row.get("status") != "ok"][:limit]
+    ok = [i for i, row in enumerate(rows) if row.get("status") == "ok"][: limit - len(not_ok)]
+    return [rows[i] for i in sorted(not_ok + ok)]
+
+
 def summary_table(rows: Sequence[dict]) -> Table:
     """A compact table of a run's rows for the terminal."""
     table = Table(title="sdbench run summary", show_lines=False)

@@ -28,7 +28,7 @@ from sdbench.runner.environment import host_environment
 from sdbench.runner.estimate import EtaClock, device_peaks, estimate_cells
 from sdbench.runner.executor import LocalExecutor
 from sdbench.runner.interrupt import deferred, discard
-from sdbench.runner.progress import RunProgress, summary_table
+from sdbench.runner.progress import RunProgress, summary_rows, summary_table
 from sdbench.runner.worker import ALLOCATOR_ENV, cpu_threads
 from sdbench.store.files import write_run
 from sdbench.store.journal import Journal, journal_path, read_journal
@@ -431,19 +431,45 @@ def outlier_lines(rows: list[dict], limit: int = 10) -> list[str]:
     return lines
 
 
+SUMMARY_TABLE_ROWS = 30  # a bigger run's table would scroll away and take minutes to lay out
+OUTLIER_SCAN_ROWS = 2_000  # the outlier scan compares a series' cells pairwise
+
+
 def print_summary(outcome: RunOutcome, console: Console | None = None) -> None:
+    """The end-of-run summary, bounded for any run size: a table of at most SUMMARY_TABLE_ROWS
+    cells (those not ok first), warnings, outliers and counts. An interrupted run prints
+    nothing here: `run_suite` already said how to resume, and the process should end at once."""
+    if outcome.interrupted:
+        return
     console = console or Console(width=None if sys.stdout.isatty() else 160)
-    console.print(summary_table(outcome.rows))
-    for line in warning_lines(outcome.rows):
+    rows = outcome.rows
+    shown = summary_rows(rows, SUMMARY_TABLE_ROWS)
+    console.print(summary_table(shown))
+    if len(shown) < len(rows):
+        where = f" {shlex.quote(str(outcome.path))}" if outcome.path else ""
+        console.print(
+            f"{len(shown)} of {len(rows)} cells shown (those not ok first); `sdbench show{where}` "
+            "lists every cell, `sdbench report` makes the HTML report.",
+            highlight=False,
+            markup=False,
+        )
+    for line in warning_lines(rows):
         console.print(f"[yellow]warning[/] {line}", highlight=False)
-    for line in outlier_lines(outcome.rows):
-        console.print(f"[yellow]outlier[/] {line}", highlight=False)
+    if len(rows) <= OUTLIER_SCAN_ROWS:
+        for line in outlier_lines(rows):
+            console.print(f"[yellow]outlier[/] {line}", highlight=False)
+    else:
+        console.print(
+            f"outliers: not checked here for {len(rows)} cells; `sdbench best` leaves them out "
+            "and `sdbench report` lists them.",
+            highlight=False,
+        )
     counts = outcome.status_counts
     not_ok = sum(v for k, v in counts.items() if k != "ok")
     text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     console.print(
-        f"{len(outcome.rows)} cells: {text}" + (f" ({not_ok} did not finish ok)" if not_ok else "")
+        f"{len(rows)} cells: {text}" + (f" ({not_ok} did not finish ok)" if not_ok else "")
     )
     if outcome.path:
-        console.print(f"results: {outcome.path}")
+        console.print(f"results: {outcome.path}", highlight=False, markup=False)
     sys.stdout.flush()
