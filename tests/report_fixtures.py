@@ -9,6 +9,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
+
 from sdbench.store import SCHEMA_VERSION, write_run
 
 HOSTILE = "<script>alert(1)</script>"
@@ -212,6 +214,15 @@ def cell_key(row: dict) -> tuple:
     """(device, stage, height, batch_size, precision, attention, compile) of a fixture row."""
     names = ("device", "stage", "height", "batch_size", "precision", "attention", "compile")
     return tuple(row[name] for name in names)
+
+
+def only_row(table: pd.DataFrame, **match) -> pd.Series:
+    """The one row of an analysis table whose columns hold the values in `match`."""
+    rows = table
+    for column, value in match.items():
+        rows = rows[rows[column] == value]
+    assert len(rows) == 1, f"{len(rows)} rows match {match}"
+    return rows.iloc[0]
 
 
 def scale_timing(row: dict, factor: float) -> dict:

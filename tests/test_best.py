@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from report_fixtures import synthetic_rows, write_history, write_synthetic_run
+from report_fixtures import only_row, synthetic_rows, write_history, write_synthetic_run
 
 from sdbench.analysis.best import compile_gains, default_precision, fastest_settings
 from sdbench.cli import main
@@ -19,14 +19,7 @@ def frame() -> pd.DataFrame:
 
 
 def _pick(best: pd.DataFrame, device: str, stage: str, size: int, batch: int) -> pd.Series:
-    rows = best[
-        (best["device"] == device)
-        & (best["stage"] == stage)
-        & (best["height"] == size)
-        & (best["batch_size"] == batch)
-    ]
-    assert len(rows) == 1
-    return rows.iloc[0]
+    return only_row(best, device=device, stage=stage, height=size, batch_size=batch)
 
 
 def test_one_row_per_workload(frame):

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from report_fixtures import cell_key, scale_cell, synthetic_rows
+from report_fixtures import cell_key, only_row, scale_cell, synthetic_rows
 
 from sdbench.analysis.best import fastest_settings
 from sdbench.analysis.outliers import SPREAD_LIMIT, flag_outliers
@@ -64,12 +64,7 @@ def test_batching_gain_within_physics_is_not_flagged():
 
 def test_best_claims_no_speedup_against_a_flagged_default(planted):
     best = fastest_settings(planted)
-    row = best[
-        (best["device"] == "cpu")
-        & (best["stage"] == "unet")
-        & (best["height"] == 256)
-        & (best["batch_size"] == 1)
-    ].iloc[0]
+    row = only_row(best, device="cpu", stage="unet", height=256, batch_size=1)
     # Without the flag the 4x-slow default would give bf16 a 4 / 0.55 = 7.3x "speed-up".
     assert pd.isna(row["speedup"])
     assert row["outliers"] == 1
@@ -83,12 +78,7 @@ def test_best_speedups_carry_a_95_percent_ci(planted):
     assert len(claimed) > 0
     assert (claimed["speedup_ci95_low"] <= claimed["speedup"]).all()
     assert (claimed["speedup"] <= claimed["speedup_ci95_high"]).all()
-    cpu_vae = claimed[
-        (claimed["device"] == "cpu")
-        & (claimed["stage"] == "vae_decode")
-        & (claimed["height"] == 256)
-        & (claimed["batch_size"] == 1)
-    ].iloc[0]
+    cpu_vae = only_row(claimed, device="cpu", stage="vae_decode", height=256, batch_size=1)
     # bf16 is 0.55x fp32 in the fixtures; samples spread -2%..+3% around each median.
     assert cpu_vae["speedup"] == pytest.approx(1 / 0.55)
     assert 1 / 0.55 / 1.06 < cpu_vae["speedup_ci95_low"] < 1 / 0.55
@@ -97,9 +87,7 @@ def test_best_speedups_carry_a_95_percent_ci(planted):
 
 def test_precision_table_leaves_the_outlier_out_of_its_pairs(planted):
     gains = precision_gains(planted)
-    row = gains[
-        (gains["device"] == "cpu") & (gains["stage"] == "unet") & (gains["precision"] == "bf16")
-    ].iloc[0]
+    row = only_row(gains, device="cpu", stage="unet", precision="bf16")
     # CPU unet pairs: 2 sizes x 2 batches x 2 attentions = 8, one failed (error), one flagged.
     assert row["pairs"] == 6
     assert row["outliers"] == 1
@@ -112,9 +100,7 @@ def test_precision_table_leaves_the_outlier_out_of_its_pairs(planted):
 
 def test_precision_table_says_when_fidelity_fails():
     gains = precision_gains(pd.DataFrame(synthetic_rows()))
-    fp16_unet = gains[
-        (gains["device"] == "cuda:0") & (gains["stage"] == "unet") & (gains["precision"] == "fp16")
-    ].iloc[0]
+    fp16_unet = only_row(gains, device="cuda:0", stage="unet", precision="fp16")
     assert fp16_unet["fidelity"] == "fail"
     assert fp16_unet["verdict"] == "no: fails fidelity"
 
