@@ -100,6 +100,17 @@ def tiny_suite(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+def run_suite_text(folder: Path, name: str, text: str):
+    """Write `text` as folder/NAME.toml, run it into folder/NAME: (its RunOutcome, its rows)."""
+    from sdbench.runner.run import run_suite
+    from sdbench.store import read_results
+
+    suite = folder / f"{name}.toml"
+    suite.write_text(text, encoding="utf-8")
+    outcome = run_suite(str(suite), folder / name)
+    return outcome, read_results([outcome.path])
+
+
 def run_cli_process(
     *args: str, env: dict | None = None, timeout_s: float = 600
 ) -> tuple[int, str, str]:

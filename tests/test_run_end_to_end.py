@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_suite_text
 
 from sdbench.machine import machine_id
-from sdbench.runner.run import run_suite
-from sdbench.store import COLUMNS, SCHEMA_VERSION, read_results
+from sdbench.store import COLUMNS, SCHEMA_VERSION
 
 SUITE = """
 [suite]
@@ -34,17 +34,13 @@ cell_timeout_s = 120
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("e2e")
-    suite = folder / "e2e.toml"
-    suite.write_text(SUITE)
     mp = pytest.MonkeyPatch()
     # One injected out-of-memory error: the run must record it and carry on.
     mp.setenv("SDBENCH_INJECT", json.dumps({"tiny vae_decode 64x64 bs1 fp32 sdpa": "oom"}))
     try:
-        outcome = run_suite(str(suite), folder / "results")
+        return run_suite_text(tmp_path_factory.mktemp("e2e"), "e2e", SUITE)
     finally:
         mp.undo()
-    return outcome, read_results([folder / "results"])
 
 
 def test_every_cell_becomes_exactly_one_row(run):

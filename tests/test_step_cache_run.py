@@ -4,9 +4,7 @@ with every cached row's fidelity against the uncached pipeline from the same see
 from __future__ import annotations
 
 import pytest
-
-from sdbench.runner.run import run_suite
-from sdbench.store import read_results
+from conftest import run_suite_text
 
 SUITE = """
 [suite]
@@ -32,11 +30,7 @@ cell_timeout_s = 300
 
 @pytest.fixture(scope="module")
 def frame(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cache")
-    suite = folder / "cache.toml"
-    suite.write_text(SUITE)
-    run_suite(str(suite), folder / "results")
-    rows = read_results([folder / "results"])
+    _, rows = run_suite_text(tmp_path_factory.mktemp("cache"), "cache", SUITE)
     return rows.set_index(["model", "cache"])
 
 
