@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 
-from sdbench.commands.numbers import PERCENT, bounded
+from sdbench.commands.numbers import add_threshold_option, bounded
 from sdbench.commands.output import (
     add_format_option,
     format_table,
@@ -41,13 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "current", metavar="CURRENT", help="results file or folder of the run(s) to judge"
     )
-    parser.add_argument(
-        "--threshold",
-        type=PERCENT,
-        default=5.0,
-        metavar="PCT",
-        help="smallest latency change that counts (default 5)",
-    )
+    add_threshold_option(parser, "latency change")
     parser.add_argument(
         "--alpha",
         type=bounded(0, 1, above=True),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sdbench.commands.numbers import PERCENT
+from sdbench.commands.numbers import add_threshold_option
 from sdbench.commands.output import (
     add_format_option,
     add_results_option,
@@ -33,13 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--metric", default="median_ms", help="numeric results column (default median_ms)"
     )
-    parser.add_argument(
-        "--threshold",
-        type=PERCENT,
-        default=5.0,
-        metavar="PCT",
-        help="smallest step that counts (default 5)",
-    )
+    add_threshold_option(parser, "step")
     add_format_option(parser)
     parser.set_defaults(func=handle)
 

@@ -37,3 +37,14 @@ def bounded(
 BATCH_SIZE = bounded(1, 4096, integer=True)
 STEPS = bounded(1, 1000, integer=True)
 PERCENT = bounded(0, 1000)
+
+
+def add_threshold_option(parser: argparse.ArgumentParser, change: str) -> None:
+    """`--threshold PCT`: the practical threshold compare and history share (default 5%)."""
+    parser.add_argument(
+        "--threshold",
+        type=PERCENT,
+        default=5.0,
+        metavar="PCT",
+        help=f"smallest {change} that counts (default 5)",
+    )
