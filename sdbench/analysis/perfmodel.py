@@ -9,8 +9,8 @@ overhead per UNet step and per pipeline call. The compute efficiency e_c is cali
 architecture family and work regime (a step under 4 TFLOP leaves big GPUs partly idle), shrunk
 towards one global value so a family with little data borrows from the rest; e_b and the
 overheads are global. Nothing is fitted per GPU, so the model predicts GPUs it never saw from
-their datasheet figures alone. Calibration data: sdbench/data/reference_results.csv plus any
-measured results given.
+their datasheet figures alone. Calibration data: sdbench/data/reference_results.csv plus
+measured results of families it lacks; analysis.correction corrects each measured GPU itself.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sdbench.analysis.costs import stage_cost
 from sdbench.analysis.workload import ImageWorkload
 from sdbench.datafiles import read_data_csv
 from sdbench.errors import BadInput
-from sdbench.gpus import GPU, find_gpu
+from sdbench.gpus import GPU, catalogue_gpu, find_gpu
 from sdbench.store.schema import row_guided
 
 SMALL_STEP_FLOPS = 4e12  # below this, one UNet step cannot fill a large GPU
@@ -124,9 +124,8 @@ def measured_observations(results: pd.DataFrame | None) -> list[Observation]:
     found = []
     ok = results[(results["status"] == "ok") & results["stage"].isin(["unet", "pipeline"])]
     for row in ok.to_dict("records"):
-        try:
-            gpu = find_gpu(str(row.get("device_name") or ""))
-        except BadInput:
+        gpu = catalogue_gpu(str(row.get("device_name") or ""))
+        if gpu is None:
             continue
         workload = ImageWorkload.of_row(row)
         if row["stage"] == "unet" and row.get("it_per_s"):
@@ -302,10 +301,16 @@ def reference_calibration() -> Calibration:
 
 
 def calibration_for(results: pd.DataFrame | None) -> Calibration:
-    """Reference calibration, refitted with the user's measured rows when there are any."""
-    measured = measured_observations(results)
+    """Reference calibration, refitted with the user's rows of families the published data lacks.
+
+    Rows of a family the reference data covers do not move it: one user's card (its clocks,
+    cooling, driver) would drag every card of its family. They correct their own GPU instead
+    (analysis.correction); a family new to the model learns from them, so its siblings do too.
+    """
+    reference = reference_calibration()
+    measured = [o for o in measured_observations(results) if o.gpu.family not in reference.families]
     if not measured:
-        return reference_calibration()
+        return reference
     return calibrate(list(reference_observations()) + measured)
 
 

@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 
+from sdbench.analysis.correction import GpuCorrection, fit_corrections
 from sdbench.analysis.levers import measured_memory_ratios
 from sdbench.analysis.memory_model import estimate_memory, usable_memory_bytes, ways_to_fit
 from sdbench.analysis.perfmodel import (
@@ -16,8 +17,7 @@ from sdbench.analysis.perfmodel import (
     predict_stage_seconds,
 )
 from sdbench.datafiles import read_data_csv
-from sdbench.errors import BadInput
-from sdbench.gpus import GPU, find_gpu
+from sdbench.gpus import GPU, catalogue_name, find_gpu
 from sdbench.machine import latest_per_series
 from sdbench.models.registry import get_model, model_family
 from sdbench.store.schema import guided, plain_levers
@@ -107,16 +107,8 @@ def measured_rows(results: pd.DataFrame | None, workload: Workload) -> pd.DataFr
         & (results["attention"].fillna("sdpa") == workload.attention)
     )
     rows = results[same].copy()
-    rows["catalogue_gpu"] = rows["device_name"].map(lambda name: _catalogue_name(str(name)))
+    rows["catalogue_gpu"] = rows["device_name"].map(lambda name: catalogue_name(str(name)))
     return rows
-
-
-@functools.lru_cache(maxsize=256)
-def _catalogue_name(device_name: str) -> str | None:
-    try:
-        return find_gpu(device_name).name
-    except BadInput:
-        return None
 
 
 def stage_median(rows: pd.DataFrame, stage: str, column: str) -> float | None:
@@ -138,12 +130,15 @@ def predict(
     results: pd.DataFrame | None = None,
     calibration: Calibration | None = None,
     cfg: bool | None = None,
+    corrections: dict[str, GpuCorrection] | None = None,
 ) -> dict:
     """Speed, memory and energy of one txt2img call on `gpu`; measured figures win over the model.
 
     `steps` and `cfg` default to the model's usual use (SD1.5 50 steps with cfg, LCM 4 without).
-    `calibration` defaults to the reference calibration refitted with `results`; pass one to
-    reuse it across many GPUs.
+    `calibration` defaults to the reference calibration refitted with `results`, `corrections`
+    to the per-GPU corrections fitted on `results` against it (analysis.correction); pass both
+    to reuse them across many GPUs. A workload not measured on a GPU with measured cells
+    elsewhere is the model's figure times that GPU's correction.
     """
     target = gpu if isinstance(gpu, GPU) else find_gpu(gpu)
     spec = get_model(model)
@@ -162,6 +157,12 @@ def predict(
     it_per_s = stage_median(measured, "unet", "it_per_s")
     image_s = stage_median(measured, "pipeline", "median_ms")
     source = "measured" if (it_per_s or image_s) else "predicted"
+    if corrections is None:
+        corrections = fit_corrections(results, calibration)
+    correction = corrections.get(target.name) if source == "predicted" else None
+    if correction is not None:
+        predicted = {stage: s * correction.factor for stage, s in predicted.items()}
+        source = correction.source
     it_per_s = it_per_s or 1.0 / predicted["unet_step"]
     if image_s is not None:
         image_s /= 1000.0
@@ -197,8 +198,9 @@ def predict(
         "peak_vram_bytes": int(peak), "weights_bytes": memory.weights_bytes, "activation_bytes": memory.activation_bytes,
         "vram_bytes": usable, "fits": bool(peak <= usable), "headroom_bytes": int(usable - peak),
         "ways_to_fit": [] if peak <= usable else ways_to_fit(workload, usable, measured_memory_ratios(results, model)),
-        "calibration_family": calibrated_as, "calibrated": source == "measured" or calibrated_as is not None, "avg_power_w": power_w, "energy_per_image_j": energy, "source": source,
+        "calibration_family": calibrated_as, "calibrated": source != "predicted" or calibrated_as is not None, "avg_power_w": power_w, "energy_per_image_j": energy, "source": source,
         "memory_source": "measured" if measured_peak else "predicted",
+        "correction_factor": None if correction is None else correction.factor,
     }  # fmt: skip
 
 

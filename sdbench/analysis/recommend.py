@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from sdbench.analysis.correction import fit_corrections
 from sdbench.analysis.perfmodel import Workload, calibration_for
 from sdbench.analysis.predict import cost_per_1000_usd, predict, usual_workload
 from sdbench.analysis.this_cpu import measured_cpus
@@ -48,13 +49,14 @@ def candidates(
     discontinued cards) are left out unless `datacenter`, which lets them into the open tier.
     """
     calibration = calibration_for(results)
+    corrections = fit_corrections(results, calibration)
     rows = []
     for gpu in gpus if gpus is not None else load_catalogue():
         if cloud and gpu.cloud_usd_per_h is None:
             continue
         answer = predict(gpu, workload.model, workload.height, workload.width, workload.batch_size, workload.precision,
                          workload.steps, workload.attention, workload.compile, results, calibration,
-                         cfg=workload.cfg)  # fmt: skip
+                         cfg=workload.cfg, corrections=corrections)  # fmt: skip
         if not cloud and gpu.street_price_usd is None and not datacenter:
             continue
         price = gpu.cloud_usd_per_h if cloud else gpu.street_price_usd

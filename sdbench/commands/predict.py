@@ -141,10 +141,17 @@ def handler(args: argparse.Namespace) -> int:
         f"{answer['gpu']}: {answer['model']} {answer['width']}x{answer['height']}, batch {answer['batch_size']}, "
         f"{answer['precision']}, {denoising_label(answer['steps'], answer['cfg'])}, {answer['attention']}"
     )
+    corrected = answer["correction_factor"] is not None
     print(
         f"  speed     {answer['it_per_s']:.2f} it/s, {answer['image_s']:.2f} s per call, "
-        f"{answer['s_per_image']:.2f} s per image{band}  [{answer['source']}]"
+        f"{answer['s_per_image']:.2f} s per image{band}"
+        + ("" if corrected else f"  [{answer['source']}]")
     )
+    if corrected:
+        print(
+            f"            [{answer['source']} of this GPU: the model's time "
+            f"x {answer['correction_factor']:.2f}]"
+        )
     if answer["source"] == "predicted" and not answer["calibrated"]:
         print_note(f"  uncalibrated: {UNCALIBRATED}")
     fits = "fits" if answer["fits"] else "does NOT fit"

@@ -114,6 +114,9 @@ def handler(args: argparse.Namespace) -> int:
     print()
     for number, note in enumerate(dict.fromkeys(tier_notes(table)), start=1):
         print_note(f"[{number}] {note}")
+    corrected = corrected_note(table)
+    if corrected:
+        print_note(corrected)
     denoising = denoising_label(workload.steps, workload.cfg)
     cost = "cloud $/h" if args.cloud else (
         f"purchase over {args.lifetime_years:g} years at {args.hours_per_day:g} h/day + "
@@ -128,6 +131,23 @@ def handler(args: argparse.Namespace) -> int:
            " Cards without a street price are left out (--datacenter adds them).")
     )  # fmt: skip
     return 0
+
+
+def is_corrected(record: dict) -> bool:
+    """Whether the record's figure is the model's scaled by its GPU's own measured cells."""
+    source = record.get("source")
+    return isinstance(source, str) and source.startswith("calibrated on")
+
+
+def corrected_note(table) -> str | None:
+    """ "* GeForce RTX 4090: calibrated on 9 measured cells ..." naming each corrected GPU shown."""
+    corrected = {r["gpu"]: r["source"] for r in table.to_dict("records") if is_corrected(r)}
+    if not corrected:
+        return None
+    named = "; ".join(f"{gpu}: {source}" for gpu, source in corrected.items())
+    return (
+        f"* {named} of that GPU, which scale the model's figure (sdbench validate-model --results)."
+    )
 
 
 def tier_notes(table) -> list[str]:
@@ -163,7 +183,7 @@ def _display(record: dict, key: str, cloud: bool):
 
     if key == "gpu":
         name = record.get("gpu") if isinstance(record.get("gpu"), str) else None
-        return name
+        return f"{name} *" if name and is_corrected(record) else name
     if key == "price":
         value = number(record.get("cloud_usd_per_h" if cloud else "price_usd"))
         return None if value is None else f"${format_number(value)}" + ("/h" if cloud else "")

@@ -11,6 +11,7 @@ so "4060 ti" names both 4060 Ti cards and is refused as ambiguous rather than gu
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 
@@ -121,6 +122,21 @@ def find_gpu(name: str, catalogue: tuple[GPU, ...] | None = None) -> GPU:
     raise BadInput(
         f'Unknown GPU "{name}".{_suggestions(name, near, gpus)} `sdbench gpus` lists the catalogue.'
     )
+
+
+@functools.lru_cache(maxsize=256)
+def catalogue_gpu(device_name: str) -> GPU | None:
+    """The catalogue GPU a result row's `device_name` is, or None (a CPU, or a card not catalogued)."""
+    try:
+        return find_gpu(device_name)
+    except BadInput:
+        return None
+
+
+def catalogue_name(device_name: str) -> str | None:
+    """The catalogue name of a result row's `device_name`, or None when it is not a catalogue GPU."""
+    gpu = catalogue_gpu(device_name)
+    return None if gpu is None else gpu.name
 
 
 def _ambiguous(name: str, candidates: list[GPU]) -> BadInput:

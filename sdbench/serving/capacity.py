@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from sdbench.analysis.correction import GpuCorrection, fit_corrections
 from sdbench.analysis.perfmodel import Calibration, Workload, calibration_for
-from sdbench.analysis.predict import POWER_SHARE_OF_TDP, _catalogue_name, predict
+from sdbench.analysis.predict import POWER_SHARE_OF_TDP, predict
 from sdbench.errors import BadInput
-from sdbench.gpus import GPU, load_catalogue
+from sdbench.gpus import GPU, catalogue_name, load_catalogue
 from sdbench.serving.simulate import LatencyCurve, SimResult, max_rate_within_slo, simulate
 from sdbench.store.schema import guided
 
@@ -88,6 +89,7 @@ def gpu_curve(
     results: pd.DataFrame | None,
     calibration: Calibration,
     served_rows: pd.DataFrame | None = None,
+    corrections: dict[str, GpuCorrection] | None = None,
 ) -> GpuCurve | None:
     """Seconds and joules of one call of 1..max_batch images, as far as the GPU holds them.
 
@@ -106,6 +108,7 @@ def gpu_curve(
         answer = predict(
             gpu, workload.model, workload.height, workload.width, batch, workload.precision,
             workload.steps, workload.attention, workload.compile, results, calibration, cfg=workload.cfg,
+            corrections=corrections,
         )  # fmt: skip
         if not answer["fits"]:
             break
@@ -133,7 +136,7 @@ def served_curve(
         & (results["steps"] == workload.steps) & (guided(results) == workload.cfg)
         & results["batch_curve_ms"].notna()
     ]  # fmt: skip
-    rows = rows[rows["device_name"].map(lambda name: _catalogue_name(str(name))) == gpu.name]
+    rows = rows[rows["device_name"].map(lambda name: catalogue_name(str(name))) == gpu.name]
     if rows.empty:
         return {}
     newest = rows.sort_values("started_at").iloc[-1]
@@ -295,10 +298,13 @@ def capacity(
     else:
         served = None
     calibration = calibration_for(results)
+    corrections = fit_corrections(results, calibration)
     found = {}
     for gpu in gpus if gpus is not None else load_catalogue():
         if not (costs.cloud and gpu.cloud_usd_per_h is None):
-            found[gpu] = gpu_curve(gpu, workload, policy.max_batch, results, calibration, served)
+            found[gpu] = gpu_curve(
+                gpu, workload, policy.max_batch, results, calibration, served, corrections
+            )
     held = {gpu: curve for gpu, curve in found.items() if curve is not None}
     if not held:
         raise BadInput(
