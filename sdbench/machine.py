@@ -75,7 +75,8 @@ def with_machine_columns(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         frame["machine_id"], frame["machine"] = pd.Series(dtype=object), pd.Series(dtype=object)
         return frame
-    keys = identity.astype("string").fillna("\0").agg("\x1f".join, axis=1)
+    texts = identity.astype("string").fillna("\0")
+    keys = texts.iloc[:, 0].str.cat([texts[c] for c in texts.columns[1:]], sep="\x1f")
     first = identity.assign(_key=keys).drop_duplicates("_key").set_index("_key")
     ids = {key: machine_id(row) for key, row in first.iterrows()}
     labels = {key: machine_label(row) for key, row in first.iterrows()}

@@ -183,7 +183,7 @@ def as_text(result, show_all: bool = False) -> str:
     lines += [f"note: {printable(n)}" for n in result.notes]
     table = result.table if show_all else result.table[result.table["verdict"] != "unchanged"]
     if len(table):
-        rows = [_cells(r) + [r["note"] or ""] for _, r in table.iterrows()]
+        rows = [_cells(r) + [r["note"] or ""] for r in table.to_dict("records")]
         lines += ["", format_table(HEADERS + ["note"], rows)]
     hidden = len(result.table) - len(table)
     lines += [
@@ -197,7 +197,7 @@ def as_text(result, show_all: bool = False) -> str:
 
 def _md_table(table) -> list[str]:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    for _, row in table.iterrows():
+    for row in table.to_dict("records"):  # plain dicts: 20,000 rows in seconds
         cells = [_md_escape(c) for c in _cells(row)]
         if row["regression"]:
             cells[-1] = f"**{cells[-1]}**"
