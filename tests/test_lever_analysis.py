@@ -106,7 +106,7 @@ def test_remedies_use_the_ratio_an_accelerator_measured_and_say_so(frame):
 def test_the_report_has_a_levers_section_with_winners_and_a_marked_tradeoff_plot(frame):
     from sdbench.report.sections import levers_section
 
-    section = levers_section(frame)
+    section = levers_section(lever_table(frame), lever_summary(frame))
     winners = section.tables[0].frame.iloc[0]
     assert (winners["speed_setting"], winners["memory_setting"]) == ("int8dq", "model_offload")
     assert len(section.tables[1].frame) == 5  # every setting, the plain one included
@@ -117,7 +117,7 @@ def test_the_report_has_a_levers_section_with_winners_and_a_marked_tradeoff_plot
 def test_a_report_without_lever_rows_has_no_levers_section(frame):
     from sdbench.report.sections import levers_section
 
-    assert levers_section(frame.iloc[:1]) is None
+    assert levers_section(lever_table(frame.iloc[:1]), pd.DataFrame()) is None
 
 
 def test_best_by_lever_prints_the_winners_per_model_and_stage(frame, tmp_path, capsys):

@@ -105,9 +105,10 @@ def test_best_keeps_both_machines(two_machines: Path, capsys):
 
 
 def test_report_matrix_and_per_image_keep_both_machines(two_machines: Path, tmp_path: Path):
+    from sdbench.analysis.analysis import analyse
     from sdbench.report.sections import build_page
 
-    page = build_page(read_results([two_machines]), [], with_plots=False)
+    page = build_page(analyse(read_results([two_machines])), [], with_plots=False)
     matrix = next(s for s in page.sections if s.anchor == "matrix")
     shown = sum(len(table.rows) for table in matrix.tables)
     assert shown == len(read_results([two_machines]))
@@ -192,10 +193,11 @@ def fleet_folder(tmp_path: Path) -> Path:
 
 
 def test_a_report_over_three_machines_has_a_machines_section_near_the_top(fleet_folder: Path):
+    from sdbench.analysis.analysis import analyse
     from sdbench.report.sections import build_page
 
     frame = read_results([fleet_folder])
-    page = build_page(frame, [], with_plots=True, baseline_machine="rtx-4090·secret-alpha")
+    page = build_page(analyse(frame, baseline_machine="rtx-4090·secret-alpha"), [], with_plots=True)
     anchors = [section.anchor for section in page.sections]
     assert anchors.index("machines") < anchors.index("overview")
     machines = next(s for s in page.sections if s.anchor == "machines")
@@ -217,10 +219,11 @@ def test_a_report_over_three_machines_has_a_machines_section_near_the_top(fleet_
 def test_one_host_with_a_cpu_and_a_gpu_has_no_machines_section(tmp_path: Path):
     from report_fixtures import write_synthetic_run
 
+    from sdbench.analysis.analysis import analyse
     from sdbench.report.sections import build_page
 
     write_synthetic_run(tmp_path)
-    page = build_page(read_results([tmp_path]), [], with_plots=False)
+    page = build_page(analyse(read_results([tmp_path])), [], with_plots=False)
     assert "machines" not in [section.anchor for section in page.sections]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from sdbench.analysis.analysis import recommendations
 from sdbench.analysis.costs import stage_cost
 from sdbench.analysis.predict import predict, usual_workload
 from sdbench.analysis.recommend import recommend
@@ -107,7 +108,7 @@ def test_a_measured_pipeline_call_wins_over_the_composed_one(results_of):
 
 def test_report_which_gpu_has_a_measured_cpu_row_per_distilled_workload(results_of):
     tiny = [dict(row, model="bk-sdm-tiny") for row in _stage_rows(unet_ms=250.0)]
-    section = which_gpu_section(results_of(_stage_rows() + tiny))
+    section = which_gpu_section(*recommendations(results_of(_stage_rows() + tiny)))
     names = [table.title for table in section.tables]
     assert names == [
         "bk-sdm-tiny 256×256 batch 1, 4 steps without cfg",

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from report_fixtures import scale_cell, synthetic_rows, with_text_encoder
 
+from sdbench.analysis.analysis import analyse, flagged_outliers
 from sdbench.analysis.answers import answers
 from sdbench.report.sections import build_page, warning_folds
 from sdbench.report.site import render_html
@@ -23,7 +24,7 @@ def _cpu(found):
 
 @pytest.fixture(scope="module")
 def page():
-    return build_page(_frame(), [], with_plots=False)  # answers() runs recommend: seconds
+    return build_page(analyse(_frame()), [], with_plots=False)  # recommend per workload: seconds
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_three_purchasable_gpus_sorted_by_price_and_a_pick_per_budget(cpu):
 
 
 def test_warnings_fold_into_one_line_per_kind_with_a_count():
-    folds = warning_folds(_frame())
+    folds = warning_folds(_frame(), flagged_outliers(_frame()))
     summaries = [fold.summary for fold in folds]
     # 14 ok CPU cells at 512 px carry "high spread: IQR/median 12%...", 2 compiled cells recompiles.
     assert summaries == ["14 cells: high spread", "2 cells: N recompiles during timing"]

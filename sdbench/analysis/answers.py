@@ -13,6 +13,7 @@ only for the UNet step still answers "what does bf16 gain per image". The GPU si
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -28,6 +29,10 @@ from sdbench.levers import describe as describe_levers
 from sdbench.machine import latest_per_series
 from sdbench.models.registry import MODELS
 from sdbench.store.schema import guided
+
+if TYPE_CHECKING:
+    from sdbench.analysis.correction import GpuCorrection
+    from sdbench.analysis.perfmodel import Calibration
 
 MAX_DEVICES = 3
 
@@ -65,16 +70,26 @@ class DeviceAnswers:
         return self.default.seconds / self.fastest.seconds
 
 
-def answers(frame: pd.DataFrame) -> list[DeviceAnswers]:
-    """One DeviceAnswers per measured device with a whole image's stages (at most MAX_DEVICES)."""
+def answers(
+    frame: pd.DataFrame,
+    calibration: Calibration | None = None,
+    best: pd.DataFrame | None = None,
+    corrections: dict[str, GpuCorrection] | None = None,
+) -> list[DeviceAnswers]:
+    """One DeviceAnswers per measured device with a whole image's stages (at most MAX_DEVICES).
+
+    `calibration` and `corrections` (the performance model's fit to these results) and `best`
+    (`fastest_settings(frame)`) are computed here unless the caller already has them.
+    """
     latest = flag_outliers(latest_per_series(with_config_columns(frame)))
     latest = latest.assign(cfg=guided(latest))
-    best = fastest_settings(frame)
+    best = fastest_settings(frame) if best is None else best
     out = []
     for machine, rows in latest.groupby("machine_id", sort=True):  # never mix two machines' cells
         machine_best = best[best["machine_id"] == machine]
         for device, workload in _main_workloads(rows):
-            out.append(_device_answers(rows, machine_best, device, workload))
+            fit = (calibration, corrections)
+            out.append(_device_answers(rows, machine_best, device, workload, fit))
     return out[:MAX_DEVICES]
 
 
@@ -112,7 +127,11 @@ def _borrowed_text_encoder(rows: pd.DataFrame, values: tuple, keys: list[str]) -
 
 
 def _device_answers(
-    latest: pd.DataFrame, best: pd.DataFrame, device: str, workload: dict
+    latest: pd.DataFrame,
+    best: pd.DataFrame,
+    device: str,
+    workload: dict,
+    fit: tuple[Calibration | None, dict[str, GpuCorrection] | None],
 ) -> DeviceAnswers:
     spec = MODELS.get(workload["model"])
     steps = spec.default_steps if spec is not None else 50
@@ -133,7 +152,7 @@ def _device_answers(
             "No default image: a stage's plain default cell (sdpa, no compile, fp32 on CPU, fp16 "
             "on GPU) did not run ok or was flagged as an outlier, so no gain is claimed."
         )
-    _add_gpu_picks(result, latest)
+    _add_gpu_picks(result, latest, *fit)
     return result
 
 
@@ -201,14 +220,20 @@ def _unet_speedup(best: pd.DataFrame, device: str, workload: dict):
     )
 
 
-def _add_gpu_picks(result: DeviceAnswers, latest: pd.DataFrame) -> None:
+def _add_gpu_picks(
+    result: DeviceAnswers,
+    latest: pd.DataFrame,
+    calibration: Calibration | None,
+    corrections: dict[str, GpuCorrection] | None,
+) -> None:
     """Three GPUs against this device (cheapest good value, a mid pick, the fastest), per tier."""
     from sdbench.analysis.recommend import recommend
 
     try:
         table = recommend(
             result.model, result.height, result.width, result.batch_size,
-            steps=result.steps, cfg=result.cfg, results=latest,
+            steps=result.steps, cfg=result.cfg, results=latest, calibration=calibration,
+            corrections=corrections,
         )  # fmt: skip
     except SdbenchError as error:
         result.notes.append(f"No GPU comparison: {error}")

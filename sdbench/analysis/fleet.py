@@ -17,7 +17,7 @@ import pandas as pd
 
 from sdbench.analysis.compare import cell_label
 from sdbench.errors import BadInput, SdbenchError, did_you_mean
-from sdbench.machine import latest_per_series, machine_names
+from sdbench.machine import latest_per_series, machine_names, machines_share_a_device
 
 MAX_SHARED_CELLS = 24  # rows of the side-by-side table; the bar charts take the first few
 
@@ -34,6 +34,12 @@ class Fleet:
     @property
     def several(self) -> bool:
         return len(self.machines) > 1
+
+
+def spans_machines(frame: pd.DataFrame) -> bool:
+    """Several hosts, or one device (`cpu`, `cuda:0`) measured on several machines."""
+    hosts = frame["host"].dropna().nunique() if "host" in frame else 0
+    return hosts > 1 or machines_share_a_device(frame)
 
 
 def fleet(frame: pd.DataFrame, baseline_machine: str | None = None) -> Fleet:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from sdbench.analysis.correction import fit_corrections
-from sdbench.analysis.perfmodel import Workload, calibration_for
+from sdbench.analysis.correction import GpuCorrection, fit_corrections
+from sdbench.analysis.perfmodel import Calibration, Workload, calibration_for
 from sdbench.analysis.predict import cost_per_1000_usd, predict, usual_workload
 from sdbench.analysis.this_cpu import measured_cpus
 from sdbench.gpus import GPU, load_catalogue
@@ -42,14 +42,16 @@ def candidates(
     hours_per_day: float,
     gpus: Sequence[GPU] | None = None,
     datacenter: bool = False,
+    calibration: Calibration | None = None,
+    corrections: dict[str, GpuCorrection] | None = None,
 ) -> pd.DataFrame:
     """One row per catalogue GPU with its prediction (or measurement), price and cost per 1000 images.
 
     A purchase needs a street price: cards with only a launch or list price (datacenter parts,
     discontinued cards) are left out unless `datacenter`, which lets them into the open tier.
     """
-    calibration = calibration_for(results)
-    corrections = fit_corrections(results, calibration)
+    calibration = calibration or calibration_for(results)  # fitted once per report: analysis
+    corrections = fit_corrections(results, calibration) if corrections is None else corrections
     rows = []
     for gpu in gpus if gpus is not None else load_catalogue():
         if cloud and gpu.cloud_usd_per_h is None:
@@ -122,12 +124,15 @@ def recommend(
     hours_per_day: float = 4.0,
     cfg: bool | None = None,
     datacenter: bool = False,
+    calibration: Calibration | None = None,
+    corrections: dict[str, GpuCorrection] | None = None,
 ) -> pd.DataFrame:
     """One row per budget tier x criterion (fastest, best_value, lowest_energy), plus a measured CPU row.
 
     A GPU whose memory cannot hold the workload is never picked; the tier's note says what would
     make the fastest such GPU fit. Budgets are purchase USD, or USD per hour with `cloud`.
-    `steps` and `cfg` default to the model's usual use (predict.usual_workload).
+    `steps` and `cfg` default to the model's usual use (predict.usual_workload); `calibration`
+    and `corrections` to those fitted on `results` (pass them to reuse one fit).
     """
     workload = usual_workload(
         model, height, width, batch_size, precision, steps, attention, compile, cfg
@@ -140,6 +145,8 @@ def recommend(
         lifetime_years,
         hours_per_day,
         datacenter=datacenter,
+        calibration=calibration,
+        corrections=corrections,
     )
     tiers = (
         sorted(budgets)

@@ -1,17 +1,18 @@
 """The report's first section: its answers, in words and two small tables, from analysis.answers.
 
 Rendering only: every figure comes from `analysis.answers` (which composes `best`, `per_image`,
-`outliers` and `recommend`); this module chooses words and units.
+`outliers` and `recommend`), computed once in `analysis.analyse`; this module chooses words and units.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from sdbench import units
-from sdbench.analysis.answers import DeviceAnswers, Image, answers
+from sdbench.analysis.answers import DeviceAnswers, Image
 from sdbench.report.tables import Table, frame_table
 
 
@@ -24,11 +25,10 @@ class Answer:
     detail: str = ""
 
 
-def answers_section(frame: pd.DataFrame):
+def answers_section(found: Sequence[DeviceAnswers]):
     """The "Answers" section, or one that says why these results answer nothing yet."""
     from sdbench.report.sections import Section
 
-    found = answers(frame)
     section = Section("answers", "Answers")
     if not found:
         section.intro = (

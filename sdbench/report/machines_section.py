@@ -8,8 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sdbench import units
-from sdbench.analysis.fleet import Fleet, fleet
-from sdbench.machine import machines_share_a_device
+from sdbench.analysis.fleet import Fleet
 from sdbench.report import plots
 from sdbench.report.plots import SERIES_COLORS, Plot, figure_svg
 from sdbench.report.tables import Table, frame_table
@@ -42,19 +41,12 @@ PREDICTION_COLUMNS = [
 ]
 
 
-def spans_machines(frame: pd.DataFrame) -> bool:
-    """Several hosts, or one device (`cpu`, `cuda:0`) measured on several machines."""
-    hosts = frame["host"].dropna().nunique() if "host" in frame else 0
-    return hosts > 1 or machines_share_a_device(frame)
-
-
-def machines_section(frame: pd.DataFrame, baseline_machine: str | None = None, with_plots=True):
+def machines_section(view: Fleet | None, with_plots: bool = True):
     """The Machines section, or None when every row comes from one host's devices."""
     from sdbench.report.sections import Section  # sections imports this module
 
-    if not spans_machines(frame) and baseline_machine is None:
+    if view is None:
         return None
-    view = fleet(frame, baseline_machine)
     baseline = view.machines.loc[view.machines["baseline"], "machine"].iloc[0]
     section = Section("machines", "Machines")
     section.intro = (

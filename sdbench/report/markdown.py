@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sdbench.analysis.analysis import Analysis, as_analysis
 from sdbench.report.escape import markdown as escape
 from sdbench.report.sections import Page, Section
 from sdbench.report.tables import Table
@@ -53,9 +54,12 @@ def render_markdown(page: Page) -> str:
 
 
 def markdown_report(
-    frame: pd.DataFrame, title: str | None = None, baseline_machine: str | None = None
+    results: pd.DataFrame | Analysis,
+    title: str | None = None,
+    baseline_machine: str | None = None,
 ) -> str:
+    """The markdown summary of a results frame (analysed here) or of its `Analysis`."""
     from sdbench.report.sections import build_page
 
-    page = build_page(frame, [], title, with_plots=False, baseline_machine=baseline_machine)
+    page = build_page(as_analysis(results, baseline_machine), [], title, with_plots=False)
     return render_markdown(page)

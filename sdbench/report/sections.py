@@ -1,28 +1,19 @@
-"""Assemble the report's sections from results and analysis: which tables, plots and notes go where."""
+"""Assemble the report's sections from one `Analysis`: which tables, plots and notes go where.
+
+Rendering only: every figure comes from `sdbench.analysis.analysis.analyse`, computed once.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from sdbench import units
-from sdbench.analysis import compare, history, recommend
-from sdbench.analysis.best import (
-    compile_gains,
-    fastest_settings,
-    with_config_columns,
-)
-from sdbench.analysis.outliers import flag_outliers
-from sdbench.analysis.precision_gains import precision_gains
-from sdbench.errors import SdbenchError
-from sdbench.machine import (
-    latest_per_series,
-    machines_share_a_device,
-    runs_per_series,
-    series_id,
-)
+from sdbench.analysis.analysis import Analysis, History, WorkloadPicks
+from sdbench.machine import machines_share_a_device
 from sdbench.report import plots
 from sdbench.report.answers import answers_section
 from sdbench.report.machines_section import machines_section
@@ -74,17 +65,13 @@ class Page:
 
 
 def build_page(
-    frame: pd.DataFrame,
+    analysis: Analysis,
     downloads: list[tuple[str, str]],
     title: str | None = None,
     with_plots: bool = True,
-    baseline_machine: str | None = None,
 ) -> Page:
-    """Every section of the report for these results, in reading order; plots only when asked.
-
-    `baseline_machine` (a machine label or id prefix) is what the Machines section compares with.
-    """
-    latest = latest_per_series(frame)
+    """Every section of the report of this analysis, in reading order; plots only when asked."""
+    frame, latest = analysis.frame, analysis.latest
     suites = sorted(frame["suite"].dropna().astype(str).unique())
     title = title or "sdbench report · " + ", ".join(suites or ["unnamed suite"])
     started = pd.to_datetime(frame["started_at"], utc=True).dropna()
@@ -96,28 +83,28 @@ def build_page(
     # Answers first; the sections after it are reference material, in reading order. A new
     # section goes in this list where a reader would look for it.
     sections = [
-        answers_section(frame),
-        machines_section(frame, baseline_machine, with_plots),
-        overview_section(frame),
+        answers_section(analysis.answers),
+        machines_section(analysis.fleet, with_plots),
+        overview_section(frame, analysis.outliers),
         matrix_section(latest),
-        plots_section(latest) if with_plots else None,
-        fastest_section(frame),
-        levers_section(frame, with_plots),
-        per_image_section(latest),
-        which_gpu_section(latest),
-        serving_section(latest),
-        history_section(frame, with_plots),
+        plots_section(latest, analysis.compile_gains) if with_plots else None,
+        fastest_section(analysis.fastest, analysis.precision_gains),
+        levers_section(analysis.levers, analysis.lever_summary, with_plots),
+        per_image_section(analysis.per_image),
+        which_gpu_section(analysis.recommendations, analysis.workloads_not_shown),
+        serving_section(analysis),
+        history_section(analysis.history, with_plots),
     ]
     return Page(title, span, [s for s in sections if s is not None], downloads)
 
 
-def serving_section(latest: pd.DataFrame) -> Section | None:
+def serving_section(analysis: Analysis) -> Section | None:
     from sdbench.report.serving import serving_section as section
 
-    return section(latest)
+    return section(analysis.latest, analysis.capacity)
 
 
-def overview_section(frame: pd.DataFrame) -> Section:
+def overview_section(frame: pd.DataFrame, outliers: pd.DataFrame) -> Section:
     devices = sorted(frame["device_name"].fillna(frame["device"]).dropna().astype(str).unique())
     counts = frame["status"].value_counts()
     facts = [
@@ -127,7 +114,7 @@ def overview_section(frame: pd.DataFrame) -> Section:
         *((status, str(int(counts.get(status, 0)))) for status in STATUSES),
     ]
     section = Section("overview", "Overview", facts=facts)
-    section.folds = warning_folds(frame)
+    section.folds = warning_folds(frame, outliers)
     section.tables = [runs_table(frame), environment_table(frame), not_ok_table(frame)]
     section.tables = [t for t in section.tables if t.rows]
     return section
@@ -181,13 +168,12 @@ def warning_kind(warning: str) -> str:
     return re.sub(r"\d+(\.\d+)?", "N", head).strip()
 
 
-def warning_folds(frame: pd.DataFrame) -> list[Fold]:
-    """One line per kind of warning (and of outlier flag) with its cell count; details collapsed."""
+def warning_folds(frame: pd.DataFrame, flagged: pd.DataFrame) -> list[Fold]:
+    """One line per kind of warning (and of outlier flag: `flagged`, the latest rows analysis
+    flagged, with their `outlier_reason`) with its cell count; details collapsed."""
     labels = cell_labels(frame) if len(frame) else pd.Series(dtype=str)
     exploded = frame[["warnings", "cell_id"]].assign(label=labels).explode("warnings")
     exploded = exploded[exploded["warnings"].notna()]
-    flagged = flag_outliers(latest_per_series(with_config_columns(frame)))
-    flagged = flagged[flagged["outlier_reason"].notna()]
     outliers = pd.DataFrame(
         {
             "warnings": "outlier, left out of speed-up claims: " + flagged["outlier_reason"],
@@ -257,7 +243,7 @@ def matrix_section(latest: pd.DataFrame) -> Section:
     return section
 
 
-def plots_section(latest: pd.DataFrame) -> Section:
+def plots_section(latest: pd.DataFrame, compile_gains: pd.DataFrame) -> Section:
     figures = [
         plots.latency_vs_resolution(latest),
         plots.throughput_vs_batch(latest),
@@ -265,7 +251,7 @@ def plots_section(latest: pd.DataFrame) -> Section:
         plots.attention_precision_bars(latest),
         plots.roofline(latest),
         plots.attention_precision_bars(latest, metric="energy_per_image_j"),
-        plots.compile_time_vs_gain(compile_gains(latest)),
+        plots.compile_time_vs_gain(compile_gains),
     ]
     section = Section("plots", "Plots", plots=[p for p in figures if p.svg])
     section.notes = [f"{p.title}: not drawn. {p.skipped}" for p in figures if p.skipped]
@@ -310,8 +296,7 @@ PRECISION_COLUMNS = [
 ]
 
 
-def fastest_section(frame: pd.DataFrame) -> Section:
-    best = fastest_settings(frame)
+def fastest_section(best: pd.DataFrame, gains: pd.DataFrame) -> Section:
     intro = (
         "Per workload, the fastest configuration that finished ok with passing fidelity (or fidelity not "
         "measured, marked in the table), and its speed-up over the plain default: sdpa attention, no compile, "
@@ -323,7 +308,6 @@ def fastest_section(frame: pd.DataFrame) -> Section:
     )
     columns = _with_machine(best, FASTEST_COLUMNS)
     table = frame_table(best, "Fastest passing settings", columns, caption, "fastest-table")
-    gains = precision_gains(frame)
     precision = frame_table(
         gains,
         "Is bf16/fp16 worth it here?",
@@ -375,11 +359,10 @@ LEVER_SETTING_COLUMNS = [
 ]
 
 
-def levers_section(frame: pd.DataFrame, with_plots: bool = True) -> Section | None:
+def levers_section(
+    table: pd.DataFrame, summary: pd.DataFrame, with_plots: bool = True
+) -> Section | None:
     """Which lever wins on speed and which on memory per model and stage, and their fidelity."""
-    from sdbench.analysis.levers import lever_summary, lever_table
-
-    table = lever_table(frame)
     if (table["setting"] == "none").all():
         return None
     intro = (
@@ -388,7 +371,6 @@ def levers_section(frame: pd.DataFrame, with_plots: bool = True) -> Section | No
         "Winners are chosen among settings whose fidelity passed its tolerance."
     )
     section = Section("levers", "Levers", intro)
-    summary = lever_summary(frame)
     if not summary.empty:
         section.tables.append(
             frame_table(summary, "What each lever buys", LEVER_COLUMNS, "", "levers-table")
@@ -419,11 +401,8 @@ PER_IMAGE_COLUMNS = [
 ]
 
 
-def per_image_section(latest: pd.DataFrame) -> Section | None:
+def per_image_section(figures: pd.DataFrame) -> Section | None:
     """One image at each model's usual step count, composed from its stage rows."""
-    from sdbench.analysis.per_image import per_image_figures
-
-    figures = per_image_figures(latest)
     if figures.empty:
         return None
     figures = figures.assign(
@@ -446,7 +425,6 @@ def _with_machine(frame: pd.DataFrame, columns: list) -> list:
     return [("machine", "machine", None), *columns] if machines_share_a_device(frame) else columns
 
 
-MAX_WORKLOADS = 12  # a table per workload: the distilled suite alone has six per device
 RECOMMEND_COLUMNS = [
     ("budget", "tier", None),
     ("criterion", "criterion", None),
@@ -465,7 +443,9 @@ RECOMMEND_COLUMNS = [
 ]
 
 
-def which_gpu_section(latest: pd.DataFrame) -> Section:
+def which_gpu_section(recommendations: Sequence[WorkloadPicks], not_shown: int = 0) -> Section:
+    from sdbench.analysis.predict import denoising_label
+
     section = Section("which-gpu", "Which GPU")
     section.intro = (
         "For each workload in these results (fp16, default settings, the steps and guidance it ran with): "
@@ -473,51 +453,35 @@ def which_gpu_section(latest: pd.DataFrame) -> Section:
         "source says whether a figure was measured here or predicted by the performance model; "
         "low and high bound the prediction."
     )
-    from sdbench.analysis.predict import denoising_label
-    from sdbench.store.schema import guided
-
-    keys = ["model", "height", "width", "batch_size", "steps", "cfg"]
-    workloads = latest.assign(cfg=guided(latest))[keys].dropna().drop_duplicates()
-    if len(workloads) > MAX_WORKLOADS:
+    if not_shown:
         section.notes.append(
-            f"{len(workloads) - MAX_WORKLOADS} more workloads are not shown: "
+            f"{not_shown} more workloads are not shown: "
             "`sdbench recommend --model M --resolution R --results ...` answers for any of them."
         )
-    for _, w in workloads.sort_values(keys).head(MAX_WORKLOADS).iterrows():
+    for picks in recommendations:
+        w = picks.workload
         denoising = denoising_label(int(w["steps"]), bool(w["cfg"]))
         name = f"{w['model']} {w['width']}×{w['height']} batch {w['batch_size']}, {denoising}"
-        try:
-            table = recommend.recommend(
-                str(w["model"]), int(w["height"]), int(w["width"]), int(w["batch_size"]),
-                steps=int(w["steps"]), cfg=bool(w["cfg"]), results=latest,
-            )  # fmt: skip
-        except (
-            SdbenchError
-        ) as error:  # the model cannot answer for this workload: say so, per workload
-            section.notes.append(f"{name}: no recommendation. {error}")
+        if picks.table is None:  # the model cannot answer for this workload: say so, per workload
+            section.notes.append(f"{name}: no recommendation. {picks.error}")
             continue
-        section.tables.append(
-            frame_table(table, name, RECOMMEND_COLUMNS, anchor=f"recommend-{len(section.tables)}")
-        )
+        anchor = f"recommend-{len(section.tables)}"
+        section.tables.append(frame_table(picks.table, name, RECOMMEND_COLUMNS, anchor=anchor))
     return section
 
 
-def history_section(frame: pd.DataFrame, with_plots: bool = True) -> Section | None:
+def history_section(found: History | None, with_plots: bool = True) -> Section | None:
     """Series (a cell on one machine) that appear in several runs, their change points, the last pair."""
-    if frame["run_id"].nunique() < 2:
+    if found is None:
         return None
-    frame = frame.assign(series_id=series_id(frame))
-    runs = runs_per_series(frame)
-    repeated = {f"{machine}/{cell}" for (machine, cell), n in runs.items() if n > 1}
     section = Section("history", "History")
-    if not repeated:
+    if not found.repeated:
         section.notes = [
             "Several runs were given but no cell appears in more than one run on the same "
             "machine, so there is no history."
         ]
         return section
-    rows = frame[frame["series_id"].isin(repeated) & (frame["status"] == "ok")]
-    changes = history.change_points(rows, metric="median_ms")
+    rows, changes = found.rows, found.change_points
     chosen = _history_cells(rows, changes)
     labels = dict(zip(rows["series_id"], _series_labels(rows), strict=True))
     if with_plots:
@@ -528,7 +492,7 @@ def history_section(frame: pd.DataFrame, with_plots: bool = True) -> Section | N
         )
     else:
         section.notes.append("No change points: every repeated cell stayed at one level.")
-    section.tables += _compare_tables(frame, section.notes)
+    section.tables += _compare_tables(found, section.notes)
     return section
 
 
@@ -551,26 +515,18 @@ def _history_cells(rows: pd.DataFrame, changes: pd.DataFrame | None) -> list[str
     return (flagged + rest)[:MAX_HISTORY_CELLS]
 
 
-def _compare_tables(frame: pd.DataFrame, notes: list[str]) -> list[Table]:
-    order = frame.groupby("run_id")["started_at"].min().sort_values().index
-    machines = set(frame.loc[frame["run_id"] == order[-1], "machine_id"])
-    shared = frame[frame["machine_id"].isin(machines)]  # the previous run on the same machine(s)
-    order = [run for run in order if run in set(shared["run_id"])]
-    if len(order) < 2:
-        notes.append(f"Run {order[-1]} has no earlier run on the same machine to compare with.")
-        return []
-    baseline, current = shared[shared["run_id"] == order[-2]], shared[shared["run_id"] == order[-1]]
-    try:
-        comparison = compare.compare_runs(baseline, current, threshold_pct=5.0)
-    except SdbenchError as error:  # the last two runs measured different cells
-        notes.append(f"No compare table: {error}")
+def _compare_tables(found: History, notes: list[str]) -> list[Table]:
+    comparison = found.comparison
+    if comparison is None:
+        notes.append(str(found.comparison_note))
         return []
     notes += [*comparison.environment_warnings, *comparison.notes]
     table = comparison.table
     changed = table[table["verdict"] != "unchanged"]
     caption = (
-        f"Run {order[-1]} against the previous run {order[-2]}: {len(changed)} of {len(table)} "
-        "cell × metric rows changed; unchanged rows are left out. Same as `sdbench compare`."
+        f"Run {found.current_run} against the previous run {found.baseline_run}: {len(changed)} "
+        f"of {len(table)} cell × metric rows changed; unchanged rows are left out. Same as "
+        "`sdbench compare`."
     )
     return [frame_table(changed, "Against the previous run", COMPARE_COLUMNS, caption, "compare")]
 

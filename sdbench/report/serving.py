@@ -3,13 +3,14 @@ SLO drawn in), the batch-size mix, the serve rows, and a capacity table per work
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from sdbench import units
-from sdbench.errors import SdbenchError
+from sdbench.analysis.analysis import CapacityPlan
 from sdbench.report import plots
 from sdbench.report.plots import Plot, figure_svg
 from sdbench.report.tables import frame_table
@@ -37,8 +38,8 @@ CAPACITY_COLUMNS = [
 ]  # fmt: skip
 
 
-def serving_section(latest: pd.DataFrame):
-    """None when the results hold no serve rows."""
+def serving_section(latest: pd.DataFrame, plans: Sequence[CapacityPlan] = ()):
+    """None when the results hold no serve rows; `plans` are analysis' capacity plans."""
     from sdbench.report.sections import Section
 
     rows = latest[latest["stage"] == "serve"] if "stage" in latest else latest.iloc[0:0]
@@ -59,7 +60,7 @@ def serving_section(latest: pd.DataFrame):
     section.tables.append(
         frame_table(rows.sort_values(order), "Serve runs", SERVE_COLUMNS, anchor="serve-runs")
     )
-    _capacity_tables(section, ok, latest[latest["stage"] != "serve"])
+    _capacity_tables(section, plans)
     return section
 
 
@@ -154,36 +155,18 @@ def batch_mix(ok: pd.DataFrame) -> Plot:
     return _finish(figure, axis, "share of requests", Plot(anchor, title, caption))
 
 
-def _capacity_tables(section, ok: pd.DataFrame, measured: pd.DataFrame) -> None:
+def _capacity_tables(section, plans: Sequence[CapacityPlan]) -> None:
     """For each workload served: the GPUs to rent for the load it was served at, same SLO."""
-    from sdbench.analysis.predict import usual_workload
-    from sdbench.serving.capacity import Costs, Policy, capacity
-
-    keys = [
-        "model",
-        "height",
-        "width",
-        "precision",
-        "steps",
-        "cfg",
-        "batch_size",
-        "max_wait_ms",
-        "slo_p99_s",
-    ]
-    for key, rows in ok.groupby(keys, sort=True):
-        model, height, width, precision, steps, cfg, batch, wait_ms, slo = key
-        held = rows[rows["slo_ok"].fillna(False).astype(bool)]
-        rate = float((held if not held.empty else rows)["throughput_rps"].max())
-        name = f"{model} {width}×{height} {precision}: {rate:.3g} requests/s within p99 {slo:g} s"
-        try:
-            workload = usual_workload(str(model), int(height), int(width), 1, str(precision),
-                                      int(steps), cfg=bool(cfg))  # fmt: skip
-            table = capacity(workload, rate, Policy(float(slo), int(batch), float(wait_ms) / 1000),
-                             Costs(cloud=True), measured)  # fmt: skip
-        except SdbenchError as error:
-            section.notes.append(f"Capacity for {name}: not planned. {error}")
+    for plan in plans:
+        w = plan.workload
+        name = (
+            f"{w['model']} {w['width']}×{w['height']} {w['precision']}: "
+            f"{plan.rate_rps:.3g} requests/s within p99 {w['slo_p99_s']:g} s"
+        )
+        if plan.table is None:
+            section.notes.append(f"Capacity for {name}: not planned. {plan.error}")
             continue
-        shown = table[table["gpus_needed"].notna()].head(CAPACITY_GPUS)
+        shown = plan.table[plan.table["gpus_needed"].notna()].head(CAPACITY_GPUS)
         section.tables.append(
             frame_table(
                 shown,

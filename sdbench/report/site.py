@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from markupsafe import Markup
 
+from sdbench.analysis.analysis import Analysis, as_analysis
 from sdbench.report.escape import printable
 from sdbench.report.sections import Page, build_page
 from sdbench.store.files import output_error, write_atomic
@@ -69,19 +70,21 @@ def _json_list(value: object) -> str | None:
 
 
 def write_site(
-    frame: pd.DataFrame,
+    results: pd.DataFrame | Analysis,
     out_dir: str | Path,
     title: str | None = None,
     baseline_machine: str | None = None,
 ) -> Path:
     """Write index.html, results.parquet and results.csv into out_dir; return the index path.
 
+    `results` is a results frame (analysed here, against `baseline_machine`) or its `Analysis`.
     Everything is rendered before anything is written, and each file is replaced atomically,
     so a failure (a full disk, an --out that is a file) leaves the folder as it was.
     """
     out_dir = Path(out_dir)
-    page = build_page(frame, list(DOWNLOADS), title, baseline_machine=baseline_machine)
-    files = downloads(frame) | {"index.html": render_html(page).encode("utf-8")}
+    analysis = as_analysis(results, baseline_machine)
+    page = build_page(analysis, list(DOWNLOADS), title)
+    files = downloads(analysis.frame) | {"index.html": render_html(page).encode("utf-8")}
     for name, data in files.items():
         written = out_dir / name
         try:

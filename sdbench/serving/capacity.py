@@ -286,6 +286,8 @@ def capacity(
     costs: Costs | None = None,
     results: pd.DataFrame | None = None,
     gpus: Sequence[GPU] | None = None,
+    calibration: Calibration | None = None,
+    corrections: dict[str, GpuCorrection] | None = None,
 ) -> pd.DataFrame:
     """One row per catalogue GPU: cheapest per 1000 images first, GPUs that cannot serve last.
 
@@ -297,8 +299,8 @@ def capacity(
         results = results[results["stage"] != "serve"]
     else:
         served = None
-    calibration = calibration_for(results)
-    corrections = fit_corrections(results, calibration)
+    calibration = calibration or calibration_for(results)
+    corrections = fit_corrections(results, calibration) if corrections is None else corrections
     found = {}
     for gpu in gpus if gpus is not None else load_catalogue():
         if not (costs.cloud and gpu.cloud_usd_per_h is None):
