@@ -90,11 +90,12 @@ def test_other_gpus_and_measured_workloads_are_left_alone(results_of):
     assert measured["it_per_s"] == pytest.approx(_unet_row(512, 1)["it_per_s"])
 
 
-def test_lever_and_cpu_rows_do_not_correct_a_gpu(results_of):
+def test_lever_cpu_and_tiny_model_rows_do_not_correct_a_gpu(results_of):
     results = results_of([
         _unet_row(512, 1, quant="int8wo"),
         _unet_row(640, 1, device="cpu", device_name="AMD EPYC 7B13"),
         _unet_row(768, 1, slower=1.0),
+        {**_unet_row(512, 2), "model": "tiny", "height": 64, "width": 64},
     ])  # fmt: skip
     corrections = fit_corrections(results, reference_calibration())
     assert list(corrections) == ["GeForce RTX 4090"]

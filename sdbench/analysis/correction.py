@@ -26,6 +26,7 @@ from sdbench.analysis.perfmodel import (
 from sdbench.analysis.workload import ImageWorkload
 from sdbench.gpus import catalogue_gpu, catalogue_name
 from sdbench.machine import latest_per_series
+from sdbench.models.registry import MODELS, canonical_name
 from sdbench.stats import summarize
 from sdbench.store.schema import plain_levers
 
@@ -85,7 +86,8 @@ def shrinkage_cells(cv: pd.DataFrame) -> float:
 
 def measured_cells(results: pd.DataFrame | None) -> pd.DataFrame:
     """The rows a correction rests on: per series (a cell on one machine) its latest ok unet or
-    pipeline row with a timing, on a catalogue GPU, with no lever on; `catalogue_gpu` names it.
+    pipeline row with a timing, on a catalogue GPU, of a full-size model with no lever on;
+    `catalogue_gpu` names the GPU.
 
     A lever's rows (offload, quantisation, step cache) are slower or faster for reasons of the
     lever, not of the card, so they would bias the card's correction.
@@ -105,7 +107,15 @@ def measured_cells(results: pd.DataFrame | None) -> pd.DataFrame:
         keep,
     ].copy()
     rows["catalogue_gpu"] = rows["device_name"].map(lambda name: catalogue_name(str(name)))
-    return rows[rows["catalogue_gpu"].notna()].reset_index(drop=True)
+    usable = rows["catalogue_gpu"].notna() & rows["model"].map(_tells_about_the_card)
+    return rows[usable].reset_index(drop=True)
+
+
+def _tells_about_the_card(model: object) -> bool:
+    """A registered model that is not a test config: the tiny ones (a few thousand parameters,
+    run by the tests and scripts/gpu-check) time kernel launches, not the card."""
+    name = canonical_name(str(model))
+    return name in MODELS and not MODELS[name].family.startswith("tiny")
 
 
 def predicted_seconds(cells: pd.DataFrame, calibration: Calibration) -> np.ndarray:
