@@ -9,6 +9,8 @@ import sys
 import pandas as pd
 
 from sdbench.commands.output import format_table, human_bytes, print_json, print_rows
+from sdbench.export.markdown import markdown_table
+from sdbench.report.escape import markdown as markdown_escape
 
 HEADERS = ["cell", "baseline", "current", "latency", "ratio (95% CI)", "speed", "memory", "J/image"]
 
@@ -39,10 +41,8 @@ def print_hardware_comparison(
     rows = [_cells(row) for _, row in table.iterrows()]
     headline = _headline(table, differences)
     if args.format == "markdown":
-        escape = _md_escape
-        lines = [f"### sdbench compare across machines: {escape(headline)}", ""]
-        lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-        lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows]
+        lines = [f"### sdbench compare across machines: {markdown_escape(headline)}", ""]
+        lines += markdown_table(HEADERS, rows).split("\n")
         sys.stdout.write("\n".join(lines) + "\n")
         return 0
     body = format_table(HEADERS, rows) + "\n\n" if rows else ""
@@ -105,7 +105,3 @@ def _speed(row: pd.Series) -> str:
 def _joules(value: object) -> str:
     number = _value(value)
     return "-" if number is None else f"{number:.3g} J"
-
-
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,18 +1,18 @@
 """Shared output helpers for CLI verbs: the --format/--json/--wide and --results options, and
-rows as a table, markdown, CSV or JSON that uses Parquet column names."""
+rows printed through the exporter of the chosen format (`sdbench.export`: table, markdown, CSV,
+JSON with Parquet column names)."""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sdbench.report.escape import markdown
-from sdbench.report.text import (
+from sdbench.export import csv
+from sdbench.export.json import frame_records, print_json
+from sdbench.export.markdown import markdown_table
+from sdbench.export.table import (
     WIDTH,
     footnotes,
     format_cell,
@@ -25,8 +25,8 @@ from sdbench.report.text import (
 )
 
 __all__ = [
-    "WIDTH", "footnotes", "format_cell", "format_grouped", "format_table", "human_bytes",
-    "line_width", "print_json", "print_note", "set_wide",
+    "WIDTH", "footnotes", "format_cell", "format_grouped", "format_table", "frame_records",
+    "human_bytes", "line_width", "print_json", "print_note", "set_wide",
 ]  # fmt: skip
 
 FORMATS = ("table", "markdown", "json", "csv")
@@ -90,7 +90,7 @@ def print_record(output_format: str, record: dict) -> None:
     elif output_format == "csv":
         print_rows("csv", list(record), [], [record])
     else:
-        print(format_markdown(["field", "value"], [[k, _csv_value(v)] for k, v in record.items()]))
+        print(format_markdown(["field", "value"], [[k, csv.cell(v)] for k, v in record.items()]))
 
 
 def _format_name(text: str) -> str:
@@ -111,53 +111,16 @@ def print_rows(
             else [dict(zip(headers, r, strict=True)) for r in rows]
         )
     elif output_format == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
         if records is not None:
-            keys = list(records[0]) if records else []
-            writer.writerow(keys)
-            writer.writerows([_csv_value(record.get(k)) for k in keys] for record in records)
+            csv.write_records(sys.stdout, records)
         else:
-            writer.writerow(headers)
-            writer.writerows([_csv_value(v) for v in row] for row in rows)
+            csv.write_rows(sys.stdout, headers, rows)
     elif output_format == "markdown":
         print(format_markdown(headers, rows))
     else:
         print(format_table(headers, rows))
 
 
-def _csv_value(value: Any) -> Any:
-    value = _plain(value)
-    return json.dumps(value) if isinstance(value, list | dict) else value
-
-
 def format_markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table; values escaped (pipes, line breaks, control characters, HTML)."""
-    lines = ["| " + " | ".join(markdown(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(markdown(format_cell(v)) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item") and not hasattr(value, "__len__"):  # a numpy scalar, not an array
-        try:
-            return _plain(value.item())
-        except (ValueError, AttributeError):
-            pass
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple) or (hasattr(value, "tolist") and not isinstance(value, str)):
-        items = value.tolist() if hasattr(value, "tolist") else value
-        return [_plain(v) for v in items]
-    return value
-
-
-def frame_records(frame) -> list[dict]:
-    """A DataFrame's rows as plain dicts (lists, not arrays; None, not NaN) for JSON and text."""
-    return [_plain(record) for record in frame.astype(object).to_dict("records")]
-
-
-def print_json(data: Any) -> None:
-    json.dump(_plain(data), sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    """A markdown table of values as the text table shows them, escaped by the markdown exporter."""
+    return markdown_table(headers, [[format_cell(v) for v in row] for row in rows])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sdbench.export.table import format_table, human_bytes
 from sdbench.gpucheck.suite import OOM_BATCH
-from sdbench.report.text import format_table, human_bytes
 
 
 @dataclass

@@ -5,18 +5,18 @@ from __future__ import annotations
 import pandas as pd
 
 from sdbench.analysis.analysis import Analysis, as_analysis
+from sdbench.export.markdown import markdown_table
 from sdbench.report.escape import markdown as escape
 from sdbench.report.sections import Page, Section
 from sdbench.report.tables import Table
 
 
 def table_markdown(table: Table) -> str:
-    header = "| " + " | ".join(escape(c.label) for c in table.columns) + " |"
-    rule = "|" + "|".join("---:" if c.numeric else "---" for c in table.columns) + "|"
-    rows = [
-        "| " + " | ".join(escape(_cell_text(cell)) for cell in row) + " |" for row in table.rows
-    ]
-    return "\n".join([header, rule, *rows])
+    return markdown_table(
+        [c.label for c in table.columns],
+        [[_cell_text(cell) for cell in row] for row in table.rows],
+        [c.numeric for c in table.columns],
+    )
 
 
 def _cell_text(cell) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jinja2
@@ -12,6 +11,7 @@ import pyarrow.parquet as pq
 from markupsafe import Markup
 
 from sdbench.analysis.analysis import Analysis, as_analysis
+from sdbench.export.csv import frame_csv
 from sdbench.report.escape import printable
 from sdbench.report.sections import Page, build_page
 from sdbench.store.files import output_error, write_atomic
@@ -55,18 +55,7 @@ def downloads(frame: pd.DataFrame) -> dict[str, bytes]:
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), REPORT_COPY_KEY: b"1"})
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
-    flat = frame.copy()
-    for name in flat.columns:
-        if flat[name].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any():
-            flat[name] = flat[name].map(_json_list)
-    csv = flat.to_csv(index=False).encode("utf-8")
-    return {"results.parquet": sink.getvalue().to_pybytes(), "results.csv": csv}
-
-
-def _json_list(value: object) -> str | None:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return None
-    return json.dumps([v.item() if hasattr(v, "item") else v for v in list(value)])
+    return {"results.parquet": sink.getvalue().to_pybytes(), "results.csv": frame_csv(frame)}
 
 
 def write_site(

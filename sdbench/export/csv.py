@@ -1,0 +1,46 @@
+"""CSV output: one row per record, list and mapping cells as JSON text (`--format csv` and the
+report's results.csv alike)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from typing import IO, Any
+
+import pandas as pd
+
+from sdbench.export.json import plain
+
+
+def cell(value: Any) -> Any:
+    """A CSV cell: lists and mappings as JSON text, NaN as empty, numpy scalars as Python values."""
+    value = plain(value)
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+def write_rows(stream: IO[str], headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(headers)
+    writer.writerows([cell(v) for v in row] for row in rows)
+
+
+def write_records(stream: IO[str], records: Sequence[dict]) -> None:
+    """Records under the keys of the first one (Parquet column names)."""
+    keys = list(records[0]) if records else []
+    write_rows(stream, keys, [[record.get(k) for k in keys] for record in records])
+
+
+def frame_csv(frame: pd.DataFrame) -> bytes:
+    """Every column of a results frame as UTF-8 CSV; list columns (samples, warnings) as JSON."""
+    flat = frame.copy()
+    for name in flat.columns:
+        if flat[name].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any():
+            flat[name] = flat[name].map(_json_list)
+    return flat.to_csv(index=False).encode("utf-8")
+
+
+def _json_list(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return json.dumps([v.item() if hasattr(v, "item") else v for v in list(value)])
