@@ -116,13 +116,20 @@ def test_report_matrix_and_per_image_keep_both_machines(two_machines: Path, tmp_
     assert "machine" in labels
 
 
-def test_history_keeps_two_series_and_no_step_at_the_machine_switch(tmp_path: Path, capsys):
+@pytest.fixture
+def switched_machine(tmp_path: Path) -> Path:
+    """Three daily runs on one machine, then three on another 1.5x slower: the issue's switch."""
     folder = tmp_path / "history"
     for day in range(3):
         write_cpu_run(folder, f"here-{day}", START + timedelta(days=day))
     for day in range(3, 6):
         source = write_cpu_run(tmp_path, f"src-{day}", START + timedelta(days=day))
         copy_as_other_machine(source, folder / f"there-{day}.parquet", f"there-{day}", 1.5)
+    return folder
+
+
+def test_history_keeps_two_series_and_no_step_at_the_machine_switch(switched_machine, capsys):
+    folder = switched_machine
     assert main(["history", str(folder), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     from sdbench.analysis.history import cell_series
@@ -130,6 +137,54 @@ def test_history_keeps_two_series_and_no_step_at_the_machine_switch(tmp_path: Pa
     series = cell_series(read_results([folder]))
     per_cell = series.groupby("cell_id")["machine_id"].nunique()
     assert per_cell.eq(2).all()
+
+
+def test_the_report_history_draws_a_line_per_machine_and_no_change_at_the_switch(switched_machine):
+    from sdbench.report.sections import build_page
+
+    page = build_page(read_results([switched_machine]), [], with_plots=True)
+    section = next(s for s in page.sections if s.anchor == "history")
+    assert "No change points: every repeated cell stayed at one level." in section.notes
+    assert [table.anchor for table in section.tables if table.anchor == "change-points"] == []
+    svg = section.plots[0].svg
+    assert svg.count(" on test·testhost") == svg.count(" on some-other·other-box") > 0
+
+
+def two_hosts_one_gpu(folder: Path) -> Path:
+    """Two hosts with the same GPU model: only the machine tells their rows apart."""
+    for run_id, host, scale in (("run-a", "node-a", 1.0), ("run-b", "node-b", 1.5)):
+        rows = synthetic_rows(run_id=run_id, scale=scale, devices=("cuda:0",))
+        write_run([row | {"host": host} for row in rows], folder / f"{run_id}.parquet")
+    return folder
+
+
+def test_plots_draw_two_hosts_with_the_same_gpu_as_two_labelled_series(tmp_path: Path):
+    from sdbench.report import plots
+
+    latest = latest_per_series(read_results([two_hosts_one_gpu(tmp_path)]))
+    here, there = "synthetic-gpu-24gb·node-a", "synthetic-gpu-24gb·node-b"
+    for draw in (
+        plots.latency_vs_resolution,
+        plots.throughput_vs_batch,
+        plots.memory_vs_resolution,
+    ):
+        svg = draw(latest).svg
+        assert f"{here} · fp16" in svg and f"{there} · fp16" in svg, draw.__name__
+    bars = plots.attention_precision_bars(latest).svg
+    assert f"{here} · sd15 · unet" in bars and f"{there} · sd15 · unet" in bars
+    roofline = plots.roofline(latest).svg
+    assert here in roofline and there in roofline
+
+
+def test_plots_of_one_host_still_name_devices(tmp_path: Path):
+    from report_fixtures import write_synthetic_run
+
+    from sdbench.report import plots
+
+    write_synthetic_run(tmp_path)
+    svg = plots.latency_vs_resolution(latest_per_series(read_results([tmp_path]))).svg
+    assert "Synthetic GPU 24GB · fp16" in svg and "Test CPU · fp32" in svg
+    assert "·testhost" not in svg
 
 
 def test_recommend_keeps_a_measured_row_per_machine(two_machines: Path, capsys):

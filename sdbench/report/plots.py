@@ -2,6 +2,10 @@
 
 Plots draw values the results or the analysis already hold; they never compute statistics. A plot
 whose data is absent comes back with `skipped` set to the reason instead of an SVG.
+
+Series and panels are per *machine*, never per device alone: two hosts with the same GPU (or the
+same `cuda:0`) are two lines, labelled with their machine label (`h100-80gb-hbm3·node3`); when
+every device name belongs to one machine the device name is label enough (`_with_where`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from sdbench.analysis.best import default_precision, is_plain_default  # noqa: E402
+from sdbench.machine import machine_names  # noqa: E402
 from sdbench.report.tables import peak_memory_bytes  # noqa: E402
 from sdbench.units import GIB, flops_unit, format_number  # noqa: E402
 
@@ -132,8 +137,22 @@ def _grid(
     return figure, flat[:count]
 
 
-def _series_label(device_name: object, precision: object, several_devices: bool) -> str:
-    return f"{device_name} · {precision}" if several_devices else str(precision)
+def _with_where(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with a `where` column naming what ran each row, for series, panels and labels.
+
+    The device name, unless a device name stands for several machines (two hosts with the same
+    GPU): then every row's unique machine label, so those machines' cells are never merged.
+    """
+    device_names = frame["device_name"].fillna(frame["device"]).astype(str)
+    if "machine_id" in frame and len(frame):
+        machines_per_name = frame.groupby(device_names)["machine_id"].nunique()
+        if machines_per_name.max() > 1:
+            return frame.assign(where=frame["machine_id"].map(machine_names(frame)).astype(str))
+    return frame.assign(where=device_names)
+
+
+def _series_label(where: object, precision: object, several_machines: bool) -> str:
+    return f"{where} · {precision}" if several_machines else str(precision)
 
 
 def _precision_order(precision: object) -> tuple[int, str]:
@@ -212,19 +231,19 @@ def _shared_legend(figure: Figure, axes: list, title: str | None = None) -> None
 @_styled
 def latency_vs_resolution(frame: pd.DataFrame) -> Plot:
     anchor, title = "plot-latency-resolution", "Latency vs resolution, per precision"
-    ok = _plain(_ok(frame, "median_ms"))
+    ok = _plain(_ok(_with_where(frame), "median_ms"))
     ok = ok[ok["batch_size"] == ok.groupby(["model", "stage"])["batch_size"].transform("min")]
     if ok[["width", "height"]].drop_duplicates().shape[0] < 2:
         return Plot(anchor, title, "", skipped="These results hold fewer than two resolutions.")
-    several = ok["device"].nunique() > 1
+    several = ok["where"].nunique() > 1
     facets = _facets(ok, ("model", "stage"))
     figure, axes = _grid(len(facets))
     for axis, ((model, stage), group) in zip(axes, facets, strict=True):
-        for index, (device_name, precision), series in _series(group, ["device_name", "precision"]):
+        for index, (where, precision), series in _series(group, ["where", "precision"]):
             series = series.sort_values(["width", "height"])
             axis.plot(
                 series["width"] * series["height"], series["median_ms"], marker=MARKERS[index % len(MARKERS)],
-                color=_color(precision, index), label=_series_label(device_name, precision, several),
+                color=_color(precision, index), label=_series_label(where, precision, several),
             )  # fmt: skip
         _resolution_ticks(axis, group)
         _log_if_wide(axis, group["median_ms"])
@@ -239,18 +258,18 @@ def latency_vs_resolution(frame: pd.DataFrame) -> Plot:
 @_styled
 def throughput_vs_batch(frame: pd.DataFrame) -> Plot:
     anchor, title = "plot-throughput-batch", "Throughput vs batch size"
-    ok = _plain(_ok(frame, "images_per_s"))
+    ok = _plain(_ok(_with_where(frame), "images_per_s"))
     if ok["batch_size"].nunique() < 2:
         return Plot(anchor, title, "", skipped="These results hold a single batch size.")
-    several = ok["device"].nunique() > 1
+    several = ok["where"].nunique() > 1
     facets = _facets(ok, ("model", "stage", "width", "height"))
     figure, axes = _grid(len(facets))
     for axis, ((model, stage, width, height), group) in zip(axes, facets, strict=True):
-        for index, (device_name, precision), series in _series(group, ["device_name", "precision"]):
+        for index, (where, precision), series in _series(group, ["where", "precision"]):
             series = series.sort_values("batch_size")
             axis.plot(
                 series["batch_size"], series["images_per_s"], marker=MARKERS[index % len(MARKERS)],
-                color=_color(precision, index), label=_series_label(device_name, precision, several),
+                color=_color(precision, index), label=_series_label(where, precision, several),
             )  # fmt: skip
         axis.set_xticks(sorted(group["batch_size"].unique()))
         _log_if_wide(axis, group["images_per_s"])
@@ -267,20 +286,21 @@ def throughput_vs_batch(frame: pd.DataFrame) -> Plot:
 @_styled
 def memory_vs_resolution(frame: pd.DataFrame) -> Plot:
     anchor, title = "plot-memory", "Peak memory vs resolution and batch size"
-    ok = _plain(_ok(frame.assign(peak_memory_bytes=peak_memory_bytes(frame)), "peak_memory_bytes"))
+    frame = _with_where(frame.assign(peak_memory_bytes=peak_memory_bytes(frame)))
+    ok = _plain(_ok(frame, "peak_memory_bytes"))
     if ok.empty:
         return Plot(anchor, title, "", skipped="No peak memory was recorded in these results.")
     default = ok.apply(lambda r: default_precision(r["device"], set(ok["precision"])), axis=1)
     ok = ok[ok["precision"] == default] if (ok["precision"] == default).any() else ok
-    several = ok["device"].nunique() > 1
+    several = ok["where"].nunique() > 1
     facets = _facets(ok, ("model", "stage"))
     figure, axes = _grid(len(facets))
     for axis, ((model, stage), group) in zip(axes, facets, strict=True):
-        for index, (device_name, precision, batch), series in _series(
-            group, ["device_name", "precision", "batch_size"]
+        for index, (where, precision, batch), series in _series(
+            group, ["where", "precision", "batch_size"]
         ):
             series = series.sort_values(["width", "height"])
-            label = f"{_series_label(device_name, precision, several)} · batch {batch}"
+            label = f"{_series_label(where, precision, several)} · batch {batch}"
             axis.plot(
                 series["width"] * series["height"], series["peak_memory_bytes"] / GIB,
                 marker=MARKERS[index % len(MARKERS)], color=SERIES_COLORS[index % len(SERIES_COLORS)], label=label,
@@ -314,6 +334,7 @@ def attention_precision_bars(frame: pd.DataFrame, metric: str = "median_ms") -> 
     energy = metric == "energy_per_image_j"
     anchor = "plot-energy" if energy else "plot-attention-precision"
     title = "Energy per image" if energy else "Attention kernels and precisions side by side"
+    frame = _with_where(frame)
     compiled = frame["compile"].fillna("none") == "none"
     rows = frame[compiled]
     ok = _ok(rows, metric)
@@ -321,16 +342,13 @@ def attention_precision_bars(frame: pd.DataFrame, metric: str = "median_ms") -> 
         reason = "No energy was measured in these results (CPU runs have no energy counter)." if energy else (
             "These results hold a single attention kernel and precision.")  # fmt: skip
         return Plot(anchor, title, "", skipped=reason)
-    workloads = ok.groupby(["device", "model", "stage", "width", "height", "batch_size"]).size()
+    keys = ["where", "model", "stage", "width", "height", "batch_size"]
+    workloads = ok.groupby(keys).size()
     chosen = workloads.groupby(level=[0, 1, 2]).idxmax().tolist()[:MAX_FACETS]
     figure, axes = _grid(len(chosen))
     for axis, key in zip(axes, chosen, strict=True):
-        selected = rows.set_index(
-            ["device", "model", "stage", "width", "height", "batch_size"]
-        ).loc[[key]]
-        _bars(axis, selected.reset_index(), metric)
-        device_name = selected["device_name"].iloc[0]
-        axis.set_title(f"{device_name} · {key[1]} · {key[2]} · {key[3]}×{key[4]} · batch {key[5]}")
+        _bars(axis, rows.set_index(keys).loc[[key]].reset_index(), metric)
+        axis.set_title(f"{key[0]} · {key[1]} · {key[2]} · {key[3]}×{key[4]} · batch {key[5]}")
         axis.set_ylabel("energy per image (J)" if energy else "median latency per call (ms)")
     _shared_legend(figure, axes, title="precision")
     caption = (
@@ -372,7 +390,7 @@ def _bars(axis, rows: pd.DataFrame, metric: str) -> None:
 def roofline(frame: pd.DataFrame) -> Plot:
     """Achieved TFLOP/s per cell under each device's probed compute peak."""
     anchor = "plot-roofline"
-    ok = _ok(frame, "tflops_per_s")
+    ok = _ok(_with_where(frame), "tflops_per_s")
     if ok.empty:
         return Plot(
             anchor, "Roofline", "", skipped="No achieved TFLOP/s in these results (no FLOP counts)."
@@ -383,9 +401,7 @@ def roofline(frame: pd.DataFrame) -> Plot:
 def _device_roofs(ok: pd.DataFrame) -> pd.DataFrame:
     columns = [c for c in ("peak_tflops",) if c in ok]
     return (
-        ok.groupby("device_name")[columns].max()
-        if columns
-        else pd.DataFrame(index=ok["device_name"].unique())
+        ok.groupby("where")[columns].max() if columns else pd.DataFrame(index=ok["where"].unique())
     )
 
 
@@ -393,20 +409,20 @@ def _compute_roof(ok: pd.DataFrame, anchor: str) -> Plot:
     title = "Achieved compute under the probed peak"
     roofs = _device_roofs(ok)
     work = flops_unit(ok["flops"])
-    figure, axes = _grid(min(ok["device_name"].nunique(), MAX_FACETS))
-    for axis, (device_name, group) in zip(
-        axes, list(ok.groupby("device_name", sort=True))[:MAX_FACETS], strict=True
+    figure, axes = _grid(min(ok["where"].nunique(), MAX_FACETS))
+    for axis, (where, group) in zip(
+        axes, list(ok.groupby("where", sort=True))[:MAX_FACETS], strict=True
     ):
         for index, precision, series in _series(group, ["precision"]):
             axis.scatter(series["flops"] / work.scale, series["tflops_per_s"], s=18, color=_color(precision[0], index),
                          label=str(precision[0]))  # fmt: skip
-        peak = roofs.loc[device_name].get("peak_tflops") if "peak_tflops" in roofs else None
+        peak = roofs.loc[where].get("peak_tflops") if "peak_tflops" in roofs else None
         if peak is not None and pd.notna(peak):
             axis.axhline(peak, color="#c0392b", linestyle="--", linewidth=1)
             axis.annotate(f"probed peak {peak:.3g} TFLOP/s", (0.01, peak), xycoords=("axes fraction", "data"),
                           fontsize=7, color="#c0392b", va="bottom")  # fmt: skip
         _log_scale(axis, "x")
-        axis.set_title(str(device_name))
+        axis.set_title(str(where))
         axis.set_xlabel(f"work per call ({work.label})")
         axis.set_ylabel("achieved TFLOP/s")
     _shared_legend(figure, axes, title="precision")
@@ -497,13 +513,13 @@ def _mark_changes(axis, series: pd.DataFrame, changes: pd.DataFrame, color: str)
 def lever_tradeoff(table: pd.DataFrame) -> Plot:
     """Time against peak memory, one point per lever setting, from `analysis.levers.lever_table`.
 
-    One panel per (device, model, stage, size, batch, precision); settings whose fidelity failed
+    One panel per (machine or device, model, stage, size, batch, precision); settings whose fidelity failed
     are drawn as red crosses and named so in their label.
     """
     anchor, title = "plot-levers", "Levers: time vs peak memory"
     rows = table[table["peak_bytes"].notna() & table["median_ms"].notna()]
-    keys = ("device_name", "model", "stage", "width", "height", "batch_size", "precision")
-    rows = rows.assign(device_name=rows["device_name"].fillna(rows["device"]))
+    keys = ("where", "model", "stage", "width", "height", "batch_size", "precision")
+    rows = _with_where(rows)
     facets = [(k, g) for k, g in _facets(rows, keys) if (g["setting"] != "none").any()]
     if not facets:
         return Plot(anchor, title, "", skipped="No lever setting (memory, quant, cache) ran ok.")

@@ -505,13 +505,17 @@ def _series_labels(rows: pd.DataFrame) -> pd.Series:
 
 
 def _history_cells(rows: pd.DataFrame, changes: pd.DataFrame | None) -> list[str]:
-    """Series with change points first, then the rest in a stable order, at most MAX_HISTORY_CELLS."""
+    """Series with change points first, then the rest by cell, at most MAX_HISTORY_CELLS.
+
+    By cell, then machine: one cell's series on every machine sit together, rather than every
+    series of the machine whose id sorts first.
+    """
     flagged = (
         []
         if changes is None or "series_id" not in changes
         else list(dict.fromkeys(changes["series_id"]))
     )
-    rest = sorted(set(rows["series_id"]) - set(flagged))
+    rest = sorted(set(rows["series_id"]) - set(flagged), key=lambda s: (s.split("/", 1)[1], s))
     return (flagged + rest)[:MAX_HISTORY_CELLS]
 
 
