@@ -26,6 +26,7 @@ from report_fixtures import (
     serve_rows,
     synthetic_rows,
     with_text_encoder,
+    write_fleet,
     write_history,
     write_synthetic_run,
 )
@@ -374,3 +375,54 @@ def test_the_serving_section_lists_serve_runs_and_the_gpus_a_service_needs(servi
         "document.querySelectorAll('#serving [id^=capacity-] tbody tr').length"
     )
     assert 1 <= gpus <= 8
+
+
+@pytest.fixture(scope="module")
+def fleet_page(tmp_path_factory):
+    """A report of one GPU run from each of three synthetic machines (report_fixtures.FLEET)."""
+    _require_chromium()
+    results = tmp_path_factory.mktemp("fleet-results")
+    write_fleet(results)
+    with _opened_report(results, tmp_path_factory, "fleet") as opened:
+        yield opened
+
+
+# The baseline (most ok cells, then by label: the A100) first, then the others by label.
+FLEET_MACHINES = [
+    "a100-sxm4-80gb·secret-beta",
+    "h100-80gb-hbm3·secret-gamma",
+    "rtx-4090·secret-alpha",
+]
+
+
+def test_a_three_machine_report_shows_the_machines_section_near_the_top(fleet_page):
+    assert _errors(fleet_page.browser.events) == []
+    sections = fleet_page.evaluate(
+        "Array.from(document.querySelectorAll('main section')).map(s => s.id)"
+    )
+    assert sections.index("machines") < sections.index("overview")
+    assert fleet_page.evaluate("document.querySelector('#machines h2').textContent").startswith(
+        "Machines"
+    )
+    listed = fleet_page.evaluate(
+        "Array.from(document.querySelectorAll('#machines-table tbody tr')).map(r => r.cells[0].textContent.trim())"
+    )
+    assert listed == FLEET_MACHINES
+    header = fleet_page.evaluate(
+        "Array.from(document.querySelectorAll('#machines-shared thead th')).map(t => t.textContent.trim())"
+    )
+    assert header[1:] == FLEET_MACHINES  # the cell, then one column per machine
+    # Fixture latencies 1.0 (4090), 0.8 (A100) and 0.5 (H100): against the A100, 0.8x and 1.6x.
+    shared = fleet_page.evaluate("document.querySelector('#machines-shared tbody').textContent")
+    assert "· 1.60×" in shared and "· 0.80×" in shared
+
+
+def test_the_machines_bar_chart_draws_a_bar_label_per_machine(fleet_page):
+    box = fleet_page.evaluate(
+        "(() => { const r = document.querySelector('#plot-machines svg').getBoundingClientRect();"
+        " return [r.width, r.height]; })()"
+    )
+    assert box[0] > 300 and box[1] > 150
+    text = fleet_page.evaluate("document.querySelector('#plot-machines svg').textContent")
+    for machine in FLEET_MACHINES:
+        assert machine in text
