@@ -103,13 +103,25 @@ def latest_per_series(frame: pd.DataFrame) -> pd.DataFrame:
     frame = with_machine_columns(frame) if _needs_machine(frame) else frame
     if frame.empty:
         return frame.copy()
+    # Sort and deduplicate a few key columns, then take the rows once: callers (predict, per
+    # catalogue GPU) call this on a fleet's whole frame, so a copy of every column per step shows.
     cells = frame["cell_id"] if "cell_id" in frame else pd.Series(None, index=frame.index)
     unique = pd.Series([f"\0row{i}" for i in range(len(frame))], index=frame.index)
-    order = pd.to_datetime(frame["started_at"], utc=True) if "started_at" in frame else None
-    ordered = frame.assign(_order=order, _run=frame.get("run_id"), _cell=cells.fillna(unique))
-    ordered = ordered.sort_values(["_order", "_run"], na_position="first", kind="stable")
-    latest = ordered.drop_duplicates(["machine_id", "_cell"], keep="last")
-    return latest.drop(columns=["_order", "_run", "_cell"]).reset_index(drop=True)
+    keys = pd.DataFrame(
+        {
+            "order": pd.to_datetime(frame["started_at"], utc=True)
+            if "started_at" in frame
+            else None,
+            "run": frame.get("run_id"),
+            "machine": frame["machine_id"],
+            "cell": cells.fillna(unique),
+            "position": range(len(frame)),
+        },
+        index=frame.index,
+    )
+    keys = keys.sort_values(["order", "run"], na_position="first", kind="stable")
+    latest = keys.drop_duplicates(["machine", "cell"], keep="last")["position"]
+    return frame.take(latest.to_numpy()).reset_index(drop=True)
 
 
 def runs_per_series(frame: pd.DataFrame) -> pd.Series:
