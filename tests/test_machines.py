@@ -309,3 +309,17 @@ def test_anonymise_hosts_leaves_no_hostname_in_any_file_written(fleet_folder, tm
     assert "secret" not in text
     html = (out / "index.html").read_text()
     assert "Machines" in html and "host-" in html
+
+
+def test_line_plots_of_a_large_fleet_draw_the_best_covered_machines_and_say_so(tmp_path: Path):
+    from sdbench.report import plots
+
+    for index in range(plots.MAX_PLOT_MACHINES + 2):
+        rows = synthetic_rows(run_id=f"run-{index}", devices=("cuda:0",))
+        rows = [row | {"host": f"node{index:02d}"} for row in rows]
+        if index == 0:  # the first machine ran fewer cells ok: it is left out of the lines
+            rows = [row | {"status": "oom"} if row["height"] == 512 else row for row in rows]
+        write_run(rows, tmp_path / f"run-{index}.parquet")
+    plot = plots.latency_vs_resolution(latest_per_series(read_results([tmp_path])))
+    assert "8 of 10 machines drawn" in plot.caption
+    assert "·node01 · fp16" in plot.svg and "·node00 " not in plot.svg

@@ -31,6 +31,7 @@ from sdbench.units import GIB, flops_unit, format_number  # noqa: E402
 
 VRAM_SIZES_GB = (8, 12, 16, 24, 48, 80)
 MAX_FACETS = 6
+MAX_PLOT_MACHINES = 8  # lines of more machines hide each other; the Machines section lists all
 PRECISION_COLORS = {
     "fp32": "#1f5fa8",
     "tf32": "#3fa7d6",
@@ -151,6 +152,19 @@ def _with_where(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(where=device_names)
 
 
+def _few_machines(ok: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """At most MAX_PLOT_MACHINES machines' rows (those with the most ok cells), and a caption note."""
+    counts = ok["where"].value_counts()
+    if len(counts) <= MAX_PLOT_MACHINES:
+        return ok, ""
+    kept = sorted(counts.index, key=lambda where: (-counts[where], where))[:MAX_PLOT_MACHINES]
+    note = (
+        f" {MAX_PLOT_MACHINES} of {len(counts)} machines drawn (those with the most ok cells); "
+        "the Machines section compares them all."
+    )
+    return ok[ok["where"].isin(kept)], note
+
+
 def _series_label(where: object, precision: object, several_machines: bool) -> str:
     return f"{where} · {precision}" if several_machines else str(precision)
 
@@ -235,6 +249,7 @@ def latency_vs_resolution(frame: pd.DataFrame) -> Plot:
     ok = ok[ok["batch_size"] == ok.groupby(["model", "stage"])["batch_size"].transform("min")]
     if ok[["width", "height"]].drop_duplicates().shape[0] < 2:
         return Plot(anchor, title, "", skipped="These results hold fewer than two resolutions.")
+    ok, drawn = _few_machines(ok)
     several = ok["where"].nunique() > 1
     facets = _facets(ok, ("model", "stage"))
     figure, axes = _grid(len(facets))
@@ -252,7 +267,7 @@ def latency_vs_resolution(frame: pd.DataFrame) -> Plot:
         axis.set_ylabel("median latency per call (ms)")
     _shared_legend(figure, axes)
     caption = "Default attention and compile settings, smallest batch size in the results. Lower is better."
-    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+    return Plot(anchor, title, caption + drawn, figure_svg(figure, anchor))
 
 
 @_styled
@@ -261,6 +276,7 @@ def throughput_vs_batch(frame: pd.DataFrame) -> Plot:
     ok = _plain(_ok(_with_where(frame), "images_per_s"))
     if ok["batch_size"].nunique() < 2:
         return Plot(anchor, title, "", skipped="These results hold a single batch size.")
+    ok, drawn = _few_machines(ok)
     several = ok["where"].nunique() > 1
     facets = _facets(ok, ("model", "stage", "width", "height"))
     figure, axes = _grid(len(facets))
@@ -280,7 +296,7 @@ def throughput_vs_batch(frame: pd.DataFrame) -> Plot:
     caption = (
         "Images per second as the batch grows; a flat line means the device is already saturated."
     )
-    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+    return Plot(anchor, title, caption + drawn, figure_svg(figure, anchor))
 
 
 @_styled
@@ -292,6 +308,7 @@ def memory_vs_resolution(frame: pd.DataFrame) -> Plot:
         return Plot(anchor, title, "", skipped="No peak memory was recorded in these results.")
     default = ok.apply(lambda r: default_precision(r["device"], set(ok["precision"])), axis=1)
     ok = ok[ok["precision"] == default] if (ok["precision"] == default).any() else ok
+    ok, drawn = _few_machines(ok)
     several = ok["where"].nunique() > 1
     facets = _facets(ok, ("model", "stage"))
     figure, axes = _grid(len(facets))
@@ -316,7 +333,7 @@ def memory_vs_resolution(frame: pd.DataFrame) -> Plot:
         "Allocator-reserved device memory (process RSS on CPU) at each device's default precision. "
         "Dashed lines: common GPU memory sizes; a point above a line does not fit that card."
     )
-    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+    return Plot(anchor, title, caption + drawn, figure_svg(figure, anchor))
 
 
 def _vram_lines(axis, largest_gib: float) -> None:
