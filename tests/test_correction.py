@@ -203,6 +203,11 @@ def test_validate_model_reports_the_error_on_measured_cells_in_every_format(
         text = capsys.readouterr().out
         assert "GeForce RTX 4090" in text and "with correction" in text and "sd15" in text
         assert max(len(line) for line in text.splitlines()) <= 100
+    assert main(["validate-model", "--results", folder, "--rows"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    held_out = [line.split() for line in lines if line.startswith("GeForce") and " unet " in line]
+    assert [" ".join(line[:3]) for line in held_out].count("GeForce RTX 4090") == 6
+    assert {line[5] for line in held_out} == {"512x512", "640x640", "768x768"}
 
 
 def test_validate_model_with_a_bad_results_folder_exits_2(tmp_path, monkeypatch, capsys):

@@ -13,10 +13,8 @@ EXAMPLES = """examples:
                                  with and without the per-GPU correction fitted on the others
 """
 
-CELL_COLUMNS = [
-    "gpu", "model", "stage", "height", "batch_size", "precision", "measured_s", "predicted_s",
-    "corrected_s", "abs_pct_error", "corrected_abs_pct_error",
-]  # fmt: skip
+CELL_HEADERS = ["gpu", "model", "stage", "size", "batch", "ms", "model ms", "corrected ms",
+                "|err| %", "corrected %"]  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -136,7 +134,7 @@ def print_measured(args: argparse.Namespace, loo) -> None:
     if args.format == "markdown":
         print("Your measured cells, each predicted with it left out\n")
     if args.rows:
-        print_rows(args.format, CELL_COLUMNS, loo[CELL_COLUMNS].values.tolist())
+        print_rows(args.format, CELL_HEADERS, [_cell_row(r) for r in loo.to_dict("records")])
         print()
     headers = ["gpu", "cells", "median |err| % model", "with correction", "measured/model"]
     rows = [
@@ -151,5 +149,14 @@ def print_measured(args: argparse.Namespace, loo) -> None:
         "\nEach measured cell (a unet step or a pipeline call on a catalogue GPU) was predicted as "
         "predict would had it not been measured: the model alone, and times the correction fitted "
         "on the same GPU's other cells, shrunk towards 1 when they are few. measured/model > 1: the "
-        "GPU runs slower than the model says."
+        "GPU runs slower than the model says. --rows times are of one UNet step or one call."
     )
+
+
+def _cell_row(cell: dict) -> list:
+    """One held-out cell for --rows: seconds of a step or call shown in milliseconds."""
+    return [
+        cell["gpu"], cell["model"], cell["stage"], f"{cell['width']}x{cell['height']}",
+        cell["batch_size"], 1000 * cell["measured_s"], 1000 * cell["predicted_s"],
+        1000 * cell["corrected_s"], cell["abs_pct_error"], cell["corrected_abs_pct_error"],
+    ]  # fmt: skip
