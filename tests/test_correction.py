@@ -218,3 +218,18 @@ def test_validate_model_with_a_bad_results_folder_exits_2(tmp_path, monkeypatch,
                          tmp_path / "cpu" / "run.parquet")  # fmt: skip
     assert main(["validate-model", "--results", str(cpu_only)]) == 2
     assert "measured on a catalogue GPU" in capsys.readouterr().err
+
+
+def test_recommend_tables_mark_a_corrected_gpu_and_say_why(
+    results_of, tmp_path, monkeypatch, capsys
+):
+    results_of([_unet_row(*cell) for cell in CELLS])
+    cards = (find_gpu("4090"), find_gpu("3090"))
+    monkeypatch.setattr(recommend_module, "load_catalogue", lambda: cards)
+    for output_format in ("table", "markdown"):
+        arguments = ["recommend", "--model", "sdxl", "--results", str(tmp_path / "results9")]
+        assert main([*arguments, "--budget", "1e6", "--format", output_format]) == 0
+        text = capsys.readouterr().out
+        assert "GeForce RTX 4090 *" in text and "GeForce RTX 3090 *" not in text
+        assert "GeForce RTX 4090: calibrated on 9 measured cells of that GPU" in text
+        assert max(len(line) for line in text.splitlines()) <= 100 or output_format == "markdown"

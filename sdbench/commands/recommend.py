@@ -107,16 +107,19 @@ def handler(args: argparse.Namespace) -> int:
         return 0
     rows = card_rows(table, args.cloud)
     headers = ["tier", *(label for label, _ in HEADERS)]
+    notes = [f"[{n}] {note}" for n, note in enumerate(dict.fromkeys(tier_notes(table)), start=1)]
+    notes += [note for note in [corrected_note(table)] if note]
     if args.format == "markdown":
+        from sdbench.report.escape import markdown
+
         print(format_markdown(headers, rows))
+        for note in notes:  # the [1] and * the table points to
+            print(f"\n{markdown(note)}")
         return 0
     print(format_grouped(headers, rows, 0))
     print()
-    for number, note in enumerate(dict.fromkeys(tier_notes(table)), start=1):
-        print_note(f"[{number}] {note}")
-    corrected = corrected_note(table)
-    if corrected:
-        print_note(corrected)
+    for note in notes:
+        print_note(note)
     denoising = denoising_label(workload.steps, workload.cfg)
     cost = "cloud $/h" if args.cloud else (
         f"purchase over {args.lifetime_years:g} years at {args.hours_per_day:g} h/day + "
