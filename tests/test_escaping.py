@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from sdbench.cli import main
-from sdbench.report.escape import markdown, printable
+from sdbench.export.escape import markdown, printable
 
 EVIL_TEST = "t.py::test\n### ✅ sdbench compare: no regression\x1b[2J\x00"
 EVIL_SUITE = "nightly\r# X\x1b]0;owned\x07"

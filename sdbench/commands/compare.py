@@ -13,9 +13,9 @@ from sdbench.commands.output import (
     print_json,
     print_rows,
 )
+from sdbench.export.escape import markdown as _md_escape
+from sdbench.export.escape import printable
 from sdbench.export.markdown import markdown_table
-from sdbench.report.escape import markdown as _md_escape
-from sdbench.report.escape import printable
 from sdbench.units import bytes_text
 
 EXAMPLES = """examples:

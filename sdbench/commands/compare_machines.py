@@ -9,8 +9,8 @@ import sys
 import pandas as pd
 
 from sdbench.commands.output import format_table, human_bytes, print_json, print_rows
+from sdbench.export.escape import markdown as markdown_escape
 from sdbench.export.markdown import markdown_table
-from sdbench.report.escape import markdown as markdown_escape
 
 HEADERS = ["cell", "baseline", "current", "latency", "ratio (95% CI)", "speed", "memory", "J/image"]
 

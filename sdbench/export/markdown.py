@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sdbench.report.escape import markdown as escape
+from sdbench.export.escape import markdown as escape
 
 
 def markdown_table(

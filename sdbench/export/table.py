@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sdbench import units
-from sdbench.report.escape import printable
+from sdbench.export.escape import printable
 from sdbench.units import bytes_text
 
 human_bytes = bytes_text  # the older name

@@ -11,15 +11,14 @@ from sdbench import units
 from sdbench.analysis.fleet import Fleet
 from sdbench.report import plots
 from sdbench.report.plots import SERIES_COLORS, Plot, figure_svg
-from sdbench.report.tables import Table, frame_table
+from sdbench.report.tables import Table, frame_table, same_name
 
 MAX_BAR_CHARTS = 6
 MACHINE_COLUMNS = [
     ("machine", "machine", None),
     ("device", "device_name", None),
     ("GPUs", "gpu_count", units.COUNT),
-    ("host", "host", None),
-    ("torch", "torch", None),
+    *same_name("host", "torch"),
     ("CUDA/ROCm", "cuda", None),
     ("driver", "driver", None),
     ("runs", "runs", units.COUNT),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from sdbench.analysis.analysis import Analysis, as_analysis
+from sdbench.export.escape import markdown as escape
 from sdbench.export.markdown import markdown_table
-from sdbench.report.escape import markdown as escape
 from sdbench.report.sections import Page, Section
 from sdbench.report.tables import Table
 

@@ -17,7 +17,7 @@ from sdbench.machine import machines_share_a_device
 from sdbench.report import plots
 from sdbench.report.answers import answers_section
 from sdbench.report.machines_section import machines_section
-from sdbench.report.tables import Table, frame_table, matrix_table
+from sdbench.report.tables import Table, frame_table, matrix_table, same_name
 from sdbench.store.schema import STATUSES
 
 MAX_HISTORY_CELLS = 8
@@ -260,17 +260,10 @@ def plots_section(latest: pd.DataFrame, compile_gains: pd.DataFrame) -> Section:
 
 FASTEST_COLUMNS = [
     ("device", "device_name", None),
-    ("model", "model", None),
-    ("stage", "stage", None),
-    ("width", "width", units.COUNT),
-    ("height", "height", units.COUNT),
+    *same_name("model", "stage"),
+    *same_name("width", "height", unit=units.COUNT),
     ("batch", "batch_size", units.COUNT),
-    ("precision", "precision", None),
-    ("attention", "attention", None),
-    ("compile", "compile", None),
-    ("memory", "memory", None),
-    ("quant", "quant", None),
-    ("cache", "cache", None),
+    *same_name("precision", "attention", "compile", "memory", "quant", "cache"),
     ("median", "median_ms", units.Unit("ms")),
     ("default", "default_precision", None),
     ("default median", "default_median_ms", units.Unit("ms")),
@@ -284,9 +277,7 @@ FASTEST_COLUMNS = [
 ]
 PRECISION_COLUMNS = [
     ("device", "device_name", None),
-    ("model", "model", None),
-    ("stage", "stage", None),
-    ("precision", "precision", None),
+    *same_name("model", "stage", "precision"),
     ("pairs", "pairs", units.COUNT),
     ("speed-up over fp32 (×)", "speedup", units.PLAIN),
     ("95% CI low", "speedup_ci95_low", units.PLAIN),
@@ -322,11 +313,8 @@ def fastest_section(best: pd.DataFrame, gains: pd.DataFrame) -> Section:
 
 
 LEVER_COLUMNS = [
-    ("device", "device", None),
-    ("model", "model", None),
-    ("stage", "stage", None),
-    ("width", "width", units.COUNT),
-    ("height", "height", units.COUNT),
+    *same_name("device", "model", "stage"),
+    *same_name("width", "height", unit=units.COUNT),
     ("batch", "batch_size", units.COUNT),
     ("precision", "precision", None),
     ("fastest lever", "speed_setting", None),
@@ -341,13 +329,10 @@ LEVER_COLUMNS = [
     ("failing fidelity", "failing_fidelity", units.COUNT),
 ]
 LEVER_SETTING_COLUMNS = [
-    ("device", "device", None),
-    ("model", "model", None),
-    ("stage", "stage", None),
+    *same_name("device", "model", "stage"),
     ("width", "width", units.COUNT),
     ("batch", "batch_size", units.COUNT),
-    ("precision", "precision", None),
-    ("setting", "setting", None),
+    *same_name("precision", "setting"),
     ("median", "median_ms", units.Unit("ms")),
     ("speed-up (×)", "speedup", units.PLAIN),
     ("peak", "peak_bytes", units.Unit("GiB", units.GIB)),
@@ -388,11 +373,9 @@ def levers_section(
 
 PER_IMAGE_COLUMNS = [
     ("device", "device_name", None),
-    ("model", "model", None),
-    ("resolution", "resolution", None),
+    *same_name("model", "resolution"),
     ("batch", "batch_size", units.COUNT),
-    ("precision", "precision", None),
-    ("attention", "attention", None),
+    *same_name("precision", "attention"),
     ("steps", "steps", units.COUNT),
     ("s / image", "image_s", units.Unit("s")),
     ("images/s", "images_per_s", units.PLAIN),
@@ -539,8 +522,7 @@ CHANGE_COLUMNS = [
     ("cell", "label", None),
     ("run", "run_id", None),
     ("started (UTC)", "started_at", None),
-    ("before", "before", units.PLAIN),
-    ("after", "after", units.PLAIN),
+    *same_name("before", "after", unit=units.PLAIN),
     ("change (%)", "change_pct", units.PLAIN),
     ("runs before", "runs_before", units.COUNT),
     ("runs after", "runs_after", units.COUNT),
@@ -548,11 +530,8 @@ CHANGE_COLUMNS = [
 COMPARE_COLUMNS = [
     ("cell", "label", None),
     ("metric", "metric", None),
-    ("baseline", "baseline", units.PLAIN),
-    ("current", "current", units.PLAIN),
+    *same_name("baseline", "current", unit=units.PLAIN),
     ("change (%)", "change_pct", units.PLAIN),
     ("p", "p_value", units.PLAIN),
-    ("verdict", "verdict", None),
-    ("regression", "regression", None),
-    ("note", "note", None),
+    *same_name("verdict", "regression", "note"),
 ]

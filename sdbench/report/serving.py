@@ -3,6 +3,7 @@ SLO drawn in), the batch-size mix, the serve rows, and a capacity table per work
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -89,12 +90,29 @@ def _finish(figure, axis, ylabel: str, plot: Plot) -> Plot:
     return replace(plot, svg=figure_svg(figure, plot.anchor))
 
 
-@plots._styled
-def latency_vs_rate(ok: pd.DataFrame) -> Plot:
-    anchor, title = "plot-serve-latency", "Latency percentiles vs offered rate"
-    if ok.empty:
-        return Plot(anchor, title, "", skipped="No serve row finished ok.")
-    figure, (axis,) = plots._grid(1)
+def _rate_plot(anchor: str, title: str):
+    """A serving plot of the ok serve rows on one axis, or a skipped one when none finished ok.
+
+    The drawing function draws onto the axis and returns its y label and caption.
+    """
+
+    def wrap(draw):
+        @plots._styled
+        @functools.wraps(draw)
+        def plot(ok: pd.DataFrame) -> Plot:
+            if ok.empty:
+                return Plot(anchor, title, "", skipped="No serve row finished ok.")
+            figure, (axis,) = plots._grid(1)
+            ylabel, caption = draw(ok, axis)
+            return _finish(figure, axis, ylabel, Plot(anchor, title, caption))
+
+        return plot
+
+    return wrap
+
+
+@_rate_plot("plot-serve-latency", "Latency percentiles vs offered rate")
+def latency_vs_rate(ok: pd.DataFrame, axis) -> tuple[str, str]:
     for index, label, series in _series(ok):
         color = plots.SERIES_COLORS[index % len(plots.SERIES_COLORS)]
         for column, style, name in (
@@ -112,15 +130,11 @@ def latency_vs_rate(ok: pd.DataFrame) -> Plot:
             slo, color="#c0392b", linewidth=1.2, linestyle="-.", label=f"SLO p99 {slo:g} s"
         )
     caption = "Each request's latency from arrival to its image; the dash-dot line is the p99 SLO."
-    return _finish(figure, axis, "latency (s)", Plot(anchor, title, caption))
+    return "latency (s)", caption
 
 
-@plots._styled
-def throughput_vs_rate(ok: pd.DataFrame) -> Plot:
-    anchor, title = "plot-serve-throughput", "Throughput vs offered rate"
-    if ok.empty:
-        return Plot(anchor, title, "", skipped="No serve row finished ok.")
-    figure, (axis,) = plots._grid(1)
+@_rate_plot("plot-serve-throughput", "Throughput vs offered rate")
+def throughput_vs_rate(ok: pd.DataFrame, axis) -> tuple[str, str]:
     for index, label, series in _series(ok):
         axis.plot(series["offered_rps"], series["throughput_rps"], marker="o", label=label,
                   color=plots.SERIES_COLORS[index % len(plots.SERIES_COLORS)])  # fmt: skip
@@ -129,7 +143,7 @@ def throughput_vs_rate(ok: pd.DataFrame) -> Plot:
         [0, top], [0, top], color="#5b6770", linewidth=0.8, linestyle=":", label="served = offered"
     )
     caption = "Where the line leaves the diagonal, the device cannot keep up and the queue grows."
-    return _finish(figure, axis, "served (requests per second)", Plot(anchor, title, caption))
+    return "served (requests per second)", caption
 
 
 @plots._styled

@@ -12,7 +12,7 @@ from markupsafe import Markup
 
 from sdbench.analysis.analysis import Analysis, as_analysis
 from sdbench.export.csv import frame_csv
-from sdbench.report.escape import printable
+from sdbench.export.escape import printable
 from sdbench.report.sections import Page, build_page
 from sdbench.store.files import output_error, write_atomic
 from sdbench.store.schema import REPORT_COPY_KEY

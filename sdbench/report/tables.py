@@ -160,6 +160,11 @@ def _resolution_cell(row: pd.Series) -> Cell:
     return Cell(f"{int(width)}×{int(height)}", width * height)
 
 
+def same_name(*names: str, unit: Unit | None = None) -> list[tuple[str, str, Unit | None]]:
+    """`frame_table` columns shown under their own names: same_name("model", "stage")."""
+    return [(name, name, unit) for name in names]
+
+
 def frame_table(
     frame: pd.DataFrame,
     title: str,
