@@ -1,0 +1,58 @@
+"""One exporter per format: the commands' --format output and the report's markdown and CSV use
+the same writers, so a value reads the same wherever it is printed."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+
+from sdbench.commands.output import format_markdown
+from sdbench.export import csv
+from sdbench.export.json import frame_records
+from sdbench.export.markdown import markdown_table
+from sdbench.report.markdown import table_markdown
+from sdbench.report.tables import Cell, Column, Table
+
+
+def test_markdown_escapes_every_cell_and_right_aligns_numeric_columns():
+    text = markdown_table(["name", "ms"], [["a|b <i>", "1.5"], ["line\nbreak", "2"]], [False, True])
+    assert text.split("\n") == [
+        "| name | ms |",
+        "|---|---:|",
+        "| a\\|b &lt;i&gt; | 1.5 |",
+        "| line\\\\nbreak | 2 |",
+    ]
+
+
+def test_the_command_and_the_report_write_the_same_markdown_table():
+    rows = [["sd15 | unet", "12.3"], ["sdxl", "45.6"]]
+    report_table = Table(
+        "t", [Column("cell"), Column("median (ms)")], [[Cell(a), Cell(b)] for a, b in rows]
+    )
+    assert table_markdown(report_table) == format_markdown(["cell", "median (ms)"], rows)
+
+
+def test_csv_writes_lists_and_mappings_as_json_and_nan_as_empty():
+    stream = io.StringIO()
+    records = [{"cell": "a", "samples_ms": np.array([1.0, 2.0]), "extra": {"k": 1}, "x": np.nan}]
+    csv.write_records(stream, records)
+    assert stream.getvalue().split("\n") == [
+        "cell,samples_ms,extra,x",
+        'a,"[1.0, 2.0]","{""k"": 1}",',
+        "",
+    ]
+
+
+def test_the_reports_csv_keeps_every_column_with_lists_as_json():
+    frame = pd.DataFrame({"cell_id": ["a", "b"], "warnings": [["slow", "hot"], None]})
+    lines = csv.frame_csv(frame).decode().split("\n")
+    assert lines[:3] == ["cell_id,warnings", 'a,"[""slow"", ""hot""]"', "b,"]
+    assert json.loads(lines[1].split(",", 1)[1].strip('"').replace('""', '"')) == ["slow", "hot"]
+
+
+def test_json_records_are_plain_values():
+    frame = pd.DataFrame({"n": [np.int64(3)], "v": [float("inf")], "s": [np.array([1, 2])]})
+    assert frame_records(frame) == [{"n": 3, "v": None, "s": [1, 2]}]
