@@ -10,6 +10,7 @@ import pytest
 from sdbench.analysis.predict import model_interval80_pct, predict
 from sdbench.analysis.recommend import recommend
 from sdbench.analysis.validate import cross_validate, summarise
+from sdbench.analysis.workload import ImageWorkload
 from sdbench.cli import main
 from sdbench.gpus import find_gpu
 from sdbench.units import GIB
@@ -77,17 +78,17 @@ def test_recommend_prints_one_row_per_card_per_tier_with_its_badges(capsys):
 
 
 def test_cards_without_a_street_price_are_not_purchase_picks_unless_asked():
-    table = recommend("sdxl", 1024, 1024, 1, "fp16", 50)
+    table = recommend(ImageWorkload.usual("sdxl", 1024, 1024, 1, "fp16", 50)).table
     picked = {find_gpu(g) for g in table["gpu"].dropna()}
     assert picked and all(gpu.street_price_usd is not None for gpu in picked)
-    wider = recommend("sdxl", 1024, 1024, 1, "fp16", 50, datacenter=True)
+    wider = recommend(ImageWorkload.usual("sdxl", 1024, 1024, 1, "fp16", 50), datacenter=True).table
     fastest = wider[(wider["tier"] == "any") & (wider["criterion"] == "fastest")].iloc[0]
     assert find_gpu(fastest["gpu"]).street_price_usd is None  # a B200 or H100 class part
 
 
 def test_an_uncalibrated_family_is_never_a_tiers_pick_and_the_note_says_why():
-    assert predict("Intel Arc B580", "sd15", 512)["calibrated"] is False
-    table = recommend("sdxl", 1024, 1024, 1, "fp16", 50)
+    assert predict("Intel Arc B580", ImageWorkload.usual("sd15", 512)).calibrated is False
+    table = recommend(ImageWorkload.usual("sdxl", 1024, 1024, 1, "fp16", 50)).table
     picked = table["gpu"].dropna()
     assert not any(find_gpu(g).vendor == "Intel" for g in picked)
     notes = " ".join(table["note"].dropna())
@@ -109,10 +110,10 @@ def test_the_band_is_the_80_percent_interval_of_the_cross_validated_errors():
 
 
 def test_predict_shows_the_interval_and_its_bounds(capsys):
-    answer = predict("GeForce RTX 4090", "sdxl", 1024)
+    answer = predict("GeForce RTX 4090", ImageWorkload.usual("sdxl", 1024))
     low, high = model_interval80_pct()["sdxl"]
-    assert answer["s_per_image_low"] == pytest.approx(answer["s_per_image"] * (1 + low / 100))
-    assert answer["s_per_image_high"] == pytest.approx(answer["s_per_image"] * (1 + high / 100))
+    assert answer.s_per_image_low == pytest.approx(answer.s_per_image * (1 + low / 100))
+    assert answer.s_per_image_high == pytest.approx(answer.s_per_image * (1 + high / 100))
     assert main(["predict", "--gpu", "rtx 4090", "--model", "sdxl", "--results"]) == 0
     assert "80% interval -" in capsys.readouterr().out
     assert main(["predict", "--gpu", "rtx 4090", "--model", "sdxl", "--results", "--json"]) == 0

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from sdbench.analysis.predict import usual_workload
+from sdbench.analysis.workload import ImageWorkload
 from sdbench.cli import main
 from sdbench.errors import BadInput
 from sdbench.gpus import find_gpu
@@ -139,7 +139,7 @@ def measured_pipeline_rows(gpu_name: str, seconds_by_batch: dict[int, float]) ->
 
 def test_measured_batch_latencies_win_over_the_model_and_are_marked():
     gpu = find_gpu("h100-sxm")
-    workload = usual_workload("sdxl", 1024, 1024, precision="fp16")
+    workload = ImageWorkload.usual("sdxl", 1024, 1024, precision="fp16")
     policy = Policy(slo_p99_s=10.0, max_batch=2, max_wait_s=0.1)
     both = measured_pipeline_rows("NVIDIA H100 80GB HBM3", {1: 2.0, 2: 3.5})
     table = capacity(workload, 1.0, policy, Costs(), both, gpus=[gpu])
@@ -155,7 +155,7 @@ def test_measured_batch_latencies_win_over_the_model_and_are_marked():
 
 def test_a_serve_runs_measured_batch_times_win_for_its_gpu():
     gpu = find_gpu("h100-sxm")
-    workload = usual_workload("sdxl", 1024, 1024, precision="fp16")
+    workload = ImageWorkload.usual("sdxl", 1024, 1024, precision="fp16")
     serve_row = {
         "status": "ok", "model": "sdxl", "stage": "serve", "device": "cuda:0",
         "device_name": "NVIDIA H100 80GB HBM3", "height": 1024, "width": 1024, "batch_size": 2,

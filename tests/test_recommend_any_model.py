@@ -7,7 +7,7 @@ import pytest
 
 from sdbench.analysis.analysis import recommendations
 from sdbench.analysis.costs import stage_cost
-from sdbench.analysis.predict import predict, usual_workload
+from sdbench.analysis.predict import predict
 from sdbench.analysis.recommend import recommend
 from sdbench.analysis.workload import ImageWorkload
 from sdbench.cli import main
@@ -63,23 +63,23 @@ def test_without_cfg_the_unet_and_text_encoder_do_half_the_work_and_the_vae_the_
     ],
 )
 def test_steps_and_guidance_default_to_the_model_usual(model, steps, cfg):
-    workload = usual_workload(model, 512)
+    workload = ImageWorkload.usual(model, 512)
     assert (workload.steps, workload.cfg) == (steps, cfg)
-    assert usual_workload(model, 512, steps=7, cfg=not cfg).steps == 7
+    assert ImageWorkload.usual(model, 512, steps=7, cfg=not cfg).steps == 7
 
 
 def test_a_few_step_model_without_cfg_is_predicted_faster_per_step_and_per_image():
-    lcm = predict("4090", "lcm-sd15", 512)
-    guided = predict("4090", "lcm-sd15", 512, cfg=True)
-    assert (lcm["steps"], lcm["cfg"]) == (4, False)
+    lcm = predict("4090", ImageWorkload.usual("lcm-sd15", 512))
+    guided = predict("4090", ImageWorkload.usual("lcm-sd15", 512, cfg=True))
+    assert (lcm.workload.steps, lcm.workload.cfg) == (4, False)
     # Half the UNet work per step; the fitted per-step launch overhead (~18 ms on a 4090) stays.
-    assert lcm["it_per_s"] > 1.1 * guided["it_per_s"]
-    assert lcm["s_per_image"] < predict("4090", "sd15", 512)["s_per_image"] / 4
+    assert lcm.it_per_s > 1.1 * guided.it_per_s
+    assert lcm.s_per_image < predict("4090", ImageWorkload.usual("sd15", 512)).s_per_image / 4
 
 
 def test_cpu_row_composes_one_image_from_stage_rows_at_the_workload_steps(results_of):
     results = results_of(_stage_rows(unet_ms=500.0))
-    table = recommend("lcm-sd15", 256, 256, 1, "fp16", results=results)
+    table = recommend(ImageWorkload.usual("lcm-sd15", 256, 256, 1, "fp16"), results=results).table
     cpu = table[table["criterion"] == "cpu"].iloc[0]
     assert cpu["s_per_image"] == pytest.approx((30 + 4 * 500 + 70) / 1000)
     assert cpu["source"] == "measured" and "composed" in cpu["note"]
@@ -93,15 +93,17 @@ def test_cpu_rows_with_other_guidance_or_pipeline_steps_do_not_answer(results_of
     results = results_of(
         _stage_rows(cfg=True) + [_cpu_row(stage="pipeline", median_ms=900.0, steps=2)]
     )
-    table = recommend("lcm-sd15", 256, 256, 1, "fp16", results=results)
+    table = recommend(ImageWorkload.usual("lcm-sd15", 256, 256, 1, "fp16"), results=results).table
     assert "cpu" not in set(table["criterion"])
-    guided = recommend("lcm-sd15", 256, 256, 1, "fp16", results=results, cfg=True)
+    guided = recommend(
+        ImageWorkload.usual("lcm-sd15", 256, 256, 1, "fp16", cfg=True), results=results
+    ).table
     assert guided[guided["criterion"] == "cpu"]["s_per_image"].iloc[0] == pytest.approx(2.1)
 
 
 def test_a_measured_pipeline_call_wins_over_the_composed_one(results_of):
     results = results_of(_stage_rows() + [_cpu_row(stage="pipeline", median_ms=1800.0)])
-    table = recommend("lcm-sd15", 256, 256, 1, "fp16", results=results)
+    table = recommend(ImageWorkload.usual("lcm-sd15", 256, 256, 1, "fp16"), results=results).table
     cpu = table[table["criterion"] == "cpu"].iloc[0]
     assert cpu["s_per_image"] == pytest.approx(1.8) and "composed" not in cpu["note"]
 
@@ -131,7 +133,9 @@ def test_cpu_row_borrows_a_text_encoder_measured_at_another_size(results_of):
     # quick.toml measures the text encoder at 256 px only; a 384 px image still composes.
     rows = [dict(row, height=384, width=384) if row["stage"] != "text_encoder" else row
             for row in _stage_rows(unet_ms=500.0)]  # fmt: skip
-    table = recommend("lcm-sd15", 384, 384, 1, "fp16", results=results_of(rows))
+    table = recommend(
+        ImageWorkload.usual("lcm-sd15", 384, 384, 1, "fp16"), results=results_of(rows)
+    ).table
     cpu = table[table["criterion"] == "cpu"].iloc[0]
     assert cpu["s_per_image"] == pytest.approx((30 + 4 * 500 + 70) / 1000)
 
@@ -141,5 +145,9 @@ def test_few_step_predictions_carry_the_few_step_cross_validated_error():
 
     errors = model_error_pct()
     assert errors["few-step"] > errors["sd15"]  # the shipped file has the few-step row
-    assert predict("4090", "lcm-sd15", 512)["model_error_pct"] == pytest.approx(errors["few-step"])
-    assert predict("4090", "sd15", 512)["model_error_pct"] == pytest.approx(errors["sd15"])
+    assert predict("4090", ImageWorkload.usual("lcm-sd15", 512)).model_error_pct == pytest.approx(
+        errors["few-step"]
+    )
+    assert predict("4090", ImageWorkload.usual("sd15", 512)).model_error_pct == pytest.approx(
+        errors["sd15"]
+    )

@@ -10,6 +10,7 @@ import pytest
 
 from sdbench.analysis.predict import predict
 from sdbench.analysis.recommend import recommend
+from sdbench.analysis.workload import ImageWorkload
 from sdbench.cli import main
 from sdbench.gpus import find_gpu
 from sdbench.store import read_results, write_run
@@ -35,18 +36,24 @@ def results_of(tmp_path):
 
 def test_measured_speed_wins_over_the_model_and_says_so(results_of):
     results = results_of([_row(stage="unet", it_per_s=123.0, median_ms=1000 / 123.0)])
-    measured = predict("4090", "sd15", 512, 512, 1, "fp16", 20, results=results)
-    assert measured["source"] == "measured"
-    assert measured["it_per_s"] == pytest.approx(123.0)
-    other = predict("3090", "sd15", 512, 512, 1, "fp16", 20, results=results)
-    assert other["source"] == "predicted"
-    different_workload = predict("4090", "sd15", 768, 768, 1, "fp16", 20, results=results)
+    measured = predict(
+        "4090", ImageWorkload.usual("sd15", 512, 512, 1, "fp16", 20), results=results
+    )
+    assert measured.source == "measured"
+    assert measured.it_per_s == pytest.approx(123.0)
+    other = predict("3090", ImageWorkload.usual("sd15", 512, 512, 1, "fp16", 20), results=results)
+    assert other.source == "predicted"
+    different_workload = predict(
+        "4090", ImageWorkload.usual("sd15", 768, 768, 1, "fp16", 20), results=results
+    )
     # The 4090's one measured cell corrects its other workloads (analysis.correction).
-    assert different_workload["source"] == "calibrated on 1 measured cell"
+    assert different_workload.source == "calibrated on 1 measured cell"
 
 
 def test_prediction_answers_the_contract_keys():
-    answer = predict("NVIDIA GeForce RTX 4090", "sdxl", 1024, 1024, 1, "fp16", 30)
+    answer = predict(
+        "NVIDIA GeForce RTX 4090", ImageWorkload.usual("sdxl", 1024, 1024, 1, "fp16", 30)
+    ).to_dict()
     for key in ("gpu", "it_per_s", "image_s", "peak_vram_bytes", "fits", "source"):
         assert key in answer
     assert (
@@ -61,7 +68,7 @@ def test_an_8gb_card_is_never_offered_for_a_workload_measured_at_10gb(results_of
     results = results_of(
         [_row(stage="pipeline", median_ms=4000.0, peak_mem_reserved_bytes=10 * GIB, **workload)]
     )
-    table = recommend("sd15", 768, 768, 4, "fp16", 20, results=results)
+    table = recommend(ImageWorkload.usual("sd15", 768, 768, 4, "fp16", 20), results=results).table
     picked = table.dropna(subset=["gpu"])
     assert not picked.empty
     for name in picked["gpu"]:
@@ -72,7 +79,9 @@ def test_an_8gb_card_is_never_offered_for_a_workload_measured_at_10gb(results_of
 
 
 def test_every_pick_is_within_its_budget():
-    table = recommend("sd15", 512, 512, 1, "fp16", 20, budgets=[400, 1200])
+    table = recommend(
+        ImageWorkload.usual("sd15", 512, 512, 1, "fp16", 20), budgets=[400, 1200]
+    ).table
     assert list(table["tier"].unique()) == ["<= $400", "<= $1,200"]
     for budget in (400, 1200):
         picks = table[table["budget_usd"] == budget].dropna(subset=["gpu"])
@@ -81,7 +90,7 @@ def test_every_pick_is_within_its_budget():
 
 
 def test_default_tiers_and_criteria():
-    table = recommend("sdxl", 1024, 1024, 1, "fp16", 30)
+    table = recommend(ImageWorkload.usual("sdxl", 1024, 1024, 1, "fp16", 30)).table
     assert list(table["tier"].unique()) == [
         "<= $300",
         "<= $600",
@@ -98,7 +107,7 @@ def test_default_tiers_and_criteria():
 
 
 def test_cloud_mode_costs_from_hourly_prices():
-    table = recommend("sd15", 512, 512, 1, "fp16", 20, cloud=True)
+    table = recommend(ImageWorkload.usual("sd15", 512, 512, 1, "fp16", 20), cloud=True).table
     value = table[(table["criterion"] == "best_value") & (table["tier"] == "any")].iloc[0]
     gpu = find_gpu(value["gpu"])
     assert value["cost_per_1000_usd"] == pytest.approx(
@@ -109,7 +118,7 @@ def test_cloud_mode_costs_from_hourly_prices():
 def test_measured_cpu_becomes_a_row(results_of):
     results = results_of([_row(stage="pipeline", device="cpu", device_name="cpu", cpu_model="Test CPU 9000",
                                median_ms=90_000.0, precision="fp32")])  # fmt: skip
-    table = recommend("sd15", 512, 512, 1, "fp16", 20, results=results)
+    table = recommend(ImageWorkload.usual("sd15", 512, 512, 1, "fp16", 20), results=results).table
     cpu = table[table["criterion"] == "cpu"].iloc[0]
     assert cpu["gpu"] == "CPU: Test CPU 9000"
     assert cpu["s_per_image"] == pytest.approx(90.0) and cpu["source"] == "measured"
@@ -121,7 +130,7 @@ def test_the_cpu_row_is_the_cpu_at_its_fastest_measured_setting(results_of):
         _row(**cpu_unet, precision="fp32", attention="math", median_ms=5000.0, it_per_s=0.2),
         _row(**cpu_unet, precision="bf16", attention="sdpa", median_ms=1000.0, it_per_s=1.0),
     ])  # fmt: skip
-    cpu = recommend("sd15", 512, 512, 1, "fp16", 20, results=results)
+    cpu = recommend(ImageWorkload.usual("sd15", 512, 512, 1, "fp16", 20), results=results).table
     cpu = cpu[cpu["criterion"] == "cpu"].iloc[0]
     assert cpu["s_per_image"] == pytest.approx(20.0)  # 20 steps at the bf16 sdpa row's 1 it/s
 

@@ -23,6 +23,7 @@ from sdbench.analysis.per_image import per_image_figures
 from sdbench.analysis.perfmodel import Calibration, calibration_for
 from sdbench.analysis.precision_gains import precision_gains
 from sdbench.analysis.recommend import recommend
+from sdbench.analysis.workload import ImageWorkload
 from sdbench.errors import SdbenchError
 from sdbench.machine import latest_per_series, runs_per_series, series_id
 from sdbench.store.schema import guided
@@ -148,11 +149,13 @@ def recommendations(
     picks = []
     for _, w in workloads.sort_values(WORKLOAD_KEYS).head(MAX_WORKLOADS).iterrows():
         try:
-            table = recommend(
+            workload = ImageWorkload.usual(
                 str(w["model"]), int(w["height"]), int(w["width"]), int(w["batch_size"]),
-                steps=int(w["steps"]), cfg=bool(w["cfg"]), results=latest, calibration=calibration,
-                corrections=corrections,
+                steps=int(w["steps"]), cfg=bool(w["cfg"]),
             )  # fmt: skip
+            table = recommend(
+                workload, latest, calibration=calibration, corrections=corrections
+            ).table
         except SdbenchError as error:  # the model cannot answer for this workload
             picks.append(WorkloadPicks(dict(w), None, str(error)))
             continue
@@ -164,7 +167,6 @@ def _capacity_plans(
     latest: pd.DataFrame, calibration: Calibration, corrections: dict[str, GpuCorrection]
 ) -> tuple[CapacityPlan, ...]:
     """For each workload served: the GPUs to rent for the load it was served at, same SLO."""
-    from sdbench.analysis.predict import usual_workload
     from sdbench.serving.capacity import Costs, Policy, capacity
 
     if "stage" not in latest or "offered_rps" not in latest:
@@ -183,7 +185,7 @@ def _capacity_plans(
             float(workload["max_wait_ms"]) / 1000,
         )
         try:
-            usual = usual_workload(
+            usual = ImageWorkload.usual(
                 str(workload["model"]), int(workload["height"]), int(workload["width"]), 1,
                 str(workload["precision"]), int(workload["steps"]), cfg=bool(workload["cfg"]),
             )  # fmt: skip

@@ -228,13 +228,15 @@ def _add_gpu_picks(
 ) -> None:
     """Three GPUs against this device (cheapest good value, a mid pick, the fastest), per tier."""
     from sdbench.analysis.recommend import recommend
+    from sdbench.analysis.workload import ImageWorkload
 
     try:
-        table = recommend(
+        workload = ImageWorkload.usual(
             result.model, result.height, result.width, result.batch_size,
-            steps=result.steps, cfg=result.cfg, results=latest, calibration=calibration,
-            corrections=corrections,
+            steps=result.steps, cfg=result.cfg,
         )  # fmt: skip
+        answer = recommend(workload, latest, calibration=calibration, corrections=corrections)
+        table = answer.table
     except SdbenchError as error:
         result.notes.append(f"No GPU comparison: {error}")
         return

@@ -161,6 +161,7 @@ def predictions_beside_measurements(ok: pd.DataFrame, names: dict[str, str]) -> 
     """
     from sdbench.analysis.perfmodel import reference_calibration
     from sdbench.analysis.predict import predict
+    from sdbench.analysis.workload import ImageWorkload
     from sdbench.gpus import find_gpu
 
     unet = ok[(ok["stage"] == "unet") & ok["it_per_s"].notna()]
@@ -173,13 +174,15 @@ def predictions_beside_measurements(ok: pd.DataFrame, names: dict[str, str]) -> 
             continue  # not a catalogue GPU (a CPU, or a card the catalogue lacks)
         for _, row in group.iterrows():
             try:
-                answer = predict(gpu, str(row["model"]), int(row["height"]), int(row["width"]),
-                                 int(row["batch_size"]), str(row["precision"]), _steps(row),
-                                 str(row["attention"]), str(row["compile"]), None, calibration,
-                                 cfg=bool(row["cfg"]) if pd.notna(row.get("cfg")) else None)  # fmt: skip
+                workload = ImageWorkload.usual(
+                    str(row["model"]), int(row["height"]), int(row["width"]), int(row["batch_size"]),
+                    str(row["precision"]), _steps(row), str(row["attention"]), str(row["compile"]),
+                    cfg=bool(row["cfg"]) if pd.notna(row.get("cfg")) else None,
+                )  # fmt: skip
+                answer = predict(gpu, workload, None, calibration)
             except SdbenchError:
                 continue  # the model cannot answer for this cell (an unknown model, say)
-            measured, predicted = float(row["it_per_s"]), float(answer["it_per_s"])
+            measured, predicted = float(row["it_per_s"]), answer.it_per_s
             rows.append(
                 {
                     "machine_id": machine,
@@ -189,7 +192,7 @@ def predictions_beside_measurements(ok: pd.DataFrame, names: dict[str, str]) -> 
                     "measured_it_per_s": measured,
                     "predicted_it_per_s": predicted,
                     "error_pct": 100.0 * (predicted / measured - 1.0),
-                    "model_error_pct": answer["model_error_pct"],
+                    "model_error_pct": answer.model_error_pct,
                 }
             )
     return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)

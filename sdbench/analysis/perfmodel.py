@@ -53,7 +53,6 @@ FAMILY_FALLBACK = {
     "battlemage": "alchemist",
     "volta": "turing",
 }
-Workload = ImageWorkload  # the old name, until predict and recommend take ImageWorkload
 RIDGE_FAMILY = 0.3
 RIDGE_FAMILY_REGIME = 3.0
 

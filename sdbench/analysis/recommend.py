@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from sdbench.analysis.correction import GpuCorrection, fit_corrections
-from sdbench.analysis.perfmodel import Calibration, Workload, calibration_for
-from sdbench.analysis.predict import cost_per_1000_usd, predict, usual_workload
+from sdbench.analysis.perfmodel import Calibration, calibration_for
+from sdbench.analysis.predict import Prediction, predict
 from sdbench.analysis.this_cpu import measured_cpus
+from sdbench.analysis.workload import CostAssumptions, ImageWorkload
 from sdbench.gpus import GPU, load_catalogue
 
 DEFAULT_BUDGETS_USD = (300.0, 600.0, 1000.0, 2000.0, 5000.0, math.inf)
@@ -34,12 +36,10 @@ def _tier_label(budget: float, cloud: bool) -> str:
 
 
 def candidates(
-    workload: Workload,
+    workload: ImageWorkload,
     results: pd.DataFrame | None,
     cloud: bool,
-    electricity_usd_per_kwh: float,
-    lifetime_years: float,
-    hours_per_day: float,
+    costs: CostAssumptions,
     gpus: Sequence[GPU] | None = None,
     datacenter: bool = False,
     calibration: Calibration | None = None,
@@ -56,23 +56,27 @@ def candidates(
     for gpu in gpus if gpus is not None else load_catalogue():
         if cloud and gpu.cloud_usd_per_h is None:
             continue
-        answer = predict(gpu, workload.model, workload.height, workload.width, workload.batch_size, workload.precision,
-                         workload.steps, workload.attention, workload.compile, results, calibration,
-                         cfg=workload.cfg, corrections=corrections)  # fmt: skip
+        answer = predict(gpu, workload, results, calibration, corrections)
         if not cloud and gpu.street_price_usd is None and not datacenter:
             continue
-        price = gpu.cloud_usd_per_h if cloud else gpu.street_price_usd
-        answer["price_usd"] = None if cloud else gpu.price_usd
-        answer["cloud_usd_per_h"] = gpu.cloud_usd_per_h
-        answer["budget_price"] = price
-        answer["images_per_min"] = 60.0 * answer["images_per_s"]
-        answer["headroom_pct"] = 100.0 * answer["headroom_bytes"] / answer["vram_bytes"]
-        answer["cost_per_1000_usd"] = cost_per_1000_usd(
-            answer["s_per_image"], answer["energy_per_image_j"], gpu.price_usd, electricity_usd_per_kwh,
-            lifetime_years, hours_per_day, gpu.cloud_usd_per_h if cloud else None,
-        )  # fmt: skip
-        rows.append(answer)
+        rows.append(_priced(answer, gpu, cloud, costs))
     return pd.DataFrame(rows)
+
+
+def _priced(answer: Prediction, gpu: GPU, cloud: bool, costs: CostAssumptions) -> dict:
+    """A prediction as a candidate row: its price, the price the budget sees and $ per 1000 images."""
+    row = answer.to_dict()
+    row["price_usd"] = None if cloud else gpu.price_usd
+    row["cloud_usd_per_h"] = gpu.cloud_usd_per_h
+    row["budget_price"] = gpu.cloud_usd_per_h if cloud else gpu.street_price_usd
+    row["images_per_min"] = 60.0 * row["images_per_s"]
+    row["headroom_pct"] = 100.0 * row["headroom_bytes"] / row["vram_bytes"]
+    row["cost_per_1000_usd"] = (
+        1000 * answer.s_per_image / 3600 * gpu.cloud_usd_per_h
+        if cloud
+        else costs.per_1000_images_usd(answer.s_per_image, answer.energy_per_image_j, gpu.price_usd)
+    )
+    return row
 
 
 def _pick(pool: pd.DataFrame, column: str) -> pd.Series | None:
@@ -107,47 +111,44 @@ def _uncalibrated_note(fitting: pd.DataFrame, picks: dict[str, pd.Series | None]
     )
 
 
+@dataclass(frozen=True)
+class Recommendation:
+    """Per budget tier and criterion (fastest, best value, lowest energy) the GPU to pick, plus a
+    row per machine whose CPU measured the workload; `table` has COLUMNS, one row per pick."""
+
+    workload: ImageWorkload
+    cloud: bool
+    costs: CostAssumptions
+    table: pd.DataFrame = field(compare=False, hash=False)
+
+    def records(self) -> list[dict]:
+        """The table's rows as JSON-ready dicts (missing figures are None)."""
+        table = self.table
+        return table.astype(object).where(table.notna(), None).to_dict("records")
+
+
 def recommend(
-    model: str,
-    height: int,
-    width: int | None = None,
-    batch_size: int = 1,
-    precision: str = "fp16",
-    steps: int | None = None,
-    attention: str = "sdpa",
-    compile: str = "none",
-    budgets: Sequence[float] | None = None,
+    workload: ImageWorkload,
     results: pd.DataFrame | None = None,
+    budgets: Sequence[float] | None = None,
     cloud: bool = False,
-    electricity_usd_per_kwh: float = 0.15,
-    lifetime_years: float = 3.0,
-    hours_per_day: float = 4.0,
-    cfg: bool | None = None,
+    costs: CostAssumptions | None = None,
     datacenter: bool = False,
     calibration: Calibration | None = None,
     corrections: dict[str, GpuCorrection] | None = None,
-) -> pd.DataFrame:
+) -> Recommendation:
     """One row per budget tier x criterion (fastest, best_value, lowest_energy), plus a measured CPU row.
 
     A GPU whose memory cannot hold the workload is never picked; the tier's note says what would
     make the fastest such GPU fit. Budgets are purchase USD, or USD per hour with `cloud`.
-    `steps` and `cfg` default to the model's usual use (predict.usual_workload); `calibration`
-    and `corrections` to those fitted on `results` (pass them to reuse one fit).
+    `calibration` and `corrections` default to those fitted on `results` (pass them to reuse
+    one fit).
     """
-    workload = usual_workload(
-        model, height, width, batch_size, precision, steps, attention, compile, cfg
-    )
+    costs = costs or CostAssumptions()
     pool = candidates(
-        workload,
-        results,
-        cloud,
-        electricity_usd_per_kwh,
-        lifetime_years,
-        hours_per_day,
-        datacenter=datacenter,
-        calibration=calibration,
+        workload, results, cloud, costs, datacenter=datacenter, calibration=calibration,
         corrections=corrections,
-    )
+    )  # fmt: skip
     tiers = (
         sorted(budgets)
         if budgets
@@ -155,26 +156,31 @@ def recommend(
     )
     out = []
     for budget in tiers:
-        priced = pool["budget_price"].notna() & (pool["budget_price"] <= budget)
-        in_tier = pool[priced | (math.isinf(budget) & pool["budget_price"].isna())]
-        fitting = in_tier[in_tier["fits"]]
-        picks = {c: _pick(fitting[fitting["calibrated"]], col) for c, (col, _) in CRITERIA.items()}
-        note = "; ".join(n for n in (_tier_note(in_tier), _uncalibrated_note(fitting, picks)) if n)
-        for criterion in CRITERIA:
-            pick = picks[criterion]
-            row = {
-                "tier": _tier_label(budget, cloud),
-                "budget_usd": None if math.isinf(budget) else budget,
-                "criterion": criterion,
-            }
-            if pick is None:
-                row["note"] = "no GPU in this tier holds the workload" + (
-                    f" ({note})" if note else ""
-                )
-            else:
-                row.update({k: pick.get(k) for k in COLUMNS if k not in row})
-                row["note"] = note
-            out.append(row)
+        out += _tier_rows(pool, budget, cloud)
     for cpu in measured_cpus(results, workload):
         out.append({"tier": "this machine", "criterion": "cpu", **cpu})
-    return pd.DataFrame(out).reindex(columns=COLUMNS)
+    return Recommendation(workload, cloud, costs, pd.DataFrame(out).reindex(columns=COLUMNS))
+
+
+def _tier_rows(pool: pd.DataFrame, budget: float, cloud: bool) -> list[dict]:
+    """The picks of one budget tier, one row per criterion, with the tier's note."""
+    priced = pool["budget_price"].notna() & (pool["budget_price"] <= budget)
+    in_tier = pool[priced | (math.isinf(budget) & pool["budget_price"].isna())]
+    fitting = in_tier[in_tier["fits"]]
+    picks = {c: _pick(fitting[fitting["calibrated"]], col) for c, (col, _) in CRITERIA.items()}
+    note = "; ".join(n for n in (_tier_note(in_tier), _uncalibrated_note(fitting, picks)) if n)
+    out = []
+    for criterion in CRITERIA:
+        pick = picks[criterion]
+        row = {
+            "tier": _tier_label(budget, cloud),
+            "budget_usd": None if math.isinf(budget) else budget,
+            "criterion": criterion,
+        }
+        if pick is None:
+            row["note"] = "no GPU in this tier holds the workload" + (f" ({note})" if note else "")
+        else:
+            row.update({k: pick.get(k) for k in COLUMNS if k not in row})
+            row["note"] = note
+        out.append(row)
+    return out

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sdbench.analysis.perfmodel import Workload
 from sdbench.analysis.predict import same_workload, stage_median
+from sdbench.analysis.workload import ImageWorkload
 from sdbench.levers import describe as describe_levers
 from sdbench.machine import latest_per_series, machine_names
 
 
-def measured_cpus(results: pd.DataFrame | None, workload: Workload) -> list[dict]:
+def measured_cpus(results: pd.DataFrame | None, workload: ImageWorkload) -> list[dict]:
     """One "this machine" row per machine whose CPU measured the workload, fastest first."""
     if results is None or results.empty:
         return []
@@ -32,7 +32,7 @@ def measured_cpus(results: pd.DataFrame | None, workload: Workload) -> list[dict
     return sorted(answers, key=lambda answer: answer["s_per_image"])
 
 
-def measured_cpu(results: pd.DataFrame | None, workload: Workload) -> dict | None:
+def measured_cpu(results: pd.DataFrame | None, workload: ImageWorkload) -> dict | None:
     """This machine's CPU for the workload, from measured rows only (the "do I need a GPU?" row).
 
     The CPU at its fastest measured setting (any precision and attention): a pipeline cell at the
@@ -67,7 +67,7 @@ def measured_cpu(results: pd.DataFrame | None, workload: Workload) -> dict | Non
     }  # fmt: skip
 
 
-def _fastest_cpu_call(rows: pd.DataFrame, workload: Workload) -> tuple[float, str, str] | None:
+def _fastest_cpu_call(rows: pd.DataFrame, workload: ImageWorkload) -> tuple[float, str, str] | None:
     """(seconds per call, "precision attention", how it was measured) of the fastest setting."""
     from sdbench.analysis.per_image import per_image_figures
 

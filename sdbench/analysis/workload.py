@@ -1,4 +1,5 @@
-"""What a buyer's question is about: one txt2img workload as a frozen value, independent of the GPU.
+"""What a buyer's question is about: one txt2img workload, independent of the GPU, and how its
+money is counted.
 
 The performance model, the memory model, `predict`, `recommend` and `capacity` all take an
 `ImageWorkload`; a model's usual steps and guidance, its aliases (SD1.4 is SD1.5) and its family
@@ -7,6 +8,7 @@ come from the registry through it, never from tables of their own.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from sdbench.models.registry import canonical_name, get_model, model_family
@@ -77,3 +79,30 @@ class ImageWorkload:
     def but(self, **changes) -> ImageWorkload:
         """This workload with some fields changed (dataclasses.replace)."""
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class CostAssumptions:
+    """How a purchase turns into dollars per image: the card's price spread over its service
+    hours, plus the electricity each image draws."""
+
+    electricity_usd_per_kwh: float = 0.15
+    lifetime_years: float = 3.0
+    hours_per_day: float = 4.0  # hours a day the GPU generates images
+
+    @property
+    def service_hours(self) -> float:
+        """Hours of generating over the purchase's lifetime."""
+        return self.lifetime_years * 365 * self.hours_per_day
+
+    def electricity_usd(self, energy_j: float) -> float:
+        return energy_j / 3.6e6 * self.electricity_usd_per_kwh
+
+    def per_1000_images_usd(
+        self, s_per_image: float, energy_per_image_j: float | None, price_usd: float | None
+    ) -> float | None:
+        """Purchase share plus electricity of 1000 images; None without a price or an energy."""
+        if price_usd is None or energy_per_image_j is None or math.isnan(price_usd):
+            return None
+        images_in_lifetime = self.service_hours * 3600 / s_per_image
+        return 1000 * (price_usd / images_in_lifetime + self.electricity_usd(energy_per_image_j))

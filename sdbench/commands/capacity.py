@@ -17,7 +17,7 @@ EXAMPLES = """examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from sdbench.commands.output import add_format_option
-    from sdbench.commands.predict import add_workload_arguments
+    from sdbench.commands.predict import add_cost_arguments, add_workload_arguments
 
     parser = subparsers.add_parser(
         "capacity", help="GPUs needed for a request rate within a p99 SLO", description=__doc__
@@ -55,25 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="ceiling for the whole fleet: purchase USD, or USD per hour with --cloud",
     )
     parser.add_argument("--cloud", action="store_true", help="rent: cost from cloud $/h")
-    parser.add_argument(
-        "--electricity",
-        type=bounded(0, 10),
-        default=0.15,
-        metavar="USD_PER_KWH",
-        help="default 0.15",
-    )
-    parser.add_argument(
-        "--lifetime-years",
-        type=bounded(0, 50, above=True),
-        default=3.0,
-        help="years to spread a purchase over",
-    )
-    parser.add_argument(
-        "--hours-per-day",
-        type=bounded(0, 24, above=True),
-        default=24.0,
-        help="hours a day the service runs (24)",
-    )
+    add_cost_arguments(parser, 24.0, "the service runs")
     parser.add_argument(
         "--top",
         type=bounded(0, 100_000, integer=True),
@@ -85,8 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from sdbench.analysis.predict import usual_workload
-    from sdbench.commands.predict import load_results, parse_resolution
+    from sdbench.commands.predict import cost_assumptions, load_results, workload_of
     from sdbench.errors import BadInput
     from sdbench.gpus import find_gpu
     from sdbench.models.registry import get_model
@@ -101,14 +82,8 @@ def handler(args: argparse.Namespace) -> int:
             flag = "--" + name.replace("_", "-")
             raise BadInput(f"{flag} must be above zero (hours per day at most 24).")
     policy = Policy(args.p99, args.max_batch, args.max_wait_ms / 1000.0)
-    height, width = parse_resolution(args.resolution, args.model)
-    workload = usual_workload(
-        args.model, height, width, 1, args.precision, args.steps, args.attention, args.compile,
-        args.cfg,
-    )  # fmt: skip
-    costs = Costs(
-        args.cloud, args.electricity, args.lifetime_years, args.hours_per_day, args.budget
-    )
+    workload = workload_of(args, batch_size=1)
+    costs = Costs(args.cloud, cost_assumptions(args), args.budget)
     gpus = [find_gpu(name) for name in args.gpu] if args.gpu else None
     table = capacity(workload, rate_rps, policy, costs, load_results(args.results), gpus)
     _print(table, args, rate_rps, unit, workload)

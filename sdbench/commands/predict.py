@@ -55,6 +55,53 @@ def add_workload_arguments(
     )
 
 
+def add_cost_arguments(parser: argparse.ArgumentParser, hours_per_day: float, use: str) -> None:
+    """How a purchase is costed, shared by `recommend` and `capacity`: `use` says what the GPU
+    does during its `hours_per_day` (the default)."""
+    from sdbench.commands.numbers import bounded
+
+    parser.add_argument(
+        "--electricity",
+        type=bounded(0, 10),
+        default=0.15,
+        metavar="USD_PER_KWH",
+        help="electricity price (default 0.15 $/kWh)",
+    )
+    parser.add_argument(
+        "--lifetime-years",
+        type=bounded(0, 50, above=True),
+        default=3.0,
+        help="years to spread the purchase over (default 3)",
+    )
+    parser.add_argument(
+        "--hours-per-day",
+        type=bounded(0, 24, above=True),
+        default=hours_per_day,
+        help=f"hours a day {use} (default {hours_per_day:g})",
+    )
+
+
+def cost_assumptions(args: argparse.Namespace):
+    """The CostAssumptions the cost flags (add_cost_arguments) give."""
+    from sdbench.analysis.workload import CostAssumptions
+
+    return CostAssumptions(args.electricity, args.lifetime_years, args.hours_per_day)
+
+
+def workload_of(args: argparse.Namespace, batch_size: int | None = None):
+    """The ImageWorkload the workload flags (add_workload_arguments) give; the model's usual
+    steps and guidance where not given."""
+    from sdbench.analysis.workload import ImageWorkload
+    from sdbench.models.registry import get_model
+
+    get_model(args.model)  # an unknown model is the first thing to say
+    height, width = parse_resolution(args.resolution, args.model)
+    return ImageWorkload.usual(
+        args.model, height, width, batch_size or args.batch_size, args.precision, args.steps,
+        args.attention, args.compile, args.cfg,
+    )  # fmt: skip
+
+
 def parse_resolution(text: str | None, model: str) -> tuple[int, int]:
     """(height, width) from "512" or "768x512" (width x height); the model's native size when absent."""
     from sdbench.errors import BadInput
@@ -122,13 +169,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from sdbench.analysis.predict import denoising_label, predict
     from sdbench.commands.output import print_note, print_record
-    from sdbench.models.registry import get_model
     from sdbench.units import band_text, bytes_text, number_text
 
-    get_model(args.model)
-    height, width = parse_resolution(args.resolution, args.model)
-    answer = predict(args.gpu, args.model, height, width, args.batch_size, args.precision, args.steps,
-                     args.attention, args.compile, results=load_results(args.results), cfg=args.cfg)  # fmt: skip
+    prediction = predict(args.gpu, workload_of(args), results=load_results(args.results))
+    answer = prediction.to_dict()
     if args.format != "table":
         print_record(args.format, answer)
         return 0

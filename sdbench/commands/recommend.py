@@ -23,7 +23,7 @@ EXAMPLES = """examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from sdbench.commands.numbers import bounded
-    from sdbench.commands.predict import add_workload_arguments
+    from sdbench.commands.predict import add_cost_arguments, add_workload_arguments
 
     parser = subparsers.add_parser(
         "recommend", help="which GPU to buy or rent, per budget", description=__doc__
@@ -46,25 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="rent instead of buy: cost from cloud $/h, budgets in $/h",
     )
-    parser.add_argument(
-        "--electricity",
-        type=bounded(0, 10),
-        default=0.15,
-        metavar="USD_PER_KWH",
-        help="electricity price (default 0.15 $/kWh)",
-    )
-    parser.add_argument(
-        "--lifetime-years",
-        type=bounded(0, 50, above=True),
-        default=3.0,
-        help="years to spread the purchase over (default 3)",
-    )
-    parser.add_argument(
-        "--hours-per-day",
-        type=bounded(0, 24, above=True),
-        default=4.0,
-        help="hours a day the GPU generates images (default 4)",
-    )
+    add_cost_arguments(parser, 4.0, "the GPU generates images")
     from sdbench.commands.output import add_format_option
 
     add_format_option(parser)
@@ -74,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     import sys
 
-    from sdbench.analysis.predict import denoising_label, usual_workload
+    from sdbench.analysis.predict import denoising_label
     from sdbench.analysis.recommend import recommend
     from sdbench.commands.output import (
         format_grouped,
@@ -82,7 +64,7 @@ def handler(args: argparse.Namespace) -> int:
         print_json,
         print_note,
     )
-    from sdbench.commands.predict import load_results, parse_resolution
+    from sdbench.commands.predict import cost_assumptions, load_results, workload_of
     from sdbench.errors import BadInput
     from sdbench.models.registry import get_model
 
@@ -91,16 +73,14 @@ def handler(args: argparse.Namespace) -> int:
         raise BadInput(
             "Budgets must be positive amounts in USD (or USD per hour with --cloud), e.g. --budget 500 1500."
         )
-    height, width = parse_resolution(args.resolution, args.model)
-    table = recommend(
-        args.model, height, width, args.batch_size, args.precision, args.steps, args.attention, args.compile,
-        budgets=args.budget, results=load_results(args.results), cloud=args.cloud, datacenter=args.datacenter,
-        electricity_usd_per_kwh=args.electricity, lifetime_years=args.lifetime_years, hours_per_day=args.hours_per_day,
-        cfg=args.cfg,
+    workload = workload_of(args)
+    answer = recommend(
+        workload, load_results(args.results), args.budget, args.cloud, cost_assumptions(args),
+        args.datacenter,
     )  # fmt: skip
-    workload = usual_workload(args.model, height, width, steps=args.steps, cfg=args.cfg)
+    table = answer.table
     if args.format == "json":
-        print_json(table.astype(object).where(table.notna(), None).to_dict("records"))
+        print_json(answer.records())
         return 0
     if args.format == "csv":
         table.to_csv(sys.stdout, index=False)
@@ -121,13 +101,14 @@ def handler(args: argparse.Namespace) -> int:
     for note in notes:
         print_note(note)
     denoising = denoising_label(workload.steps, workload.cfg)
+    costs = answer.costs
     cost = "cloud $/h" if args.cloud else (
-        f"purchase over {args.lifetime_years:g} years at {args.hours_per_day:g} h/day + "
-        f"electricity at ${args.electricity:g}/kWh"
+        f"purchase over {costs.lifetime_years:g} years at {costs.hours_per_day:g} h/day + "
+        f"electricity at ${costs.electricity_usd_per_kwh:g}/kWh"
     )  # fmt: skip
     print_note(
-        f"{args.model} {width}x{height}, batch {args.batch_size}, {args.precision}, {denoising}, "
-        f"{args.attention}. $/1k: per 1000 images, {cost}. The 80% band comes from the "
+        f"{workload.model} {workload.width}x{workload.height}, batch {workload.batch_size}, "
+        f"{workload.precision}, {denoising}, {workload.attention}. $/1k: per 1000 images, {cost}. The 80% band comes from the "
         "performance model's cross-validated errors; GPUs whose family has no calibration data "
         "are never picked (the notes name them)."
         + ("" if args.cloud or args.datacenter else

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from sdbench.analysis.correction import GpuCorrection, fit_corrections
-from sdbench.analysis.perfmodel import Calibration, Workload, calibration_for
+from sdbench.analysis.perfmodel import Calibration, calibration_for
 from sdbench.analysis.predict import POWER_SHARE_OF_TDP, predict
+from sdbench.analysis.workload import CostAssumptions, ImageWorkload
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, catalogue_name, load_catalogue
 from sdbench.serving.simulate import LatencyCurve, SimResult, max_rate_within_slo, simulate
@@ -84,7 +85,7 @@ class GpuCurve:
 
 def gpu_curve(
     gpu: GPU,
-    workload: Workload,
+    workload: ImageWorkload,
     max_batch: int,
     results: pd.DataFrame | None,
     calibration: Calibration,
@@ -105,16 +106,12 @@ def gpu_curve(
             energy.append(served[batch][1])
             sources.add("measured")
             continue
-        answer = predict(
-            gpu, workload.model, workload.height, workload.width, batch, workload.precision,
-            workload.steps, workload.attention, workload.compile, results, calibration, cfg=workload.cfg,
-            corrections=corrections,
-        )  # fmt: skip
-        if not answer["fits"]:
+        answer = predict(gpu, workload.but(batch_size=batch), results, calibration, corrections)
+        if not answer.fits:
             break
-        seconds.append(float(answer["image_s"]))
-        energy.append(float(answer["energy_per_image_j"]) * batch)
-        sources.add(answer["source"])
+        seconds.append(float(answer.image_s))
+        energy.append(float(answer.energy_per_image_j) * batch)
+        sources.add(answer.source)
     if not seconds:
         return None
     source = sources.pop() if len(sources) == 1 else "measured+predicted"
@@ -122,7 +119,7 @@ def gpu_curve(
 
 
 def served_curve(
-    results: pd.DataFrame | None, workload: Workload, gpu: GPU
+    results: pd.DataFrame | None, workload: ImageWorkload, gpu: GPU
 ) -> dict[int, tuple[float, float]]:
     """Batch size -> (seconds, joules) from the newest ok `serve` row of this workload on `gpu`:
     the times its worker measured for each batch size before serving. Empty when there is none."""
@@ -207,9 +204,7 @@ class Costs:
     """How money is counted: cloud hours, or the purchase spread over its service life plus power."""
 
     cloud: bool = False
-    electricity_usd_per_kwh: float = 0.15
-    lifetime_years: float = 3.0
-    hours_per_day: float = 24.0
+    purchase: CostAssumptions = CostAssumptions(hours_per_day=24.0)  # a service runs all day
     budget_usd: float | None = None  # whole fleet: purchase USD, or USD per hour with `cloud`
 
 
@@ -272,15 +267,14 @@ def _money(gpu: GPU, needed: int, rate_rps: float, per_image_j: float, costs: Co
     price = gpu.price_usd
     if price is None or math.isnan(price):
         return {"usd_per_h": None, "purchase_usd": None, "usd_per_1000_images": None}
-    service_h = costs.lifetime_years * 365 * costs.hours_per_day
-    electricity_usd = per_image_j / 3.6e6 * costs.electricity_usd_per_kwh
     purchase = needed * price
-    per_image = purchase / (service_h * images_per_h) + electricity_usd
+    per_image = purchase / (costs.purchase.service_hours * images_per_h)
+    per_image += costs.purchase.electricity_usd(per_image_j)
     return {"usd_per_h": None, "purchase_usd": purchase, "usd_per_1000_images": 1000 * per_image}
 
 
 def capacity(
-    workload: Workload,
+    workload: ImageWorkload,
     rate_rps: float,
     policy: Policy,
     costs: Costs | None = None,
