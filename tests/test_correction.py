@@ -18,8 +18,9 @@ from sdbench.analysis.correction import (
     summarise_leave_one_out,
 )
 from sdbench.analysis.perfmodel import predict_stage_seconds, reference_calibration
-from sdbench.analysis.predict import predict, usual_workload
+from sdbench.analysis.predict import Prediction, predict
 from sdbench.analysis.recommend import recommend
+from sdbench.analysis.workload import ImageWorkload
 from sdbench.cli import main
 from sdbench.gpus import find_gpu
 from sdbench.store import read_results, write_run
@@ -30,7 +31,7 @@ CELLS = list(itertools.product((512, 640, 768), (1, 2, 4)))  # (resolution, batc
 
 def _model_it_per_s(gpu: str, resolution: int, batch: int) -> float:
     """What `predict` says without results: the reference model's sd15 it/s on `gpu`."""
-    workload = usual_workload("sd15", resolution, resolution, batch, "fp16", 20)
+    workload = ImageWorkload.usual("sd15", resolution, resolution, batch, "fp16", 20)
     return (
         1.0 / predict_stage_seconds(find_gpu(gpu), workload, reference_calibration())["unet_step"]
     )
@@ -56,8 +57,8 @@ def results_of(tmp_path):
     return write
 
 
-def _sdxl(gpu: str, results: pd.DataFrame | None = None) -> dict:
-    return predict(gpu, "sdxl", 1024, 1024, 1, "fp16", 30, results=results)
+def _sdxl(gpu: str, results: pd.DataFrame | None = None) -> Prediction:
+    return predict(gpu, ImageWorkload.usual("sdxl", 1024, 1024, 1, "fp16", 30), results=results)
 
 
 def test_slower_measured_cells_pull_the_gpus_other_workloads_towards_them(results_of):
@@ -65,15 +66,13 @@ def test_slower_measured_cells_pull_the_gpus_other_workloads_towards_them(result
     factors = []
     for count in (1, 3, 9):
         answer = _sdxl("4090", results_of([_unet_row(*cell) for cell in CELLS[:count]]))
-        factor = answer["image_s"] / model_only["image_s"]
+        factor = answer.image_s / model_only.image_s
         assert 1.0 < factor < SLOWER
         assert factor == pytest.approx(SLOWER ** (count / (count + SHRINKAGE_CELLS)), rel=1e-6)
-        assert answer["it_per_s"] == pytest.approx(model_only["it_per_s"] / factor)
-        assert answer["energy_per_image_j"] == pytest.approx(
-            model_only["energy_per_image_j"] * factor
-        )
-        assert answer["source"] == f"calibrated on {count} measured cell{'s' if count > 1 else ''}"
-        assert answer["correction_factor"] == pytest.approx(factor)
+        assert answer.it_per_s == pytest.approx(model_only.it_per_s / factor)
+        assert answer.energy_per_image_j == pytest.approx(model_only.energy_per_image_j * factor)
+        assert answer.source == f"calibrated on {count} measured cell{'s' if count > 1 else ''}"
+        assert answer.correction_factor == pytest.approx(factor)
         factors.append(factor)
     assert factors[0] < factors[1] < factors[2]  # more cells, closer to the measured 20%
 
@@ -81,13 +80,15 @@ def test_slower_measured_cells_pull_the_gpus_other_workloads_towards_them(result
 def test_other_gpus_and_measured_workloads_are_left_alone(results_of):
     results = results_of([_unet_row(*cell) for cell in CELLS])
     other = _sdxl("3090", results)
-    assert other["source"] == "predicted" and other["correction_factor"] is None
-    assert other["image_s"] == pytest.approx(_sdxl("3090")["image_s"], rel=1e-9)
+    assert other.source == "predicted" and other.correction_factor is None
+    assert other.image_s == pytest.approx(_sdxl("3090").image_s, rel=1e-9)
     same_family = _sdxl("4080", results)  # one user's card does not move its whole family
-    assert same_family["image_s"] == pytest.approx(_sdxl("4080")["image_s"], rel=1e-9)
-    measured = predict("4090", "sd15", 512, 512, 1, "fp16", 20, results=results)
-    assert measured["source"] == "measured"
-    assert measured["it_per_s"] == pytest.approx(_unet_row(512, 1)["it_per_s"])
+    assert same_family.image_s == pytest.approx(_sdxl("4080").image_s, rel=1e-9)
+    measured = predict(
+        "4090", ImageWorkload.usual("sd15", 512, 512, 1, "fp16", 20), results=results
+    )
+    assert measured.source == "measured"
+    assert measured.it_per_s == pytest.approx(_unet_row(512, 1)["it_per_s"])
 
 
 def test_lever_cpu_and_tiny_model_rows_do_not_correct_a_gpu(results_of):
@@ -120,13 +121,14 @@ def test_recommend_fits_the_corrections_once_and_ranks_on_them(results_of, monke
     monkeypatch.setattr(recommend_module, "fit_corrections", counting)
     cards = (find_gpu("4090"), find_gpu("3090"), find_gpu("4080"))
     monkeypatch.setattr(recommend_module, "load_catalogue", lambda: cards)
-    table = recommend("sdxl", 1024, 1024, 1, "fp16", 30, results=results, budgets=[1e9])
+    workload = ImageWorkload.usual("sdxl", 1024, 1024, 1, "fp16", 30)
+    table = recommend(workload, results=results, budgets=[1e9]).table
     assert len(calls) == 1
     fastest = table[table["criterion"] == "fastest"].iloc[0]
     assert fastest["gpu"] == "GeForce RTX 4090"
     assert fastest["source"] == "calibrated on 9 measured cells"
-    assert fastest["s_per_image"] == pytest.approx(_sdxl("4090", results)["s_per_image"])
-    assert fastest["s_per_image"] > _sdxl("4090")["s_per_image"] * 1.15
+    assert fastest["s_per_image"] == pytest.approx(_sdxl("4090", results).s_per_image)
+    assert fastest["s_per_image"] > _sdxl("4090").s_per_image * 1.15
 
 
 # A 4090 measured 15-25% slower than modelled and a 3090 measured as modelled, give or take 3%.
