@@ -90,7 +90,7 @@ def handler(args: argparse.Namespace) -> int:
     notes = [f"[{n}] {note}" for n, note in enumerate(dict.fromkeys(tier_notes(table)), start=1)]
     notes += [note for note in [corrected_note(table)] if note]
     if args.format == "markdown":
-        from sdbench.report.escape import markdown
+        from sdbench.export.escape import markdown
 
         print(format_markdown(headers, rows))
         for note in notes:  # the [1] and * the table points to
