@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from conftest import suite_text
 
 from sdbench.cell import Cell
 from sdbench.errors import BadInput
-from sdbench.suite import expand, parse_suite
+from sdbench.suite import expand, load_suite, parse_suite
+from sdbench.suite.packaged import packaged_suites
 
 
 def _suite(excludes=None, **matrix):
@@ -101,3 +104,54 @@ def test_model_option_is_the_only_string_cfg_and_steps_accept():
         parse_suite('[options]\ncfg = "yes"')
     with pytest.raises(BadInput, match='"model"'):
         parse_suite('[options]\nsteps = "many"')
+
+
+def _expand_one_combination_at_a_time(suite, devices):
+    """The definition the pruned expansion must match: every combination, each rule tested."""
+    from sdbench.suite.expand import (
+        _COMBO_KEYS,
+        _as_sets,
+        _cell,
+        _excluded,
+        _grouped,
+        _serve_cells,
+        resolve_devices,
+    )
+
+    m = suite.matrix
+    axes = [resolve_devices(m["device"], devices) if k == "device" else m[k] for k in _COMBO_KEYS]
+    excludes, cells = _as_sets(suite.excludes), {}
+    for combo in itertools.product(*axes):
+        values = dict(zip(_COMBO_KEYS, combo, strict=True))
+        if not _excluded(values, excludes):
+            for cell in _serve_cells(_cell(values, suite.options), suite.serve):
+                cells.setdefault(cell.cell_id, cell)
+    return _grouped(list(cells.values()))
+
+
+# gpu-check.toml (192,000 combinations) is left out: one at a time they take seconds; its 54
+# cells are pinned exactly by tests/test_gpu_check.py.
+@pytest.mark.parametrize("name", sorted(set(packaged_suites()) - {"gpu-check"}))
+def test_pruned_expansion_keeps_exactly_the_cells_and_order_of_testing_every_combination(name):
+    suite = load_suite(name)
+    for devices in (["cpu"], ["cpu", "cuda:0", "cuda:1"]):
+        assert expand(suite, devices) == _expand_one_combination_at_a_time(suite, devices)
+
+
+def test_pruned_expansion_matches_on_device_rules_and_merged_rules_together():
+    suite = _suite(
+        device=["cuda", "cpu"],
+        stage=["unet", "vae_decode"],
+        batch_size=[1, 2, 4],
+        precision=["fp32", "bf16"],
+        excludes=[
+            {"device": "cpu", "precision": "bf16"},
+            {"stage": "vae_decode", "batch_size": [2, 4]},
+            {"batch_size": 4, "precision": "fp32"},
+        ],
+    )
+    devices = ["cpu", "cuda:0"]
+    cells = expand(suite, devices)
+    assert cells == _expand_one_combination_at_a_time(suite, devices)
+    # cuda:0: unet bs 1/2 x fp32/bf16, unet bs 4 bf16, vae bs 1 x fp32/bf16; cpu: the fp32 three
+    assert len(cells) == 7 + 3

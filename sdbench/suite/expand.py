@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from sdbench.cell import Cell
@@ -83,6 +83,44 @@ def _as_sets(excludes: Sequence[dict]) -> _Excludes:
     return _Excludes({k: frozenset(v) for k, v in tuples.items()}, rules)
 
 
+def _kept_combinations(axes: list[tuple[str, Sequence]], excludes: _Excludes) -> Iterator[dict]:
+    """The axes' cross product in itertools.product order, less the excluded combinations.
+
+    Depth first: each exclude rule is checked as soon as every key it names has a value, so a
+    rule like `stage = "vae_decode"` + `batch_size = [4, 8]` prunes a whole subtree at once
+    instead of being tested against each of its combinations (gpu-check.toml's 192,000
+    combinations keep 54 cells).
+    """
+    depth_of = {key: depth for depth, (key, _) in enumerate(axes)}
+    checks: list[list[Callable[[dict], bool]]] = [[] for _ in axes]
+    for keys, combinations in excludes.tuples.items():
+        checks[max(depth_of[k] for k in keys)].append(
+            lambda values, keys=keys, combinations=combinations: (
+                tuple(values[k] for k in keys) in combinations
+            )
+        )
+    for rule in excludes.rules:
+        checks[max(depth_of[k] for k in rule)].append(
+            lambda values, rule=rule: all(
+                _matches(key, values[key], allowed) for key, allowed in rule.items()
+            )
+        )
+    values: dict = {}
+
+    def walk(depth: int) -> Iterator[dict]:
+        if depth == len(axes):
+            yield dict(values)
+            return
+        key, choices = axes[depth]
+        for choice in choices:
+            values[key] = choice
+            if not any(check(values) for check in checks[depth]):
+                yield from walk(depth + 1)
+        values.pop(key, None)
+
+    return walk(0)
+
+
 def _matches(key: str, value: object, allowed: frozenset) -> bool:
     if key == "device":
         family = device_kind(str(value))
@@ -100,24 +138,11 @@ def expand(suite: Suite, devices: Sequence[str]) -> list[Cell]:
     cells: dict[str, Cell] = {}
     # Levers that rebuild or change modules (quant, memory) sit outside the stage loop, so a
     # worker builds each quantised or offloaded model once per stage.
-    combos = itertools.product(
-        resolve_devices(m["device"], devices),
-        m["model"],
-        m["precision"],
-        m["quant"],
-        m["memory"],
-        m["stage"],
-        m["resolution"],
-        m["batch_size"],
-        m["attention"],
-        m["compile"],
-        m["cache"],
-    )
-    excludes = _as_sets(suite.excludes)
-    for combo in combos:
-        values = dict(zip(_COMBO_KEYS, combo, strict=True))
-        if _excluded(values, excludes):
-            continue
+    axes = [
+        (key, resolve_devices(m["device"], devices) if key == "device" else m[key])
+        for key in _COMBO_KEYS
+    ]
+    for values in _kept_combinations(axes, _as_sets(suite.excludes)):
         for cell in _serve_cells(_cell(values, options), suite.serve):
             cells.setdefault(cell.cell_id, cell)  # precision "fp8" and bf16 + fp8dq are one cell
     return _grouped(list(cells.values()))
