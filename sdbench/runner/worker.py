@@ -123,9 +123,11 @@ def _driver_version() -> str | None:
 
 def serve(input_stream, output_stream, device: str) -> None:
     from sdbench.runner.measure import new_state, run_cell
+    from sdbench.runner.memory import freeze_start_up_objects
 
     configure_torch()
     state = new_state(device)
+    freeze_start_up_objects()
     _send(output_stream, {"hello": environment(device)})
     for line in input_stream:
         if not line.strip():
