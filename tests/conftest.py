@@ -14,6 +14,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Set before torch loads here or in any worker the tests start (they inherit it): OpenMP threads
+# that spin at every barrier made tiny-model calls many times slower whenever another process
+# shared the 2 CPUs (a worker beside pytest, a second xdist worker, a neighbour's job); sleeping
+# threads do not. gpu-check's CPU dry run sets the same for the same reason.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):

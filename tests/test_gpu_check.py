@@ -4,7 +4,9 @@ that silently fell back to the CPU, lost its telemetry or ran the wrong attentio
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from collections import Counter
 
 import pandas as pd
@@ -279,6 +281,7 @@ def dry_run(tmp_path_factory):
         text=True,
         timeout=900,
         cwd=REPO,
+        env={**os.environ, "PYTHON": sys.executable},  # this Python, whatever .venv the clone has
     )
     return out, result
 
