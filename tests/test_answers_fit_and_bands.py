@@ -120,3 +120,58 @@ def test_predict_shows_the_interval_and_its_bounds(capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["interval80_high_pct"] == pytest.approx(high)
     assert shown["vram_bytes"] <= 24 * GIB
+
+
+def _summary_row(**overrides) -> dict:
+    """A run row as the worker writes it, with the summary table's columns filled."""
+    row = {
+        "model": "sd15", "stage": "text_encoder", "width": 512, "height": 512, "batch_size": 1,
+        "precision": "bf16", "attention": "sdpa", "compile": "none", "status": "ok",
+        "fidelity_ok": True, "median_ms": 12.345, "it_per_s": None, "images_per_s": 81.0,
+        "tflops_per_s": 12.3, "peak_mem_reserved_bytes": 1.5 * GIB, "samples_ms": [12.3] * 6,
+    }  # fmt: skip
+    return {**row, **overrides}
+
+
+def test_run_summary_in_a_log_fits_100_columns_and_keeps_every_figure(capsys):
+    from sdbench.runner.run import RunOutcome, print_summary
+
+    rows = [
+        _summary_row(),
+        _summary_row(stage="unet", median_ms=4420.1, it_per_s=0.226, images_per_s=None),
+        _summary_row(
+            model="bk-sdm-small",
+            stage="text_encoder",
+            width=1024,
+            height=1024,
+            batch_size=16,
+            compile="max-autotune",
+            status="ok",
+            fidelity_ok=False,
+            median_ms=12345.6,
+            images_per_s=0.00123,
+            peak_mem_reserved_bytes=123.4 * GIB,
+        ),  # fmt: skip
+        _summary_row(
+            model="sd35-medium-no-t5",
+            stage="pipeline",
+            status="unsupported",
+            median_ms=None,
+            images_per_s=None,
+            peak_mem_reserved_bytes=None,
+        ),  # fmt: skip
+    ]
+    print_summary(RunOutcome("r", None, rows))  # captured: stdout is not a terminal
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if len(line) > 100] == []
+    assert "sd15:" in lines and "bk-sdm-small:" in lines  # rows grouped under their model
+    encoder = next(line for line in lines if " 512x512 " in line and " 81.0 " in line)
+    assert "text_encoder" in encoder and "12.3 ms" in encoder and "1.50 GiB" in encoder
+    unet = next(line for line in lines if " unet " in line)
+    assert "4.42 s" in unet and " 0.23 " in unet
+    widest = next(line for line in lines if "1024x1024" in line)
+    assert "text_encoder" in widest and "ok (fidelity" in widest and "sdpa+max-auto" in widest
+    assert "12.3 s" in widest and "0.0012" in widest and "123 GiB" in widest and " 16 " in widest
+    assert any(
+        line.split()[:2] == ["pipeline", "512x512"] and "unsupported" in line for line in lines
+    )

@@ -16,9 +16,9 @@ from rich.console import Console
 
 from sdbench.cell import Cell
 from sdbench.errors import BadInput
+from sdbench.report.text import format_table, run_cells_table
 from sdbench.runner import run as run_module
 from sdbench.runner.interrupt import signals_end_the_run
-from sdbench.runner.progress import summary_table
 from sdbench.runner.run import _load, _start_new, _storage_error, make_row, run_suite
 from sdbench.store.files import write_run
 from sdbench.store.journal import Journal, journal_path, read_journal
@@ -138,7 +138,7 @@ def test_any_journal_row_is_either_stored_whole_or_set_aside(
     assert len(run.done_rows) + len(run.skipped) == 1
     if run.done_rows:  # what is kept can be written and summarised: a later resume finishes
         write_run(run.done_rows, out / f"{run_id}.parquet")
-        summary_table(run.done_rows)
+        format_table(*run_cells_table(run.done_rows))
 
 
 def test_a_renamed_journal_is_refused_naming_its_own_run(tiny_suite, tmp_path):

@@ -14,12 +14,6 @@ EXAMPLES = """examples:
   sdbench show --results ci/ --format json  the latest run in ci/, as JSON
 """
 
-COLUMNS = [
-    ("model", "model"), ("stage", "stage"), ("res", "resolution"), ("bs", "batch_size"),
-    ("prec", "precision"), ("attn", "attention"), ("status", "status"),
-    ("median", "median_ms"), ("it/s", "it_per_s"), ("peak mem", "peak_mem"),
-]  # fmt: skip
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from sdbench.commands.output import add_format_option, add_results_option
@@ -68,6 +62,7 @@ def handler(args: argparse.Namespace) -> int:
         results_paths,
     )
     from sdbench.quality import warning_lines
+    from sdbench.report.text import format_grouped, run_cells_table
     from sdbench.store import read_results
 
     path = find_run(args.run, results_paths(args))
@@ -77,10 +72,10 @@ def handler(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json({**summary, "cells": rows})
         return 0
-    table = [[_value(row, key) for _, key in COLUMNS] for row in rows]
-    print_rows(args.format, [label for label, _ in COLUMNS], table, rows)
     if args.format != "table":
+        print_rows(args.format, *run_cells_table(rows), rows)
         return 0
+    print(format_grouped(*run_cells_table(rows), column=0))
     print()
     for line in warning_lines(rows, max_lines=10):
         print_note(f"warning: {line}")
@@ -118,18 +113,3 @@ def _allocator_note(allocator: str) -> str:
     if "," in allocator:
         return " (settings differ between rows: their CPU timings are not comparable)"
     return " (compare its CPU timings only with runs of the same [options] allocator)"
-
-
-def _value(row: dict, key: str):
-    from sdbench.units import bytes_text, time_text
-
-    if key == "resolution":
-        return f"{row['width']}x{row['height']}"
-    if key == "attention":
-        compile_mode = row.get("compile") or "none"
-        return row["attention"] + ("" if compile_mode == "none" else f"+{compile_mode}")
-    if key == "median_ms":
-        return time_text(row.get("median_ms"))
-    if key == "peak_mem":
-        return bytes_text(row.get("peak_mem_reserved_bytes") or row.get("peak_rss_bytes"))
-    return row.get(key)

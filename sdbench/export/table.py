@@ -120,3 +120,35 @@ def format_cell(value: Any) -> str:
             return f"{value:,}" if abs(value) >= 10_000 else str(value)
         return units.number_text(value)
     return printable(value)  # a test or suite name must not break the table or the terminal
+
+
+# A run's cells as `run` prints them at its end and `show` prints them later: (header, key).
+# Grouped by model (format_grouped) these fit 100 columns with the longest stage, resolution and
+# status whole; TFLOP/s and the rest are in the report and `show --format json`.
+RUN_CELL_COLUMNS = (
+    ("model", "model"), ("stage", "stage"), ("res", "resolution"), ("bs", "batch_size"),
+    ("prec", "precision"), ("attn", "attention"), ("status", "status"),
+    ("median", "median_ms"), ("it/s", "it_per_s"), ("img/s", "images_per_s"),
+    ("peak mem", "peak_mem"),
+)  # fmt: skip
+
+
+def run_cells_table(rows: Sequence[dict]) -> tuple[list[str], list[list[Any]]]:
+    """Headers and one row per cell of a run, its figures as text with their units."""
+    headers = [label for label, _ in RUN_CELL_COLUMNS]
+    return headers, [[_run_cell_value(row, key) for _, key in RUN_CELL_COLUMNS] for row in rows]
+
+
+def _run_cell_value(row: dict, key: str) -> Any:
+    if key == "resolution":
+        return f"{row['width']}x{row['height']}"
+    if key == "attention":
+        compile_mode = row.get("compile") or "none"
+        return row["attention"] + ("" if compile_mode == "none" else f"+{compile_mode}")
+    if key == "status":
+        return row["status"] + (" (fidelity ✗)" if row.get("fidelity_ok") is False else "")
+    if key == "median_ms":
+        return units.time_text(row.get("median_ms"))
+    if key == "peak_mem":
+        return bytes_text(row.get("peak_mem_reserved_bytes") or row.get("peak_rss_bytes"))
+    return row.get(key)

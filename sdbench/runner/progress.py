@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from sdbench.runner.estimate import EtaClock
@@ -111,52 +110,3 @@ def summary_rows(rows: Sequence[dict], limit: int) -> list[dict]:
     not_ok = [i for i, row in enumerate(rows) if row.get("status") != "ok"][:limit]
     ok = [i for i, row in enumerate(rows) if row.get("status") == "ok"][: limit - len(not_ok)]
     return [rows[i] for i in sorted(not_ok + ok)]
-
-
-def summary_table(rows: Sequence[dict]) -> Table:
-    """A compact table of a run's rows for the terminal."""
-    table = Table(title="sdbench run summary", show_lines=False)
-    for header in (
-        "model",
-        "stage",
-        "res",
-        "bs",
-        "prec",
-        "attn",
-        "status",
-        "median ms",
-        "it/s",
-        "img/s",
-        "TFLOP/s",
-        "peak mem",
-    ):
-        table.add_column(
-            header,
-            justify="right"
-            if header[0].islower() and header not in ("model", "stage", "prec", "attn", "status")
-            else "left",
-        )
-    for row in rows:
-        table.add_row(
-            row["model"],
-            row["stage"],
-            f"{row['width']}x{row['height']}",
-            str(row["batch_size"]),
-            row["precision"],
-            row["attention"] + ("" if row["compile"] == "none" else f"+{row['compile']}"),
-            row["status"] + ("" if row.get("fidelity_ok") in (True, None) else " (fidelity!)"),
-            _fmt(row.get("median_ms"), ".1f"),
-            _fmt(row.get("it_per_s"), ".2f"),
-            _fmt(row.get("images_per_s"), ".3g"),
-            _fmt(row.get("tflops_per_s"), ".3g"),
-            _bytes(row.get("peak_mem_reserved_bytes") or row.get("peak_rss_bytes")),
-        )
-    return table
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def _bytes(value: int | None) -> str:
-    return "-" if value is None else f"{value / 2**30:.2f} GiB"

@@ -24,11 +24,12 @@ from sdbench.cell import Cell, Measure
 from sdbench.devices import present_devices
 from sdbench.errors import BadInput, SdbenchError
 from sdbench.quality import warning_lines
+from sdbench.report.text import WIDTH, format_grouped, run_cells_table
 from sdbench.runner.environment import host_environment
 from sdbench.runner.estimate import EtaClock, device_peaks, estimate_cells
 from sdbench.runner.executor import LocalExecutor
 from sdbench.runner.interrupt import deferred, discard
-from sdbench.runner.progress import RunProgress, summary_rows, summary_table
+from sdbench.runner.progress import RunProgress, summary_rows
 from sdbench.runner.worker import ALLOCATOR_ENV, cpu_threads
 from sdbench.store.files import write_run
 from sdbench.store.journal import Journal, journal_path, read_journal
@@ -441,10 +442,12 @@ def print_summary(outcome: RunOutcome, console: Console | None = None) -> None:
     nothing here: `run_suite` already said how to resume, and the process should end at once."""
     if outcome.interrupted:
         return
-    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    # A terminal's own width; a log's is the 100 columns every verb's output fits (report.text).
+    console = console or Console(width=None if sys.stdout.isatty() else WIDTH)
     rows = outcome.rows
     shown = summary_rows(rows, SUMMARY_TABLE_ROWS)
-    console.print(summary_table(shown))
+    table = format_grouped(*run_cells_table(shown), column=0)
+    console.print(table, markup=False, highlight=False, soft_wrap=True)
     if len(shown) < len(rows):
         where = f" {shlex.quote(str(outcome.path))}" if outcome.path else ""
         console.print(
