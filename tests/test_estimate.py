@@ -168,3 +168,25 @@ def test_progress_lines_give_the_cost_weighted_eta(monkeypatch, capsys):
         progress.finished("a", "sd15 unet", "ok", 5.0)
     line = capsys.readouterr().err.strip()
     assert line.startswith("[1/2 20s, ETA 3 min 20 s] ok")
+
+
+def test_the_quick_suite_does_not_warn_about_an_ordinary_six_sample_cpu_cell():
+    from sdbench.quality import timing_warnings
+    from sdbench.stats import summarize
+
+    measure = load_suite("quick").measure
+    # A 256 px UNet step on a 2-core CPU: 6 samples within -7%/+8% of the median (ordinary).
+    samples = [4420.0 * f for f in (0.93, 0.97, 1.0, 1.0, 1.03, 1.08)]
+    warnings = timing_warnings(summarize(samples), [4500.0], measure.target_rel_ci)
+    assert warnings == []
+    # A cell that really is noisy still says so.
+    noisy = [4420.0 * f for f in (0.7, 0.9, 1.0, 1.0, 1.1, 1.4)]
+    assert "median known to" in " ".join(
+        timing_warnings(summarize(noisy), [], measure.target_rel_ci)
+    )
+
+
+def test_the_quick_suite_takes_more_samples_of_its_cheap_cells():
+    measure = load_suite("quick").measure
+    assert timed_calls(0.34, measure) >= 17  # the CPU text encoder: an order-statistic CI
+    assert timed_calls(4.42, measure) == measure.min_repeats == 6  # the UNet step: as before
