@@ -2,4 +2,9 @@
 
 from __future__ import annotations
 
+from sdbench.library_noise import quiet_known_harmless_messages
+
 __version__ = "0.1.0"
+
+# Before any sdbench process (CLI, worker, gpu-check) imports torch, diffusers or torchao.
+quiet_known_harmless_messages()
