@@ -16,7 +16,7 @@ from rich.console import Console
 
 from sdbench.cell import Cell
 from sdbench.errors import BadInput
-from sdbench.report.text import format_table, run_cells_table
+from sdbench.export.table import format_table, run_cells_table
 from sdbench.runner import run as run_module
 from sdbench.runner.interrupt import signals_end_the_run
 from sdbench.runner.run import _load, _start_new, _storage_error, make_row, run_suite

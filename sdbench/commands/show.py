@@ -61,8 +61,8 @@ def handler(args: argparse.Namespace) -> int:
         print_rows,
         results_paths,
     )
+    from sdbench.export.table import format_grouped, run_cells_table
     from sdbench.quality import warning_lines
-    from sdbench.report.text import format_grouped, run_cells_table
     from sdbench.store import read_results
 
     path = find_run(args.run, results_paths(args))

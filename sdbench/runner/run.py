@@ -23,8 +23,8 @@ from rich.text import Text
 from sdbench.cell import Cell, Measure
 from sdbench.devices import present_devices
 from sdbench.errors import BadInput, SdbenchError
+from sdbench.export.table import WIDTH, format_grouped, run_cells_table
 from sdbench.quality import warning_lines
-from sdbench.report.text import WIDTH, format_grouped, run_cells_table
 from sdbench.runner.environment import host_environment
 from sdbench.runner.estimate import EtaClock, device_peaks, estimate_cells
 from sdbench.runner.executor import LocalExecutor
@@ -442,7 +442,7 @@ def print_summary(outcome: RunOutcome, console: Console | None = None) -> None:
     nothing here: `run_suite` already said how to resume, and the process should end at once."""
     if outcome.interrupted:
         return
-    # A terminal's own width; a log's is the 100 columns every verb's output fits (report.text).
+    # A terminal's own width; a log's is the 100 columns every verb's output fits (export.table).
     console = console or Console(width=None if sys.stdout.isatty() else WIDTH)
     rows = outcome.rows
     shown = summary_rows(rows, SUMMARY_TABLE_ROWS)
