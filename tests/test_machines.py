@@ -140,9 +140,10 @@ def test_history_keeps_two_series_and_no_step_at_the_machine_switch(switched_mac
 
 
 def test_the_report_history_draws_a_line_per_machine_and_no_change_at_the_switch(switched_machine):
+    from sdbench.analysis.analysis import analyse
     from sdbench.report.sections import build_page
 
-    page = build_page(read_results([switched_machine]), [], with_plots=True)
+    page = build_page(analyse(read_results([switched_machine])), [], with_plots=True)
     section = next(s for s in page.sections if s.anchor == "history")
     assert "No change points: every repeated cell stayed at one level." in section.notes
     assert [table.anchor for table in section.tables if table.anchor == "change-points"] == []
