@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdbench.models.cost_count import count_cost  # noqa: E402
+from sdbench.store.schema import SHAPE_COLUMNS  # noqa: E402
 
 # Models sharing an architecture with one here (lcm-sd15, sdxl-turbo, lcm-sdxl) are read
 # through it (registry.same_architecture); the rest are counted live when asked.
@@ -49,11 +50,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     header = [
-        "model",
-        "stage",
-        "height",
-        "width",
-        "batch_size",
+        *SHAPE_COLUMNS,
         "cfg",
         "attention",
         "flops",

@@ -21,6 +21,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sdbench.store.schema import SHAPE_COLUMNS  # noqa: E402
+
 CONFIGS = [  # model, stage, resolution, batch_size, attention, precision
     *[("sd15", "unet", r, 1, "sdpa", "fp32") for r in (256, 384, 512)],
     *[("sd15", "unet", r, 1, "classic", "fp32") for r in (256, 512)],
@@ -72,11 +76,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     header = [
-        "model",
-        "stage",
-        "height",
-        "width",
-        "batch_size",
+        *SHAPE_COLUMNS,
         "cfg",
         "attention",
         "precision",

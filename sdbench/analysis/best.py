@@ -32,19 +32,9 @@ from sdbench.analysis.outliers import flag_outliers, is_outlier
 from sdbench.devices.device import device_kind
 from sdbench.levers import LEVERS
 from sdbench.machine import latest_per_series
-from sdbench.store.schema import plain_levers, with_levers
+from sdbench.store.schema import SHAPE_COLUMNS, plain_levers, with_levers
 
-WORKLOAD = [
-    "machine_id",
-    "device",
-    "model",
-    "stage",
-    "height",
-    "width",
-    "batch_size",
-    "cfg",
-    "steps",
-]
+WORKLOAD = ["machine_id", "device", *SHAPE_COLUMNS, "cfg", "steps"]
 CONFIG = ["precision", "attention", "compile", "channels_last", "vae", *LEVERS]
 RESULT_COLUMNS = [
     *WORKLOAD,

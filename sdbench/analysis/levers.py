@@ -19,7 +19,7 @@ from sdbench.analysis.best import CONFIG, WORKLOAD, passes_fidelity, with_config
 from sdbench.levers import LEVERS
 from sdbench.levers import describe as describe_levers
 from sdbench.machine import latest_per_series
-from sdbench.store.schema import plain_levers, with_levers
+from sdbench.store.schema import SHAPE_COLUMNS, plain_levers, with_levers
 
 BASE = [name for name in CONFIG if name not in LEVERS]  # the configuration a lever adds to
 COLUMNS = [
@@ -27,11 +27,7 @@ COLUMNS = [
     "machine",
     "device",
     "device_name",
-    "model",
-    "stage",
-    "height",
-    "width",
-    "batch_size",
+    *SHAPE_COLUMNS,
     "precision",
     "setting",
     *LEVERS,
@@ -96,16 +92,7 @@ def lever_summary(frame: pd.DataFrame) -> pd.DataFrame:
     table = lever_table(frame)
     table = table[table["speedup"].notna() & (table["setting"] != "none")]
     out = []
-    group_keys = [
-        "machine_id",
-        "device",
-        "model",
-        "stage",
-        "height",
-        "width",
-        "batch_size",
-        "precision",
-    ]
+    group_keys = ["machine_id", "device", *SHAPE_COLUMNS, "precision"]
     for key, group in table.groupby(group_keys, sort=True, dropna=False):
         passing = group[group["fidelity_ok"]]
         entry = dict(zip(group_keys, key, strict=True))

@@ -138,6 +138,9 @@ REPORT_COPY_KEY = b"sdbench_report_copy"
 # A Parquet file without these columns is not an sdbench run; readers skip it with a warning.
 IDENTITY_COLUMNS = ("run_id", "cell_id", "status")
 
+# The columns that say what shape one denoiser/VAE call has; tables key their rows on them.
+SHAPE_COLUMNS = ("model", "stage", "height", "width", "batch_size")
+
 STATUSES = ("ok", "oom", "error", "timeout", "unsupported")
 # Suite [options] allocator and the `allocator` column: "tuned" = glibc keeps freed memory (no
 # mmap, no trim; the default), "default" = the C library's allocator as it ships.
