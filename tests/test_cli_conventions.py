@@ -18,6 +18,23 @@ def test_run_quick_dry_run_works_from_a_folder_without_suites(tmp_path, monkeypa
     assert not (tmp_path / "results").exists()
 
 
+def test_dry_run_lists_cells_the_device_cannot_run_apart_and_does_not_estimate_them(
+    monkeypatch, capsys
+):
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["run", "flux", "--dry-run", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    cells = [line.split() for line in out.splitlines() if "@ cpu" in line]
+    denoising = [cell for cell in cells if cell[2] in ("unet", "pipeline")]
+    assert len(cells) == 9 and len(denoising) == 6  # FLUX's transformer: not on a CPU
+    assert all(cell[-2] == "unsupported" and cell[-1].startswith("[") for cell in denoising)
+    assert all(cell[-2] != "unsupported" for cell in cells if cell not in denoising)
+    assert "[1] FLUX.1's 12B-parameter transformer needs 24 GB" in out  # the reason, below
+    assert "for 3 cells" in out and "6 cells unsupported there, not estimated" in out
+    notes = [line for line in out.splitlines() if "@ cpu" not in line]
+    assert [line for line in notes if len(line) > 100] == []  # reasons wrap under the list
+
+
 def test_suites_lists_every_packaged_suite_with_its_cell_counts(capsys):
     assert main(["suites", "--json"]) == 0
     suites = {s["name"]: s for s in json.loads(capsys.readouterr().out)}

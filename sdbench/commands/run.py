@@ -75,24 +75,38 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _print_plan(suite, cells, devices) -> None:
-    """The cells with their expected seconds, then the expected duration per device."""
+    """The cells with their expected seconds, then the expected duration per device; cells the
+    capability check says cannot run there are listed with the reason and cost nothing."""
     from sdbench.commands.output import print_note
+    from sdbench.runner.capability_check import unsupported_reasons
     from sdbench.runner.estimate import device_peaks, estimate_cells
     from sdbench.units import duration_text
 
     used = [d for d in devices if any(c.device == d["id"] for c in cells)]
     peaks = device_peaks(used)
-    expected = estimate_cells(cells, suite.measure, peaks)
+    unsupported = unsupported_reasons(cells)
+    runnable = [c for c in cells if c.cell_id not in unsupported]
+    expected = estimate_cells(runnable, suite.measure, peaks)
+    notes: dict[str, int] = {}  # each reason once, below the list
     for cell in cells:
-        print(f"{cell.cell_id}  {cell.label():<60}  ~{duration_text(expected[cell.cell_id])}")
+        reason = unsupported.get(cell.cell_id)
+        if reason:
+            cost = f"unsupported [{notes.setdefault(reason, len(notes) + 1)}]"
+        else:
+            cost = f"~{duration_text(expected[cell.cell_id])}"
+        print(f"{cell.cell_id}  {cell.label():<60}  {cost}")
+    for reason, number in notes.items():
+        print_note(f"[{number}] {reason}")
     print(f"{len(cells)} cells on {', '.join(d['id'] for d in used)}")
     for device in used:
         peak = peaks[device["id"]]
-        seconds = sum(expected[c.cell_id] for c in cells if c.device == device["id"])
-        count = sum(c.device == device["id"] for c in cells)
+        here = [c for c in runnable if c.device == device["id"]]
+        skipped = sum(c.device == device["id"] for c in cells) - len(here)
+        seconds = sum(expected[c.cell_id] for c in here)
         print_note(
             f"estimated duration on {device['id']} ({peak.name}): about {duration_text(seconds)} "
-            f"for {count} cells ({_peak_source(peak)})"
+            f"for {len(here)} cells ({_peak_source(peak)})"
+            + (f"; {skipped} cells unsupported there, not estimated (see above)" if skipped else "")
         )
     if len(used) > 1:
         print("devices run side by side: the run takes about as long as the slowest")
