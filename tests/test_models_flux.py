@@ -7,6 +7,7 @@ import re
 
 import pytest
 import torch
+from cells import cpu_cell
 
 from sdbench.cell import Cell
 from sdbench.models.registry import MODELS, get_model
@@ -21,9 +22,8 @@ from sdbench.runner.capability import unsupported_reason
 
 
 def _cell(model: str = "tiny-flux", stage: str = "pipeline", **kwargs) -> Cell:
-    values = dict(model=model, stage=stage, device="cpu", height=64, width=96, batch_size=2,
-                  precision="fp32", attention="sdpa", compile="none", cfg=False, steps=2)  # fmt: skip
-    return Cell(**{**values, **kwargs})
+    values = {"width": 96, "batch_size": 2, "cfg": False, "steps": 2}
+    return cpu_cell(model, stage, **{**values, **kwargs})
 
 
 def test_flux_models_follow_the_model_cards_usual_use():

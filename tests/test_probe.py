@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
+from cells import cpu_cell
 
 from sdbench.cell import Cell
 from sdbench.commands.probe import render
@@ -103,18 +104,7 @@ def test_datasheet_peaks_come_from_the_catalogue_for_known_gpus_only():
 
 
 def _cell(stage: str, precision: str = "fp32", batch_size: int = 2, steps: int = 20) -> Cell:
-    return Cell(
-        model="tiny",
-        stage=stage,
-        device="cpu",
-        height=64,
-        width=64,
-        batch_size=batch_size,
-        precision=precision,
-        attention="sdpa",
-        compile="none",
-        steps=steps,
-    )
+    return cpu_cell("tiny", stage, precision=precision, batch_size=batch_size, steps=steps)
 
 
 def _state(**probe) -> SimpleNamespace:

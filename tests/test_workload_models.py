@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from cells import cpu_cell
 
 from sdbench.cell import Cell
 from sdbench.models.build import materialise
@@ -14,20 +15,7 @@ from sdbench.models.workload import ModelCache, build_workload, encode_text, mak
 
 
 def _cell(model: str, stage: str, **kwargs) -> Cell:
-    values = dict(
-        model=model,
-        stage=stage,
-        device="cpu",
-        height=64,
-        width=64,
-        batch_size=2,
-        precision="fp32",
-        attention="sdpa",
-        compile="none",
-        cfg=True,
-        steps=2,
-    )
-    return Cell(**{**values, **kwargs})
+    return cpu_cell(model, stage, **{"batch_size": 2, "cfg": True, "steps": 2, **kwargs})
 
 
 @pytest.mark.parametrize("stage", ["text_encoder", "unet", "vae_decode", "pipeline"])
