@@ -107,6 +107,21 @@ def measured_rows(results: pd.DataFrame | None, workload: ImageWorkload) -> pd.D
     return rows
 
 
+@dataclass(frozen=True, eq=False)
+class WorkloadEvidence:
+    """What results measured of one workload, gathered once for the many GPUs asked about it."""
+
+    rows: pd.DataFrame  # measured_rows: the latest ok accelerator rows, with catalogue_gpu
+    memory_ratios: dict[str, tuple[float, str]]  # levers.measured_memory_ratios of its model
+
+
+def workload_evidence(results: pd.DataFrame | None, workload: ImageWorkload) -> WorkloadEvidence:
+    """The measured rows and lever memory ratios `predict` reads for `workload`."""
+    return WorkloadEvidence(
+        measured_rows(results, workload), measured_memory_ratios(results, workload.model)
+    )
+
+
 def stage_median(rows: pd.DataFrame, stage: str, column: str) -> float | None:
     """The median of `column` over the rows of `stage`, or None when none has a value."""
     values = rows.loc[rows["stage"] == stage, column].dropna() if not rows.empty else []
@@ -172,18 +187,23 @@ def predict(
     results: pd.DataFrame | None = None,
     calibration: Calibration | None = None,
     corrections: dict[str, GpuCorrection] | None = None,
+    evidence: WorkloadEvidence | None = None,
 ) -> Prediction:
     """Speed, memory and energy of one txt2img call on `gpu`; measured figures win over the model.
 
     `calibration` defaults to the reference calibration refitted with `results`, `corrections`
     to the per-GPU corrections fitted on `results` against it (analysis.correction); pass both
-    to reuse them across many GPUs. A workload not measured on a GPU with measured cells
+    to reuse them across many GPUs, and `evidence` (workload_evidence) when asking about one
+    workload on many GPUs: reading a fleet's results once per GPU made reports slow. A workload
+    not measured on a GPU with measured cells
     elsewhere is the model's figure times that GPU's correction. ImageWorkload.usual fills a
     model's usual steps and guidance.
     """
     target = gpu if isinstance(gpu, GPU) else find_gpu(gpu)
     get_model(workload.model)
-    workload_rows = measured_rows(results, workload)
+    if evidence is None:
+        evidence = workload_evidence(results, workload)
+    workload_rows = evidence.rows
     measured = (
         workload_rows[workload_rows["catalogue_gpu"] == target.name]
         if not workload_rows.empty
@@ -212,7 +232,7 @@ def predict(
         s_per_image_low=s_per_image * max(1 + low_pct / 100, 0.05),
         s_per_image_high=s_per_image * (1 + high_pct / 100), model_error_pct=error * 100.0,
         interval80_low_pct=low_pct, interval80_high_pct=high_pct,
-        **_memory(target, workload, measured, workload_rows, results),
+        **_memory(target, workload, measured, evidence),
         calibration_family=calibrated_as,
         calibrated=source != "predicted" or calibrated_as is not None,
         avg_power_w=power_w, energy_per_image_j=energy, source=source,
@@ -250,22 +270,17 @@ def _memory(
     target: GPU,
     workload: ImageWorkload,
     measured: pd.DataFrame,
-    workload_rows: pd.DataFrame,
-    results: pd.DataFrame | None,
+    evidence: WorkloadEvidence,
 ) -> dict:
     """The peak, where it goes, whether it fits the GPU and what would make it fit."""
     memory = estimate_memory(workload)
     # Memory hardly depends on which GPU ran the workload: a peak measured on any GPU beats the model.
     measured_peak = stage_median(measured, "pipeline", "peak_mem_reserved_bytes") or stage_median(
-        workload_rows, "pipeline", "peak_mem_reserved_bytes"
+        evidence.rows, "pipeline", "peak_mem_reserved_bytes"
     )
     peak = measured_peak or memory.peak_bytes
     usable = usable_memory_bytes(target.vram_bytes, target.unified_memory)
-    ways = (
-        ()
-        if peak <= usable
-        else tuple(ways_to_fit(workload, usable, measured_memory_ratios(results, workload.model)))
-    )
+    ways = () if peak <= usable else tuple(ways_to_fit(workload, usable, evidence.memory_ratios))
     return {
         "peak_vram_bytes": int(peak), "weights_bytes": memory.weights_bytes,
         "activation_bytes": memory.activation_bytes, "vram_bytes": usable,

@@ -10,7 +10,7 @@ import pandas as pd
 
 from sdbench.analysis.correction import GpuCorrection, fit_corrections
 from sdbench.analysis.perfmodel import Calibration, calibration_for
-from sdbench.analysis.predict import Prediction, predict
+from sdbench.analysis.predict import Prediction, predict, workload_evidence
 from sdbench.analysis.this_cpu import measured_cpus
 from sdbench.analysis.workload import CostAssumptions, ImageWorkload
 from sdbench.gpus import GPU, load_catalogue
@@ -52,11 +52,12 @@ def candidates(
     """
     calibration = calibration or calibration_for(results)  # fitted once per report: analysis
     corrections = fit_corrections(results, calibration) if corrections is None else corrections
+    evidence = workload_evidence(results, workload)
     rows = []
     for gpu in gpus if gpus is not None else load_catalogue():
         if cloud and gpu.cloud_usd_per_h is None:
             continue
-        answer = predict(gpu, workload, results, calibration, corrections)
+        answer = predict(gpu, workload, results, calibration, corrections, evidence)
         if not cloud and gpu.street_price_usd is None and not datacenter:
             continue
         rows.append(_priced(answer, gpu, cloud, costs))

@@ -13,7 +13,12 @@ import pandas as pd
 
 from sdbench.analysis.correction import GpuCorrection, fit_corrections
 from sdbench.analysis.perfmodel import Calibration, calibration_for
-from sdbench.analysis.predict import POWER_SHARE_OF_TDP, predict
+from sdbench.analysis.predict import (
+    POWER_SHARE_OF_TDP,
+    WorkloadEvidence,
+    predict,
+    workload_evidence,
+)
 from sdbench.analysis.workload import CostAssumptions, ImageWorkload
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, catalogue_name, load_catalogue
@@ -91,12 +96,14 @@ def gpu_curve(
     calibration: Calibration,
     served_rows: pd.DataFrame | None = None,
     corrections: dict[str, GpuCorrection] | None = None,
+    evidence: dict[int, WorkloadEvidence] | None = None,
 ) -> GpuCurve | None:
     """Seconds and joules of one call of 1..max_batch images, as far as the GPU holds them.
 
     A serve run of the workload on that GPU gives the times its worker measured per batch size;
     other sizes are `predict`'s answer, where measured pipeline rows of that GPU win over the
-    performance model. None when not even one image fits.
+    performance model. None when not even one image fits. `evidence` (batch size ->
+    predict.workload_evidence) saves reading `results` again for every GPU.
     """
     served = served_curve(served_rows, workload, gpu)
     seconds, energy, sources = [], [], set()
@@ -106,7 +113,10 @@ def gpu_curve(
             energy.append(served[batch][1])
             sources.add("measured")
             continue
-        answer = predict(gpu, workload.but(batch_size=batch), results, calibration, corrections)
+        batch_evidence = evidence.get(batch) if evidence else None
+        answer = predict(
+            gpu, workload.but(batch_size=batch), results, calibration, corrections, batch_evidence
+        )
         if not answer.fits:
             break
         seconds.append(float(answer.image_s))
@@ -295,11 +305,15 @@ def capacity(
         served = None
     calibration = calibration or calibration_for(results)
     corrections = fit_corrections(results, calibration) if corrections is None else corrections
+    evidence = {
+        batch: workload_evidence(results, workload.but(batch_size=batch))
+        for batch in range(1, policy.max_batch + 1)
+    }
     found = {}
     for gpu in gpus if gpus is not None else load_catalogue():
         if not (costs.cloud and gpu.cloud_usd_per_h is None):
             found[gpu] = gpu_curve(
-                gpu, workload, policy.max_batch, results, calibration, served, corrections
+                gpu, workload, policy.max_batch, results, calibration, served, corrections, evidence
             )
     held = {gpu: curve for gpu, curve in found.items() if curve is not None}
     if not held:
