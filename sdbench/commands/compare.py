@@ -1,4 +1,6 @@
-"""`sdbench compare BASELINE CURRENT`: per-cell verdicts as text, markdown (PR comment) or json; exit 1 on regression."""
+"""Match cells by configuration and judge every metric: latency by a Mann-Whitney U test on the raw
+samples AND a practical threshold, memory by a byte threshold. Exit 0 when nothing regressed, 1 when
+something did, 2 on bad input."""
 
 from __future__ import annotations
 
@@ -28,13 +30,7 @@ EXAMPLES = """examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "compare",
-        help="compare two runs cell by cell; exit 1 on a significant regression",
-        description=(
-            "Match cells by configuration and judge every metric: latency by a Mann-Whitney U test on the "
-            "raw samples AND a practical threshold, memory by a byte threshold. Exit 0 when nothing "
-            "regressed, 1 when something did, 2 on bad input."
-        ),
+        "compare", help="compare two runs cell by cell; exit 1 on a significant regression"
     )
     parser.add_argument(
         "baseline", metavar="BASELINE", help="results file or folder of the reference run(s)"

@@ -1,4 +1,5 @@
-"""`sdbench history RESULTS...`: the runs where a cell's metric stepped to a new level."""
+"""Order each cell's runs by started_at and find the runs where the metric stepped to a new level
+(exact L1 step detection with a noise-scaled penalty; steps under --threshold are merged away)."""
 
 from __future__ import annotations
 
@@ -21,14 +22,7 @@ EXAMPLES = """examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "history",
-        help="change points of a metric across many runs",
-        description=(
-            "Order each cell's runs by started_at and find the runs where the metric stepped to a new level "
-            "(exact L1 step detection with a noise-scaled penalty; steps under --threshold are merged away)."
-        ),
-    )
+    parser = subparsers.add_parser("history", help="change points of a metric across many runs")
     add_results_option(parser, positional=True)
     parser.add_argument(
         "--metric", default="median_ms", help="numeric results column (default median_ms)"

@@ -1,4 +1,6 @@
-"""`sdbench ingest PYTEST_BENCHMARK_JSON --out DIR`: pytest-benchmark results into the Parquet schema."""
+"""Turn files written by `pytest --benchmark-json FILE` (with or without --sdbench-suite) into
+results files that compare, history and report read. One Parquet file per JSON file; re-ingesting a
+file rewrites the same run."""
 
 from __future__ import annotations
 
@@ -14,13 +16,7 @@ EXAMPLES = """examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "ingest",
-        help="convert pytest-benchmark JSON into results Parquet files",
-        description=(
-            "Turn files written by `pytest --benchmark-json FILE` (with or without --sdbench-suite) into "
-            "results files that compare, history and report read. One Parquet file per JSON file; "
-            "re-ingesting a file rewrites the same run."
-        ),
+        "ingest", help="convert pytest-benchmark JSON into results Parquet files"
     )
     parser.add_argument("files", nargs="+", metavar="PYTEST_BENCHMARK_JSON")
     parser.add_argument(
