@@ -693,7 +693,7 @@ def environment_warnings(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
         if column == "allocator":
             warnings.append(
                 f"SETTING DIFFERS (allocator): {shown}. On the CPU the tuned allocator makes "
-                "steps 10-15% faster, so changes below may come from it: run both sides with the "
+                "steps about 20% faster, so changes below may come from it: run both sides with the "
                 "same [options] allocator."
             )
         elif column in HARDWARE_COLUMNS:
