@@ -190,3 +190,41 @@ def test_the_quick_suite_takes_more_samples_of_its_cheap_cells():
     measure = load_suite("quick").measure
     assert timed_calls(0.34, measure) >= 17  # the CPU text encoder: an order-statistic CI
     assert timed_calls(4.42, measure) == measure.min_repeats == 6  # the UNet step: as before
+
+
+def _two_cell_progress(monkeypatch):
+    """A plain (non-terminal) progress of two 10 s cpu cells, and the clock's hand to move."""
+    import io
+    import types
+
+    from rich.console import Console
+
+    from sdbench.runner import progress as progress_module
+
+    now = [100.0]
+    monkeypatch.setattr(progress_module, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    clock = EtaClock({"a": 10.0, "b": 10.0}, {"a": "cpu", "b": "cpu"})
+    console = Console(file=io.StringIO(), force_terminal=False)
+    return progress_module.RunProgress(clock, total=2, console=console), now
+
+
+def test_the_last_progress_line_gives_no_eta(monkeypatch, capsys):
+    progress, now = _two_cell_progress(monkeypatch)
+    now[0] += 10.0
+    progress.finished("a", "cell a", "ok", 5.0)
+    now[0] += 10.0
+    progress.finished("b", "cell b", "ok", 5.0)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("[1/2 10s, ETA 10.0 s] ok")
+    assert lines[1].startswith("[2/2 20s] ok")
+    assert progress.eta_text() == "done"
+
+
+def test_a_cell_past_its_estimate_gives_overdue_not_an_eta_of_zero(monkeypatch):
+    progress, now = _two_cell_progress(monkeypatch)
+    now[0] += 10.0
+    progress.finished("a", "cell a", "ok", 5.0)
+    now[0] += 9.5
+    assert progress.eta_text() == "ETA 500 ms"  # a short estimate is still an estimate
+    now[0] += 40.0  # cell b has run ~50 s against its expected 10 s
+    assert progress.eta_text() == "ETA overdue"

@@ -44,7 +44,7 @@ class RunProgress:
                 BarColumn(),
                 TextColumn("{task.fields[cells]}"),
                 TimeElapsedColumn(),
-                _EtaColumn(self._eta),
+                _EtaColumn(self.eta_text),
                 console=self.console,
             )
             self._task = self._progress.add_task(
@@ -66,8 +66,13 @@ class RunProgress:
     def _cells(self) -> str:
         return f"{self.done}/{self.total} cells"
 
-    def _eta(self) -> str:
-        return duration_text(self.clock.remaining_s(time.monotonic() - self._start))
+    def eta_text(self) -> str:
+        """ "ETA 4 min 10 s"; "done" once no cell is left; "ETA overdue" while cells are left but
+        the estimate is spent (a cell running far past its expected cost), not "ETA 0.00 ms"."""
+        if self.done >= self.total:
+            return "done"
+        remaining_s = self.clock.remaining_s(time.monotonic() - self._start)
+        return f"ETA {duration_text(remaining_s)}" if remaining_s > 0 else "ETA overdue"
 
     def finished(self, cell_id: str, label: str, status: str, median_ms: float | None) -> None:
         with self._lock:
@@ -84,23 +89,24 @@ class RunProgress:
                     cells=self._cells(),
                 )
             else:
+                eta = self.eta_text()
+                where = f"{elapsed:.0f}s" if eta == "done" else f"{elapsed:.0f}s, {eta}"
                 print(
-                    f"[{self.done}/{self.total} {elapsed:.0f}s, ETA {self._eta()}] "
-                    f"{status:<11} {label}  {figure}",
+                    f"[{self.done}/{self.total} {where}] {status:<11} {label}  {figure}",
                     file=sys.stderr,
                     flush=True,
                 )
 
 
 class _EtaColumn(ProgressColumn):
-    """The clock's ETA, recomputed at every refresh so it counts down while a long cell runs."""
+    """The run's ETA text, recomputed at every refresh so it counts down while a long cell runs."""
 
     def __init__(self, eta: Callable[[], str]):
         super().__init__()
         self._eta_text = eta
 
     def render(self, task) -> Text:
-        return Text(f"ETA {self._eta_text()}")
+        return Text(self._eta_text())
 
 
 def summary_rows(rows: Sequence[dict], limit: int) -> list[dict]:
