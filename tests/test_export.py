@@ -53,6 +53,18 @@ def test_the_reports_csv_keeps_every_column_with_lists_as_json():
     assert json.loads(lines[1].split(",", 1)[1].strip('"').replace('""', '"')) == ["slow", "hot"]
 
 
+def test_nan_inside_a_list_column_is_written_as_json_null():
+    frame = pd.DataFrame(
+        {"cell_id": ["a", "b"], "samples_ms": [np.array([1.5, np.nan]), [np.float32(2.0), np.inf]]}
+    )
+    written = pd.read_csv(io.BytesIO(csv.frame_csv(frame)))
+    assert [json.loads(text) for text in written["samples_ms"]] == [[1.5, None], [2.0, None]]
+    assert "NaN" not in csv.frame_csv(frame).decode()
+    stream = io.StringIO()
+    csv.write_records(stream, [{"samples_ms": [1.0, float("nan")]}])
+    assert stream.getvalue().split("\n")[1] == '"[1.0, null]"'
+
+
 def test_json_records_are_plain_values():
     frame = pd.DataFrame({"n": [np.int64(3)], "v": [float("inf")], "s": [np.array([1, 2])]})
     assert frame_records(frame) == [{"n": 3, "v": None, "s": [1, 2]}]

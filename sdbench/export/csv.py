@@ -16,7 +16,7 @@ from sdbench.export.json import plain
 def cell(value: Any) -> Any:
     """A CSV cell: lists and mappings as JSON text, NaN as empty, numpy scalars as Python values."""
     value = plain(value)
-    return json.dumps(value) if isinstance(value, list | dict) else value
+    return json.dumps(value, allow_nan=False) if isinstance(value, list | dict) else value
 
 
 def write_rows(stream: IO[str], headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -41,6 +41,7 @@ def frame_csv(frame: pd.DataFrame) -> bytes:
 
 
 def _json_list(value: object) -> str | None:
+    """A list cell as JSON text (NaN inside it as null: JSON has no NaN); a missing one as empty."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
-    return json.dumps([v.item() if hasattr(v, "item") else v for v in list(value)])
+    return json.dumps(plain(list(value)), allow_nan=False)
