@@ -168,6 +168,47 @@ def test_recommend_cli_formats(fmt, capsys, tmp_path, monkeypatch):
         assert "fast" in out and "value" in out and "energy" in out and "<= $300" in out
 
 
+def _markdown_cells(line: str) -> list[str]:
+    assert line.startswith("| ") and line.endswith(" |")
+    return line[2:-2].split(" | ")
+
+
+def test_recommend_markdown_is_an_escaped_table_with_a_gpu_row_and_its_notes(
+    capsys, tmp_path, monkeypatch
+):
+    from sdbench.gpus.catalogue import load_catalogue
+    from sdbench.units import format_number
+
+    monkeypatch.chdir(tmp_path)  # no results folder: predictions only
+    args = ["recommend", "--model", "sdxl", "--resolution", "1024", "--batch-size", "4",
+            "--budget", "300", "1000", "--format", "markdown"]  # fmt: skip
+    assert main(args) == 0
+    table, *notes = capsys.readouterr().out.split("\n\n")
+    lines = table.splitlines()
+    assert (
+        lines[0]
+        == "| tier | gpu | picked for | price | s/img | 80% band | GiB used | J/img | $/1k |"
+    )
+    assert lines[1] == "|" + "---|" * 9
+    rows = [_markdown_cells(line) for line in lines[2:]]
+    assert all(len(row) == 9 for row in rows)
+    # "<=" escaped for HTML, as every markdown cell is; the tier points to its note.
+    picked = [row for row in rows if row[0] == "&lt;= $1,000 [2]"]
+    assert picked and {"fast", "value", "energy"} == {
+        badge for row in picked for badge in row[2].split(", ")
+    }
+    catalogue = {card.name: card for card in load_catalogue()}
+    for _, gpu_name, _, price, s_per_image, _, memory, *_ in picked:
+        gpu = catalogue[gpu_name]
+        assert gpu.street_price_usd <= 1000
+        assert price == f"${format_number(gpu.street_price_usd)}"
+        assert float(s_per_image) > 0
+        used_gib, total_gib = (float(part) for part in memory.split("/"))
+        assert used_gib <= total_gib == round(gpu.vram_gb)
+    assert [note.split(" ", 1)[0] for note in notes] == ["[1]", "[2]"]
+    assert notes[0].startswith("[1] no GPU in this tier holds the workload")
+
+
 def test_predict_cli_unknown_gpu_exits_2_with_suggestions(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["predict", "--gpu", "RTX 4099", "--model", "sd15"]) == 2
