@@ -209,6 +209,16 @@ def test_recommend_markdown_is_an_escaped_table_with_a_gpu_row_and_its_notes(
     assert notes[0].startswith("[1] no GPU in this tier holds the workload")
 
 
+def test_a_tier_where_nothing_fits_is_one_row_pointing_to_its_note():
+    from sdbench.commands.recommend import card_rows
+
+    workload = ImageWorkload.usual("sdxl", 1024, 1024, 4, "fp16", 50)
+    table = recommend(workload, budgets=[300, 1000]).table
+    assert table[table["tier"] == "<= $300"]["gpu"].isna().all()  # no card under $300 holds it
+    rows = card_rows(table, cloud=False)
+    assert [row for row in rows if row[0].startswith("<= $300")] == [["<= $300 [1]"] + [None] * 8]
+
+
 def test_predict_cli_unknown_gpu_exits_2_with_suggestions(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["predict", "--gpu", "RTX 4099", "--model", "sd15"]) == 2

@@ -141,15 +141,15 @@ def tier_notes(table) -> list[str]:
 
 
 def card_rows(table, cloud: bool) -> list[list]:
-    """One row per card and tier with the criteria it won as badges; a tier with a note points
-    to it ([1]), and each note is printed once below the table."""
+    """One row per card and tier with the criteria it won as badges (one empty row for a tier
+    with no pick); a tier with a note points to it ([1]), each note printed once below the table."""
     numbers = {note: n for n, note in enumerate(dict.fromkeys(tier_notes(table)), start=1)}
-    rows: dict[tuple[str, str], list] = {}
+    rows: dict[tuple[str, str | None], list] = {}
     for record in table.to_dict("records"):
         gpu = record.get("gpu") if isinstance(record.get("gpu"), str) else None
         note = record.get("note") if isinstance(record.get("note"), str) else ""
         tier = record["tier"] + (f" [{numbers[note]}]" if note in numbers else "")
-        key = (tier, gpu or str(record["criterion"]))
+        key = (tier, gpu)  # a tier where nothing fits is one empty row, not one per criterion
         badge = BADGES.get(record["criterion"]) if gpu else None
         if key not in rows:
             rows[key] = [tier, *(_display(record, k, cloud) for _, k in HEADERS)]
