@@ -169,3 +169,25 @@ def test_a_serve_runs_measured_batch_times_win_for_its_gpu():
     assert row["max_rate_per_gpu"] < 2 / 3.5 and row["p50_s"] >= 2.0
     # energy per image at that load comes from the serve row: 1200 J whatever the batch
     assert row["energy_per_1000_images_j"] == pytest.approx(1_200_000)
+
+
+def test_capacity_with_free_electricity_costs_the_purchase_alone_as_recommend_does(capsys):
+    base = ["--model", "sd15", "--rate", "2000/h", "--p99", "10", "--gpu", "4090", "--results"]
+    code, out, err = run_cli(capsys, *base, "--electricity", "0", "--format", "json")
+    assert (code, err) == (0, "")
+    (row,) = json.loads(out)
+    spread = row["purchase_usd"] / (3 * 365 * 24 * 2000) * 1000  # 3 years of 24 h days
+    assert row["energy_per_1000_images_j"] > 0
+    assert row["usd_per_1000_images"] == pytest.approx(spread)
+    assert main(["recommend", "--model", "sd15", "--electricity", "0", "--format", "json"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--electricity", "-0.1"), ("--lifetime-years", "0"), ("--hours-per-day", "0"),
+     ("--hours-per-day", "25")],
+)  # fmt: skip
+def test_capacity_refuses_a_cost_flag_out_of_range_with_exit_2(capsys, flag, value):
+    code, out, err = run_cli(capsys, "--model", "sd15", "--rate", "1/s", "--p99", "10", flag, value)
+    assert code == 2 and out == ""
+    assert f"argument {flag}: must be a number" in err and "Traceback" not in err

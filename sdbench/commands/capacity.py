@@ -77,10 +77,8 @@ def handler(args: argparse.Namespace) -> int:
     rate_rps, unit = parse_rate(args.rate)
     if args.budget is not None and not args.budget > 0:
         raise BadInput(f"--budget must be a positive amount in USD, got {args.budget:g}.")
-    for name in ("electricity", "lifetime_years", "hours_per_day"):
-        if not getattr(args, name) > 0 or (name == "hours_per_day" and args.hours_per_day > 24):
-            flag = "--" + name.replace("_", "-")
-            raise BadInput(f"{flag} must be above zero (hours per day at most 24).")
+    # The cost flags are bounded where add_cost_arguments parses them, as for recommend:
+    # --electricity 0 is free power (solar, included in rent); zero years or hours are refused.
     policy = Policy(args.p99, args.max_batch, args.max_wait_ms / 1000.0)
     workload = workload_of(args, batch_size=1)
     costs = Costs(args.cloud, cost_assumptions(args), args.budget)
