@@ -66,6 +66,27 @@ def test_the_winners_on_speed_and_memory_are_chosen_among_settings_that_pass_fid
     assert summary["failing_fidelity"] == 1 and summary["settings"] == 4
 
 
+def test_two_step_counts_of_one_workload_are_two_summary_rows(frame):
+    # At 50 steps the step cache wins on speed; at 20, int8dq as before.
+    fifty = frame.assign(steps=50, cell_id=frame["cell_id"] + "/50")
+    fifty.loc[fifty["quant"] == "int8dq", "median_ms"] = 120.0
+    cached = _row(cache="deepcache:3", median=60.0, peak=1000) | {"steps": 50}
+    both = pd.concat([frame, fifty, pd.DataFrame([cached])], ignore_index=True)
+    summary = lever_summary(both).set_index("steps")
+    assert sorted(summary.index) == [20, 50]
+    assert summary.loc[20, "speed_setting"] == "int8dq" and summary.loc[20, "settings"] == 4
+    assert summary.loc[50, "speed_setting"] == "deepcache:3" and summary.loc[50, "settings"] == 5
+    assert summary.loc[50, "speed_speedup"] == pytest.approx(100 / 60)
+    assert (summary["cfg"] == True).all()  # noqa: E712 (a column of booleans)
+    from sdbench.report.sections import levers_section
+
+    shown = levers_section(lever_table(both), lever_summary(both)).tables[0].frame
+    assert shown["steps"].tolist() == [20, 50]  # the report tells the two rows apart
+    # Rows without the columns (files older than them) still make one summary row.
+    (old,) = lever_summary(frame.drop(columns=["cfg", "steps"])).to_dict("records")
+    assert old["speed_setting"] == "int8dq" and pd.isna(old["steps"])
+
+
 def test_rows_with_a_lever_do_not_answer_for_the_plain_workload(frame):
     workload = ImageWorkload("sd15", 512, 512, 2, "fp16", 20, "sdpa", "none", cfg=True)
     assert same_workload(frame, workload).tolist() == [True, False, False, False, False]

@@ -28,6 +28,8 @@ COLUMNS = [
     "device",
     "device_name",
     *SHAPE_COLUMNS,
+    "cfg",
+    "steps",
     "precision",
     "setting",
     *LEVERS,
@@ -64,7 +66,7 @@ def lever_table(frame: pd.DataFrame) -> pd.DataFrame:
     if rows.empty or "median_ms" not in rows:
         return pd.DataFrame(columns=COLUMNS)
     ok = rows[(rows["status"] == "ok") & rows["median_ms"].notna()].copy()
-    for name in ("channels_last", "vae", "fidelity_tolerance", "device_name"):
+    for name in ("channels_last", "vae", "fidelity_tolerance", "device_name", "cfg", "steps"):
         if name not in ok:
             ok[name] = None
     ok["channels_last"] = ok["channels_last"].astype("boolean").fillna(False).astype(bool)
@@ -87,12 +89,16 @@ def lever_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def lever_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (device, model, stage, size, batch, precision): the lever settings that win on speed
-    and on memory among those whose fidelity passed, and what each costs in fidelity."""
+    """Per (device, model, stage, size, batch, cfg, steps, precision): the lever settings that
+    win on speed and on memory among those whose fidelity passed, and what each costs in fidelity.
+
+    cfg and steps are part of the workload (a step cache buys more over 50 steps than over 20),
+    as they are of lever_table's plain-cell join; rows without them (older files) are one group.
+    """
     table = lever_table(frame)
     table = table[table["speedup"].notna() & (table["setting"] != "none")]
     out = []
-    group_keys = ["machine_id", "device", *SHAPE_COLUMNS, "precision"]
+    group_keys = ["machine_id", "device", *SHAPE_COLUMNS, "cfg", "steps", "precision"]
     for key, group in table.groupby(group_keys, sort=True, dropna=False):
         passing = group[group["fidelity_ok"]]
         entry = dict(zip(group_keys, key, strict=True))

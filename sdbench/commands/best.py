@@ -22,6 +22,7 @@ LEVER_COLUMNS = (
     ("model", "model"),
     ("stage", "stage"),
     ("workload", "workload"),
+    ("steps", "steps"),
     ("fastest lever", "speed_setting"),
     ("x speed", "speed_speedup"),
     ("x mem", "speed_memory_ratio"),

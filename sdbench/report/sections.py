@@ -316,6 +316,7 @@ LEVER_COLUMNS = [
     *same_name("device", "model", "stage"),
     *same_name("width", "height", unit=units.COUNT),
     ("batch", "batch_size", units.COUNT),
+    ("steps", "steps", units.COUNT),
     ("precision", "precision", None),
     ("fastest lever", "speed_setting", None),
     ("its speed-up (×)", "speed_speedup", units.PLAIN),
