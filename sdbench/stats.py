@@ -6,7 +6,7 @@ Pure numpy/scipy; no torch. Every figure derives from the samples, which are alw
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +68,15 @@ def median_ci95(samples: Sequence[float]) -> tuple[float, float]:
     return float(ordered[k - 1]), float(ordered[n - k])
 
 
+def median(values: Iterable[float]) -> float:
+    """The median: the middle value, or the mean of the middle two of an even count (never the
+    upper one, `sorted(x)[n // 2]`). Summary's median and every other median in sdbench."""
+    array = np.fromiter(values, dtype=float)
+    if array.size == 0:
+        raise ValueError("no values")
+    return float(np.median(array))
+
+
 def summarize(samples: Sequence[float]) -> Summary:
     """Median, mean, std, IQR and the median's 95% CI of timing samples in milliseconds."""
     values = np.asarray(samples, dtype=float)
@@ -77,7 +86,7 @@ def summarize(samples: Sequence[float]) -> Summary:
     low, high = median_ci95(values)
     return Summary(
         samples_ms=tuple(float(v) for v in values),
-        median_ms=float(np.median(values)),
+        median_ms=median(values),
         mean_ms=float(values.mean()),
         std_ms=float(values.std(ddof=1)) if values.size > 1 else 0.0,
         iqr_ms=float(q3 - q1),

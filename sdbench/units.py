@@ -59,8 +59,11 @@ def _largest(values: Iterable[object]) -> float:
 
 
 def _typical(values: Iterable[object]) -> float:
-    numbers = sorted(abs(n) for n in (as_number(v) for v in values) if n is not None)
-    return numbers[len(numbers) // 2] if numbers else 0.0
+    """The median magnitude (0 when there is none)."""
+    from sdbench.stats import median  # here: importing units stays free of numpy and scipy
+
+    numbers = [abs(n) for n in (as_number(v) for v in values) if n is not None]
+    return median(numbers) if numbers else 0.0
 
 
 def _thousands(value: float, milli: str, base: str, kilo: str) -> Unit:

@@ -156,6 +156,9 @@ def test_empty_run_file_renders(tmp_path):
         (units.time_unit, [0.2, 0.5], "µs", "500"),
         (units.time_unit, [20.0, 500.0], "ms", "500"),
         (units.time_unit, [20_000.0, 60_000.0, 10.0], "s", "60.0"),
+        # An even count: by the median of the middle two (0.85 ms, 8.5 s), not the upper one.
+        (units.time_unit, [0.5, 1.2], "µs", "1,200"),
+        (units.time_unit, [5_000.0, 12_000.0], "ms", "12,000"),
         (units.bytes_unit, [2 * units.GIB], "GiB", "2.00"),
         (units.bytes_unit, [300 * units.MIB], "MiB", "300"),
         (units.energy_unit, [0.5], "mJ", "500"),

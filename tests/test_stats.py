@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sdbench.stats import median_ci95, summarize
+from sdbench.stats import median, median_ci95, summarize
 
 
 def test_summarize_gives_the_textbook_figures():
@@ -42,6 +42,13 @@ def test_interval_covers_the_true_median_about_95_percent_of_the_time():
     assert 0.93 <= covered / trials <= 0.995
 
 
+def test_the_median_of_an_even_count_is_the_mean_of_the_middle_two():
+    assert median([4.0, 1.0, 3.0, 2.0]) == 2.5 == summarize([4.0, 1.0, 3.0, 2.0]).median_ms
+    assert median(iter([7.0, 1.0, 3.0])) == 3.0  # any iterable
+
+
 def test_no_samples_is_an_error():
     with pytest.raises(ValueError):
         summarize([])
+    with pytest.raises(ValueError):
+        median([])
