@@ -122,7 +122,7 @@ def fastest_settings(frame: pd.DataFrame, require_fidelity: bool = False) -> pd.
     # One pass over the whole table finds every workload's counts, default and winner at once:
     # a pandas filter per workload cost seconds on a fleet of a hundred machines.
     picks = _WorkloadPicks.of(rows, require_fidelity)
-    cells = _CellValues(rows, [*WORKLOAD, *CONFIG, *BEST_FIGURES, *RESULT_SOURCES])
+    cells = CellValues(rows, [*WORKLOAD, *CONFIG, *BEST_FIGURES, *RESULT_SOURCES])
     results = [_workload_result(picks, cells, i, require_fidelity) for i in range(picks.count)]
     _add_speedups(results, rows, picks)
     return pd.DataFrame(results, columns=RESULT_COLUMNS).reset_index(drop=True)
@@ -226,7 +226,7 @@ def _first_in_order(
     return chosen
 
 
-class _CellValues:
+class CellValues:
     """Cells of `rows` read as `rows.iloc[position][column]` reads them, without building a row."""
 
     def __init__(self, rows: pd.DataFrame, columns: list[str]) -> None:
@@ -251,7 +251,7 @@ def _readable(column: pd.Series):
     return column.array
 
 
-def _workload_result(picks: _WorkloadPicks, cells: _CellValues, i: int, require: bool) -> dict:
+def _workload_result(picks: _WorkloadPicks, cells: CellValues, i: int, require: bool) -> dict:
     first = int(picks.first[i])
     result = cells.get(first, WORKLOAD)
     result |= {

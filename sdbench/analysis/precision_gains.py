@@ -10,10 +10,12 @@ was checked and passed, `fail` when any failed or gave NaN/inf, `not measured` o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from sdbench.analysis.best import CONFIG, WORKLOAD, with_config_columns
+from sdbench.analysis.best import CONFIG, WORKLOAD, CellValues, with_config_columns
 from sdbench.analysis.compare import sample_array
 from sdbench.analysis.outliers import flag_outliers, is_outlier
 from sdbench.machine import latest_per_series
@@ -36,6 +38,7 @@ COLUMNS = [
     "outliers",
     "verdict",
 ]
+PAIR_FIGURES = ["median_ms", "samples_ms", "fidelity_ok", "nonfinite", "ref_rel_err"]
 RESAMPLES = 2000
 
 
@@ -45,77 +48,129 @@ def precision_gains(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     rows = latest_per_series(with_config_columns(frame[frame["model"].notna()]))
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
-    rows = flag_outliers(rows)
+    rows = flag_outliers(rows).reset_index(drop=True)
     rows = rows.assign(
         channels_last=rows["channels_last"].astype("boolean").fillna(False).astype(bool),
         vae=rows["vae"].fillna("default"),
+        _group=rows.groupby(GROUP, dropna=False, sort=True).ngroup(),
     )
+    # One pass over the table for all groups (a filter and a merge per group cost seconds on a
+    # fleet): each comparison's rows, its flagged cells, and one merge that pairs them all.
+    group = rows["_group"].to_numpy()
+    precision = rows["precision"].to_numpy(dtype=object)
+    flagged = ((rows["status"] == "ok") & rows["median_ms"].notna() & is_outlier(rows)).to_numpy(
+        dtype=bool
+    )
+    baseline_flagged = np.bincount(
+        group[flagged & (precision == BASELINE)], minlength=group.max() + 1
+    )
+    pairs = _Pairs.of(rows)
+    cells = CellValues(rows, [*GROUP, "machine", "device_name", "status", "error"])
+    group_first = np.unique(group, return_index=True)[1]
     results = []
-    for key, group in rows.groupby(GROUP, dropna=False, sort=True):
-        for precision in sorted(set(group["precision"]) - {BASELINE}):
-            results.append(_gain(dict(zip(GROUP, key, strict=True)), group, precision, seed))
+    for (group_id, reduced), tried in _comparisons(group, precision).items():
+        outliers = int(baseline_flagged[group_id] + flagged[tried].sum())
+        first = int(group_first[group_id])
+        result = cells.get(first, [*GROUP, "machine"]) | {
+            "device_name": cells.value(first, "device_name"),
+            "precision": reduced,
+            "baseline": BASELINE,
+            "outliers": outliers,
+        }
+        paired = pairs.of_comparison.get((group_id, reduced), [])
+        if not paired:
+            reason = _no_pair_reason(cells, tried, outliers)
+            results.append(result | {"pairs": 0, "verdict": reason})
+        else:
+            results.append(result | {"pairs": len(paired), **pairs.gain(paired, seed)})
     return pd.DataFrame(results, columns=COLUMNS).reset_index(drop=True)
 
 
-def _gain(key: dict, group: pd.DataFrame, precision: str, seed: int) -> dict:
-    usable = group[(group["status"] == "ok") & group["median_ms"].notna()]
-    candidates = usable[usable["precision"].isin([BASELINE, precision])]
-    flagged = int(is_outlier(candidates).sum())
-    usable = usable[~is_outlier(usable)]
-    reduced = usable[usable["precision"] == precision]
-    baseline = usable[usable["precision"] == BASELINE]
-    pairs = reduced.merge(baseline, on=PAIR_KEYS, suffixes=("", "_base"), how="inner")
-    result = {
-        **key,
-        "machine": group["machine"].iloc[0],
-        "device_name": group["device_name"].iloc[0] if "device_name" in group else None,
-        "precision": precision,
-        "baseline": BASELINE,
-        "pairs": len(pairs),
-        "outliers": flagged,
-    }
-    if pairs.empty:
-        return result | {"verdict": _no_pair_reason(group, precision, flagged)}
-    speedup, low, high = _geomean_speedup(pairs, seed)
-    fidelity, max_err = _fidelity(pairs)
-    result |= {
-        "speedup": speedup,
-        "speedup_ci95_low": low,
-        "speedup_ci95_high": high,
-        "fidelity": fidelity,
-        "max_ref_rel_err": max_err,
-    }
-    return result | {"verdict": _verdict(speedup, low, high, fidelity)}
+def _comparisons(group: np.ndarray, precision: np.ndarray) -> dict[tuple[int, str], np.ndarray]:
+    """The rows of each (group, reduced precision) that ran, any status: group, then precision."""
+    positions: dict[tuple[int, str], list[int]] = {}
+    for position in np.flatnonzero(precision != BASELINE):
+        positions.setdefault((int(group[position]), precision[position]), []).append(position)
+    return {key: np.array(positions[key]) for key in sorted(positions)}
 
 
-def _geomean_speedup(pairs: pd.DataFrame, seed: int) -> tuple[float, float | None, float | None]:
-    point = float(np.exp(np.mean(np.log(pairs["median_ms_base"] / pairs["median_ms"]))))
+@dataclass(frozen=True)
+class _Pairs:
+    """Every pair of two ok, unflagged cells that differ only in precision (the fp32 one's
+    columns suffixed `_base`), and which pairs each (group, reduced precision) has, in the order
+    a merge of that comparison alone gives them (its bootstrap draws depend on that order)."""
+
+    frame: pd.DataFrame
+    log_ratio: pd.Series  # log(median fp32 / median reduced)
+    failed: np.ndarray  # fidelity failed or output not finite
+    measured: np.ndarray  # fidelity was checked
+    errors: np.ndarray  # relative error against the reference, NaN where not measured
+    of_comparison: dict[tuple[int, str], list[int]]
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame) -> _Pairs:
+        usable = rows[(rows["status"] == "ok") & rows["median_ms"].notna() & ~is_outlier(rows)]
+        usable = usable.reindex(columns=[*PAIR_KEYS, *PAIR_FIGURES, "precision", "_group"])
+        baseline = usable[usable["precision"] == BASELINE][[*PAIR_KEYS, "median_ms", "samples_ms"]]
+        reduced = usable[usable["precision"] != BASELINE]
+        frame = reduced.merge(baseline, on=PAIR_KEYS, suffixes=("", "_base"), how="inner")
+        of_comparison: dict[tuple[int, str], list[int]] = {}
+        for index, key in enumerate(zip(frame["_group"], frame["precision"], strict=True)):
+            of_comparison.setdefault(key, []).append(index)
+        checked = frame["fidelity_ok"].astype("boolean")
+        nonfinite = frame["nonfinite"].astype("boolean").fillna(False)
+        errors = pd.to_numeric(frame["ref_rel_err"], errors="coerce")
+        return cls(
+            frame=frame,
+            log_ratio=np.log(frame["median_ms_base"] / frame["median_ms"]),
+            failed=(nonfinite | (checked == False).fillna(False)).to_numpy(dtype=bool),  # noqa: E712
+            measured=checked.notna().to_numpy(dtype=bool),
+            errors=errors.to_numpy(dtype=float, na_value=np.nan),
+            of_comparison=of_comparison,
+        )
+
+    def gain(self, paired: list[int], seed: int) -> dict:
+        """Speed-up, its CI, the fidelity verdict and the answer of one comparison's pairs."""
+        point = float(np.exp(self.log_ratio.iloc[paired].mean()))
+        low, high = _geomean_ci(
+            self.frame["samples_ms_base"].iloc[paired], self.frame["samples_ms"].iloc[paired], seed
+        )
+        fidelity = (
+            "fail"
+            if self.failed[paired].any()
+            else "pass"
+            if self.measured[paired].all()
+            else "not measured"
+        )
+        errors = self.errors[paired]
+        return {
+            "speedup": point,
+            "speedup_ci95_low": low,
+            "speedup_ci95_high": high,
+            "fidelity": fidelity,
+            "max_ref_rel_err": None if np.isnan(errors).all() else float(np.nanmax(errors)),
+            "verdict": _verdict(point, low, high, fidelity),
+        }
+
+
+def _geomean_ci(
+    base_samples: pd.Series, reduced_samples: pd.Series, seed: int
+) -> tuple[float | None, float | None]:
+    """Percentile bootstrap CI of the geometric mean speed-up, resampling each cell's samples."""
     rng = np.random.default_rng(seed)
     log_ratios = np.zeros(RESAMPLES)
-    for _, pair in pairs.iterrows():
-        reduced = sample_array(pair)
-        base = sample_array({"samples_ms": pair["samples_ms_base"]})
+    for base_raw, reduced_raw in zip(base_samples, reduced_samples, strict=True):
+        reduced = sample_array({"samples_ms": reduced_raw})
+        base = sample_array({"samples_ms": base_raw})
         if len(reduced) < 2 or len(base) < 2:
-            return point, None, None
+            return None, None
         log_ratios += np.log(_resampled_medians(base, rng) / _resampled_medians(reduced, rng))
-    low, high = np.percentile(np.exp(log_ratios / len(pairs)), [2.5, 97.5])
-    return point, float(low), float(high)
+    low, high = np.percentile(np.exp(log_ratios / len(base_samples)), [2.5, 97.5])
+    return float(low), float(high)
 
 
 def _resampled_medians(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.median(samples[rng.integers(0, len(samples), (RESAMPLES, len(samples)))], axis=1)
-
-
-def _fidelity(pairs: pd.DataFrame) -> tuple[str, float | None]:
-    checked = pairs["fidelity_ok"].astype("boolean")
-    nonfinite = pairs["nonfinite"].astype("boolean").fillna(False)
-    errors = pd.to_numeric(pairs["ref_rel_err"], errors="coerce")
-    max_err = None if errors.isna().all() else float(errors.max())
-    if bool(nonfinite.any()) or bool((checked == False).any()):  # noqa: E712 (nullable booleans)
-        return "fail", max_err
-    if bool(checked.notna().all()):
-        return "pass", max_err
-    return "not measured", max_err
 
 
 def _verdict(speedup: float, low: float | None, high: float | None, fidelity: str) -> str:
@@ -131,12 +186,10 @@ def _verdict(speedup: float, low: float | None, high: float | None, fidelity: st
     return "no clear gain (CI includes 1x)"
 
 
-def _no_pair_reason(group: pd.DataFrame, precision: str, flagged: int) -> str:
-    tried = group[group["precision"] == precision]
-    not_ok = tried[tried["status"] != "ok"]
+def _no_pair_reason(cells: CellValues, tried: np.ndarray, flagged: int) -> str:
+    not_ok = [int(p) for p in tried if cells.value(int(p), "status") != "ok"]
     if len(not_ok) == len(tried):
-        status = not_ok["status"].iloc[0]
-        error = not_ok["error"].iloc[0] if "error" in not_ok else None
+        status, error = cells.value(not_ok[0], "status"), cells.value(not_ok[0], "error")
         return f"did not run ({status}{': ' + str(error) if error else ''})"
     if flagged:
         return f"no comparison: {flagged} cell(s) flagged as outliers"
