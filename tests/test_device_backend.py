@@ -6,6 +6,7 @@ A fake torch module stands in for the GPU libraries, so the code under test is t
 from __future__ import annotations
 
 import dataclasses
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -146,3 +147,71 @@ def test_detection_lists_each_accelerator_with_its_backend_facts(monkeypatch):
     assert [d["id"] for d in devices] == ["cpu", "cuda:0", "cuda:1"]
     assert devices[1]["name"] == "Fake GPU" and devices[1]["backend"] == "cuda"
     assert devices[2]["memory_bytes"] == 80 << 30 and devices[2]["compute_capability"] == "9.0"
+
+
+class CountingDetection:
+    """Stands in for subprocess.run: counts detections and answers with the CUDA_VISIBLE_DEVICES seen."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, command, **kwargs):
+        import os
+
+        self.calls += 1
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        gpus = [
+            {"id": f"cuda:{i}", "kind": "cuda"}
+            for i, _ in enumerate(filter(None, visible.split(",")))
+        ]
+        return SimpleNamespace(
+            returncode=0, stdout=json.dumps([{"id": "cpu", "kind": "cpu"}, *gpus])
+        )
+
+
+@pytest.fixture
+def counting_detection(monkeypatch):
+    import sdbench.devices as devices
+
+    detection = CountingDetection()
+    monkeypatch.setattr(devices.subprocess, "run", detection)
+    devices.forget_detected_devices()
+    yield detection
+    devices.forget_detected_devices()
+
+
+def test_a_process_detects_devices_once_while_the_device_variables_stay_the_same(
+    counting_detection, monkeypatch
+):
+    from sdbench.devices import present_devices
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    first = present_devices()
+    first.append({"id": "changed by a caller"})
+    monkeypatch.setenv("SDBENCH_INJECT", "{}")  # not a device variable: no new detection
+    assert present_devices() == [{"id": "cpu", "kind": "cpu"}, {"id": "cuda:0", "kind": "cuda"}]
+    assert counting_detection.calls == 1
+
+
+def test_changing_a_device_variable_detects_again(counting_detection, monkeypatch):
+    from sdbench.devices import present_devices
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert [d["id"] for d in present_devices()] == ["cpu", "cuda:0"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert [d["id"] for d in present_devices()] == ["cpu", "cuda:0", "cuda:1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert [d["id"] for d in present_devices()] == ["cpu", "cuda:0"]
+    assert counting_detection.calls == 2
+
+
+def test_a_failed_detection_is_not_remembered(counting_detection, monkeypatch):
+    import sdbench.devices as devices
+    from sdbench.errors import DeviceError
+
+    failing = SimpleNamespace(returncode=1, stdout="", stderr="ModuleNotFoundError: torch")
+    monkeypatch.setattr(devices.subprocess, "run", lambda *a, **k: failing)
+    with pytest.raises(DeviceError, match="ModuleNotFoundError: torch"):
+        devices.present_devices()
+    monkeypatch.setattr(devices.subprocess, "run", counting_detection)
+    assert devices.present_devices()[0]["id"] == "cpu"
