@@ -1,4 +1,4 @@
-"""Shared test helpers: tiny suite files, running the CLI in a subprocess, finding our processes."""
+"""Test helpers: tiny suites, the CLI in a subprocess or in-process, finding our processes."""
 
 from __future__ import annotations
 
@@ -147,6 +147,30 @@ def run_cli_process(
 @pytest.fixture
 def run_cli() -> Callable[..., tuple[int, str, str]]:
     return run_cli_process
+
+
+@pytest.fixture
+def run_cli_in_process(capsys, monkeypatch) -> Callable[..., tuple[int, str, str]]:
+    """run_cli_in_process(*ARGS, env=...): `sdbench ARGS` through cli.main in this process.
+
+    (exit code, stdout, stderr) as run_cli gives them, without a new interpreter importing
+    pandas and scipy (seconds) for each call; `env` holds for that call only.
+    """
+    from sdbench.cli import main
+
+    def run(*args: object, env: dict | None = None) -> tuple[int, str, str]:
+        capsys.readouterr()
+        with monkeypatch.context() as patch:
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            try:
+                code = main([str(arg) for arg in args])
+            except SystemExit as exit_:  # argparse's usage errors
+                code = exit_.code
+        stdout, stderr = capsys.readouterr()
+        return code, stdout, stderr
+
+    return run
 
 
 def _processes_with_env(name: str, value: str) -> list[int]:
