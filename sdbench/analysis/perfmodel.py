@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
+from threadpoolctl import threadpool_limits
 
 from sdbench.analysis.costs import stage_cost
 from sdbench.analysis.workload import ImageWorkload
@@ -174,20 +175,29 @@ class Features:
     batch: np.ndarray
     flags: np.ndarray  # n x len(SOFTWARE_FACTORS)
     metric: np.ndarray  # index into METRICS
+    # Each row's (family, small step) as an index into `regimes`: the model looks a family's
+    # parameters up once per regime, not once per row (a fit evaluates it ~1,000 times).
+    regimes: list[tuple[str, bool]]
+    regime_of_row: np.ndarray
 
     @classmethod
     def build(cls, rows: list[tuple[GPU, ImageWorkload, str]]) -> Features:
         costs = np.stack([_stage_costs(w) for _, w, _ in rows])
+        small = costs[:, 1, 0] < SMALL_STEP_FLOPS
+        row_regimes = [(g.family, bool(s)) for (g, _, _), s in zip(rows, small, strict=True)]
+        regimes = list(dict.fromkeys(row_regimes))
         return cls(
             costs=costs,
             peak_flops=np.array([g.peak_tflops(w.precision) * 1e12 for g, w, _ in rows]),
             bandwidth=np.array([g.mem_bandwidth_gbs * 1e9 for g, _, _ in rows]),
             families=[g.family for g, _, _ in rows],
-            small=costs[:, 1, 0] < SMALL_STEP_FLOPS,
+            small=small,
             steps=np.array([w.steps for _, w, _ in rows], dtype=float),
             batch=np.array([w.batch_size for _, w, _ in rows], dtype=float),
             flags=np.array([_software_flags(w) for _, w, _ in rows]),
             metric=np.array([METRICS.index(m) for _, _, m in rows]),
+            regimes=regimes,
+            regime_of_row=np.array([regimes.index(r) for r in row_regimes], dtype=int),
         )
 
 
@@ -199,16 +209,26 @@ def _log_compute_efficiency(
 ) -> np.ndarray:
     out = np.full(len(features.families), params["compute"])
     out += params["small_step"] * features.small
-    for i, family in enumerate(features.families):
-        seen = calibration_families.family_for(family)
-        if seen is None:
-            # No data for this architecture or a neighbour: assume the least efficient family seen,
-            # so an unproven software stack is never recommended on its datasheet alone.
-            out[i] += min(params.get(f"family:{f}", 0.0) for f in calibration_families.families)
-            continue
-        regime = "small" if features.small[i] else "large"
-        out[i] += params.get(f"family:{seen}", 0.0) + params.get(f"regime:{seen}:{regime}", 0.0)
-    return out
+    terms = np.array(
+        [
+            _family_term(family, small, params, calibration_families)
+            for family, small in features.regimes
+        ]
+    )
+    return out + terms[features.regime_of_row] if len(terms) else out
+
+
+def _family_term(
+    family: str, small: bool, params: dict[str, float], calibration_families: Calibration
+) -> float:
+    """The log compute efficiency a family adds in a regime, beyond the global ones."""
+    seen = calibration_families.family_for(family)
+    if seen is None:
+        # No data for this architecture or a neighbour: assume the least efficient family seen,
+        # so an unproven software stack is never recommended on its datasheet alone.
+        return min(params.get(f"family:{f}", 0.0) for f in calibration_families.families)
+    regime = "small" if small else "large"
+    return params.get(f"family:{seen}", 0.0) + params.get(f"regime:{seen}:{regime}", 0.0)
 
 
 def stage_seconds(features: Features, calibration: Calibration) -> np.ndarray:
@@ -277,9 +297,13 @@ def calibrate(observations: list[Observation]) -> Calibration:
         return np.concatenate([predicted - observed, ridge * vector])
 
     initial = np.array([_initial(n) for n in names])
-    fit = least_squares(
-        residuals, initial, method="trf", loss="soft_l1", f_scale=0.2, max_nfev=2000
-    )
+    # One BLAS thread: the fit's matrices are ~160 x 40, so OpenBLAS's threads only spin (4x the
+    # CPU time on a busy 2-core machine), and with them the fit's last digits followed the
+    # machine's core count.
+    with threadpool_limits(limits=1, user_api="blas"):
+        fit = least_squares(
+            residuals, initial, method="trf", loss="soft_l1", f_scale=0.2, max_nfev=2000
+        )
     return Calibration(dict(zip(names, fit.x, strict=True)), families)
 
 

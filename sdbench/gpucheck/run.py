@@ -45,6 +45,7 @@ REQUIRED_MODULES = {
     "matplotlib": "matplotlib",
     "jinja2": "jinja2",
     "scipy": "scipy",
+    "threadpoolctl": "threadpoolctl",
     "rich": "rich",
 }
 WHEELS_HELP = (

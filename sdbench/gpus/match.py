@@ -87,13 +87,20 @@ def normalise_name(name: str) -> str:
     return " ".join(sorted(parts.core | parts.variants | parts.details))
 
 
-def _spellings(gpu: GPU) -> list[Tokens]:
-    memory = f"{gpu.vram_gb:g}gb"
+def _spellings(gpu: GPU) -> tuple[Tokens, ...]:
+    return _spellings_of(gpu.name, gpu.aliases, gpu.vram_gb)
+
+
+@functools.lru_cache(maxsize=4096)
+def _spellings_of(name: str, aliases: tuple[str, ...], vram_gb: float) -> tuple[Tokens, ...]:
+    """The tokens of a card's name and aliases, its memory size a detail of each (cached: every
+    lookup compares the query with every catalogue card)."""
+    memory = f"{vram_gb:g}gb"
     found = []
-    for spelling in (gpu.name, *gpu.aliases):
+    for spelling in (name, *aliases):
         parts = tokens(spelling)
         found.append(Tokens(parts.core, parts.variants, parts.details | {memory}))
-    return found
+    return tuple(found)
 
 
 def _matches(query: Tokens, card: Tokens) -> bool:
