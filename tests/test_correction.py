@@ -14,6 +14,7 @@ from sdbench.analysis.correction import (
     SHRINKAGE_CELLS,
     fit_corrections,
     leave_one_out,
+    measured_cells,
     shrunk_factor,
     summarise_leave_one_out,
 )
@@ -102,6 +103,13 @@ def test_lever_cpu_and_tiny_model_rows_do_not_correct_a_gpu(results_of):
     assert list(corrections) == ["GeForce RTX 4090"]
     assert corrections["GeForce RTX 4090"].cells == 1
     assert corrections["GeForce RTX 4090"].factor == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.filterwarnings("error")  # pandas deprecates & between booleans and strings
+def test_results_with_no_gpu_row_have_no_measured_cells_and_raise_no_warning(results_of):
+    cpu_only = results_of([_unet_row(512, 1, device="cpu", device_name="AMD EPYC 7B13")])
+    cells = measured_cells(cpu_only)
+    assert cells.empty and "catalogue_gpu" in cells.columns
 
 
 def test_the_correction_is_the_shrunk_median_so_one_odd_cell_does_not_swing_it():

@@ -107,7 +107,9 @@ def measured_cells(results: pd.DataFrame | None) -> pd.DataFrame:
         keep,
     ].copy()
     rows["catalogue_gpu"] = rows["device_name"].map(lambda name: catalogue_name(str(name)))
-    usable = rows["catalogue_gpu"].notna() & rows["model"].map(_tells_about_the_card)
+    # bool, not map's inferred dtype: on no rows that is str, and bool & str is deprecated.
+    tells = rows["model"].map(_tells_about_the_card).astype(bool)
+    usable = rows["catalogue_gpu"].notna() & tells
     return rows[usable].reset_index(drop=True)
 
 
