@@ -6,6 +6,7 @@ import pytest
 
 from sdbench.analysis.memory_model import (
     activation_bytes,
+    activation_coefficients,
     attention_matrix_ratio,
     component_weight_bytes,
     estimate_memory,
@@ -177,3 +178,21 @@ def test_model_offload_of_sd35_keeps_its_transformer_and_t5_resident_in_their_st
         weights["transformer"],
         encoders,
     )
+
+
+@pytest.mark.parametrize("model", ["ssd-1b", "vega"])
+def test_an_unmeasured_model_borrows_the_activations_of_its_registry_family(model):
+    # SSD-1B and Vega are distilled SDXLs: they run SDXL's two text encoders (sd15's one would
+    # under-read their peak) and an SDXL-shaped UNet.
+    sdxl = MODELS["sdxl"].components
+    assert MODELS[model].components["text_encoder_2"] == sdxl["text_encoder_2"]
+    assert activation_coefficients(model, "text_encoder") == activation_coefficients(
+        "sdxl", "text_encoder"
+    )
+    assert activation_coefficients(model, "unet")[0] == activation_coefficients("sdxl", "unet")[0]
+
+
+@pytest.mark.parametrize("model", ["sd21", "bk-sdm-tiny", "tiny"])
+def test_a_model_with_no_measured_relative_borrows_sd15s_activations(model):
+    for stage in ("text_encoder", "unet", "vae_decode"):
+        assert activation_coefficients(model, stage) == activation_coefficients("sd15", stage)

@@ -35,7 +35,6 @@ MEMORY_LEVERS = (
     "vae_slicing",
     "quant",
 )  # estimate_memory's settings beyond the workload
-MODEL_FOR_FIT = {"sd21": "sd15", "tiny": "sd15"}
 STAGES = ("text_encoder", "unet", "vae_decode")
 STAGE_WEIGHTS = {  # the components each stage needs on the accelerator (what offloading keeps)
     "text_encoder": ("text_encoder", "text_encoder_2", "text_encoder_3"),
@@ -123,8 +122,7 @@ def activation_coefficients(model: str, stage: str) -> tuple[float, float]:
     def measured(name: str) -> bool:
         return bool(((data["model"] == name) & (data["stage"] == stage)).any())
 
-    twin = same_architecture(model) if model in MODELS else model  # sdxl-turbo: sdxl's
-    fit_model = next((m for m in (model, twin) if measured(m)), MODEL_FOR_FIT.get(model, "sd15"))
+    fit_model = next((m for m in _relatives(model) if measured(m)), "sd15")
     rows = data[(data["model"] == fit_model) & (data["stage"] == stage)]
     images = (rows["batch_size"] * (1 if stage == "vae_decode" else 2)).to_numpy(float)
     # Activations scale with the element size: bring bf16/fp16 measurements to fp32 bytes.
@@ -143,6 +141,21 @@ def activation_coefficients(model: str, stage: str) -> tuple[float, float]:
     if stage != "unet" or fit_model == "sd15":
         return a, 0.0
     return a, activation_coefficients("sd15", "unet")[1] * attention_matrix_ratio(model, "sd15")
+
+
+def _relatives(model: str) -> list[str]:
+    """Whose measured activations may answer for `model`, nearest first: its own, its
+    architecture twin's (sdxl-turbo: sdxl's), its registry family's (ssd-1b, vega: sdxl's).
+
+    Beyond them activation_coefficients falls back to sd15, the UNet measured at most sizes:
+    the registry names no nearer measured relative of sd21 (family sd21), the SD3 and FLUX
+    transformers or the tiny test configs.
+    """
+    if model not in MODELS:
+        return [model]
+    family = MODELS[model].family
+    same_family = [name for name, spec in MODELS.items() if spec.family == family]
+    return [model, same_architecture(model), *same_family]
 
 
 def _first_attention(model: str) -> tuple[int, int]:
