@@ -14,6 +14,10 @@ from sdbench.report.plots import SERIES_COLORS, Plot, figure_svg
 from sdbench.report.tables import Table, frame_table, same_name
 
 MAX_BAR_CHARTS = 6
+# Columns of the shared table and bars per chart: more machines than this and the baseline, the
+# fastest and the slowest stand for the rest (the Machines table lists every machine).
+MAX_SHOWN_MACHINES = 9
+SHOWN_EACH_WAY = 4
 MACHINE_COLUMNS = [
     ("machine", "machine", None),
     ("device", "device_name", None),
@@ -69,6 +73,9 @@ def machines_section(view: Fleet | None, with_plots: bool = True):
         section.tables.append(
             frame_table(view.predictions, title, PREDICTION_COLUMNS, caption, "machines-predicted")
         )
+    shown_note = shown_machines(view)[1] if not view.shared.empty else ""
+    if shown_note:
+        section.notes.append(f"Shared cells: {shown_note}")
     if view.shared.empty:
         section.notes.append(
             "No cell ran ok on more than one machine, so none is compared side by side."
@@ -78,16 +85,41 @@ def machines_section(view: Fleet | None, with_plots: bool = True):
     return section
 
 
+def shown_machines(view: Fleet) -> tuple[list[str], str]:
+    """The machines the shared table and bar charts show, in order, and a note on the rest.
+
+    Every machine when there are at most MAX_SHOWN_MACHINES; else the baseline and the
+    SHOWN_EACH_WAY fastest and slowest against it (the range a buyer weighs), fastest first.
+    """
+    machines = view.machines[view.machines["machine"].isin(set(view.shared["machine"]))]
+    if len(machines) <= MAX_SHOWN_MACHINES:
+        return list(machines["machine"]), ""
+    others = machines[~machines["baseline"]]
+    ranked = others[others["relative_speed"].notna()].sort_values(
+        ["relative_speed", "machine"], ascending=[False, True], kind="stable"
+    )
+    picked = list(ranked["machine"].iloc[:SHOWN_EACH_WAY])
+    picked += [m for m in ranked["machine"].iloc[-SHOWN_EACH_WAY:] if m not in picked]
+    baseline = list(machines.loc[machines["baseline"], "machine"])
+    rest = len(machines) - len(baseline) - len(picked)
+    note = (
+        f"{len(baseline) + len(picked)} of {len(machines)} machines shown: the baseline and the "
+        f"{SHOWN_EACH_WAY} fastest and {SHOWN_EACH_WAY} slowest against it; the other {rest} "
+        "are in the Machines table above, every figure in results.csv."
+    )
+    return baseline + picked, note
+
+
 def shared_table(view: Fleet) -> Table:
-    """One row per shared cell, one column per machine: median latency and its 95% CI."""
+    """One row per shared cell, one column per shown machine: median latency and its 95% CI."""
     shared = view.shared
     if shared.empty:
         return Table("Shared cells", [], [])
     unit = units.time_unit(shared["median_ms"])
-    shared = shared.assign(text=[_cell_text(view, row, unit) for _, row in shared.iterrows()])
+    shared = shared.assign(text=_cell_texts(view, unit))
     wide = shared.pivot_table(index=["cell_id", "label"], columns="machine", values="text",
                               aggfunc="first", sort=False).reset_index()  # fmt: skip
-    order = [m for m in view.machines["machine"] if m in wide.columns]
+    order, note = shown_machines(view)
     columns = [("cell", "label", None)] + [(m, m, None) for m in order]
     caption = (
         f"Median per call ({unit.label}) with its 95% CI, latest run of each cell on each machine, "
@@ -97,43 +129,57 @@ def shared_table(view: Fleet) -> Table:
     return frame_table(wide, "Shared cells", columns, caption, "machines-shared")
 
 
-def _cell_text(view: Fleet, row: pd.Series, unit: units.Unit) -> str:
-    low, high = units.as_number(row["ci95_low_ms"]), units.as_number(row["ci95_high_ms"])
-    text = unit.show(row["median_ms"])
-    if low is not None and high is not None:
-        text += f" [{unit.show(low)}–{unit.show(high)}]"
-    ratio = _vs_baseline(view, row) if row["machine_id"] != view.baseline else None
-    return text if ratio is None else f"{text} · {ratio:.2f}×"
-
-
-def _vs_baseline(view: Fleet, row: pd.Series) -> float | None:
-    base = view.shared[
-        (view.shared["cell_id"] == row["cell_id"]) & (view.shared["machine_id"] == view.baseline)
-    ]
-    return None if base.empty else float(base["median_ms"].iloc[0] / row["median_ms"])
+def _cell_texts(view: Fleet, unit: units.Unit) -> list[str]:
+    """Per shared row: "median [low–high]", then " · ratio×" against the baseline's median."""
+    shared = view.shared
+    on_baseline = shared[shared["machine_id"] == view.baseline]
+    baseline_ms = shared["cell_id"].map(on_baseline.set_index("cell_id")["median_ms"])
+    ratios = (baseline_ms / shared["median_ms"]).where(shared["machine_id"] != view.baseline)
+    texts = []
+    for median, low, high, ratio in zip(shared["median_ms"], shared["ci95_low_ms"],
+                                        shared["ci95_high_ms"], ratios, strict=True):  # fmt: skip
+        low, high = units.as_number(low), units.as_number(high)
+        text = unit.show(median)
+        if low is not None and high is not None:
+            text += f" [{unit.show(low)}–{unit.show(high)}]"
+        texts.append(text if pd.isna(ratio) else f"{text} · {float(ratio):.2f}×")
+    return texts
 
 
 @plots._styled
 def machine_bars(view: Fleet) -> Plot:
-    """One bar chart per shared cell (workload): a bar per machine, whiskers the 95% CI."""
+    """One bar chart per shared cell (workload): a bar per shown machine, whiskers the 95% CI."""
     anchor, title = "plot-machines", "Shared cells across machines"
     cells = list(dict.fromkeys(view.shared["cell_id"]))[:MAX_BAR_CHARTS]
-    machines = list(view.machines["machine"])
+    shown, note = shown_machines(view)
+    rows = view.shared[view.shared["cell_id"].isin(cells) & view.shared["machine"].isin(shown)]
+    # One pivot per figure: a row per cell, a column per machine, in the order shown.
+    wide = rows.pivot(index="cell_id", columns="machine")
+    labels = rows.drop_duplicates("cell_id").set_index("cell_id")["label"]
+    colors = {
+        m: SERIES_COLORS[i % len(SERIES_COLORS)] for i, m in enumerate(view.machines["machine"])
+    }
     figure, axes = plots._grid(len(cells))
     for axis, cell in zip(axes, cells, strict=True):
-        rows = view.shared[view.shared["cell_id"] == cell].set_index("machine")
-        present = [m for m in machines if m in rows.index]
-        medians = rows.loc[present, "median_ms"].astype(float)
-        low = (medians - rows.loc[present, "ci95_low_ms"].astype(float)).clip(lower=0).fillna(0)
-        high = (rows.loc[present, "ci95_high_ms"].astype(float) - medians).clip(lower=0).fillna(0)
-        colors = [SERIES_COLORS[machines.index(m) % len(SERIES_COLORS)] for m in present]
-        axis.bar(range(len(present)), medians, color=colors, yerr=[low, high], capsize=3)
+        medians = wide.loc[cell, "median_ms"].reindex(shown).dropna().astype(float)
+        present = list(medians.index)
+        low = (
+            (medians - wide.loc[cell, "ci95_low_ms"][present].astype(float)).clip(lower=0).fillna(0)
+        )
+        high = (
+            (wide.loc[cell, "ci95_high_ms"][present].astype(float) - medians)
+            .clip(lower=0)
+            .fillna(0)
+        )
+        axis.bar(range(len(present)), medians, color=[colors[m] for m in present],
+                 yerr=[low, high], capsize=3)  # fmt: skip
         axis.set_xticks(range(len(present)))
         axis.set_xticklabels(present, rotation=20, ha="right", fontsize=7)
-        axis.set_title(rows["label"].iloc[0], fontsize=8)
+        axis.set_title(labels[cell], fontsize=8)
         axis.set_ylabel("median latency per call (ms)")
     caption = (
         "Median latency per call of each cell several machines ran, one bar per machine; whiskers "
         "are the 95% CI of the median. Lower is faster."
     )
+    caption += f" {note}" if note else ""
     return Plot(anchor, title, caption, figure_svg(figure, anchor))

@@ -306,7 +306,8 @@ def memory_vs_resolution(frame: pd.DataFrame) -> Plot:
     ok = _plain(_ok(frame, "peak_memory_bytes"))
     if ok.empty:
         return Plot(anchor, title, "", skipped="No peak memory was recorded in these results.")
-    default = ok.apply(lambda r: default_precision(r["device"], set(ok["precision"])), axis=1)
+    precisions = set(ok["precision"])
+    default = ok["device"].map(lambda device: default_precision(device, precisions))
     ok = ok[ok["precision"] == default] if (ok["precision"] == default).any() else ok
     ok, drawn = _few_machines(ok)
     several = ok["where"].nunique() > 1

@@ -121,23 +121,6 @@ def overview_section(frame: pd.DataFrame, outliers: pd.DataFrame) -> Section:
 
 
 def runs_table(frame: pd.DataFrame) -> Table:
-    rows = []
-    for run_id, run in frame.groupby("run_id", sort=False):
-        counts = run["status"].value_counts()
-        rows.append(
-            {
-                "run_id": run_id,
-                "suite": run["suite"].iloc[0],
-                "started_at": _timestamp(run["started_at"].min()),
-                # pytest-benchmark rows without an sdbench cell have no device
-                "devices": ", ".join(
-                    sorted(run["device_name"].fillna(run["device"]).dropna().astype(str).unique())
-                )
-                or "–",
-                "cells": len(run),
-                **{status: int(counts.get(status, 0)) for status in STATUSES},
-            }
-        )
     columns = [
         ("run", "run_id", None),
         ("suite", "suite", None),
@@ -145,8 +128,40 @@ def runs_table(frame: pd.DataFrame) -> Table:
     ]
     columns += [("devices", "devices", None), ("cells", "cells", units.COUNT)]
     columns += [(status, status, units.COUNT) for status in STATUSES]
-    table = pd.DataFrame(rows).sort_values("started_at") if rows else pd.DataFrame(rows)
-    return frame_table(table, "Runs", columns, "Cells per run by outcome.", "runs")
+    return frame_table(_runs(frame), "Runs", columns, "Cells per run by outcome.", "runs")
+
+
+def _runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, in order of first appearance then by start: its suite, devices and
+    cells per outcome; grouped once, not filtered once per run (a fleet holds a thousand)."""
+    runs = frame[frame["run_id"].notna()]
+    if runs.empty:
+        return pd.DataFrame()
+    groups = runs.groupby("run_id", sort=False)
+    order = groups.size().index
+    # pytest-benchmark rows without an sdbench cell have no device
+    devices = pd.DataFrame({"run_id": runs["run_id"],
+                            "device": runs["device_name"].fillna(runs["device"])}).dropna()  # fmt: skip
+    devices = devices.assign(device=devices["device"].astype(str)).drop_duplicates()
+    devices = (
+        devices.sort_values("device", kind="stable").groupby("run_id")["device"].agg(", ".join)
+    )
+    counts = groups["status"].value_counts().unstack(fill_value=0)
+    table = pd.DataFrame(
+        {
+            "run_id": order,
+            "suite": runs.drop_duplicates("run_id").set_index("run_id")["suite"].reindex(order),
+            "started_at": [_timestamp(value) for value in groups["started_at"].min()],
+            "devices": devices.reindex(order).fillna("–").replace("", "–"),
+            "cells": groups.size(),
+            **{
+                s: counts.get(s, pd.Series(0, index=order)).reindex(order).astype(int)
+                for s in STATUSES
+            },  # fmt: skip
+        },
+        index=order,
+    ).reset_index(drop=True)
+    return table.sort_values("started_at")
 
 
 def _timestamp(value: object) -> str:
@@ -217,14 +232,16 @@ def not_ok_table(frame: pd.DataFrame) -> Table:
 
 def cell_labels(frame: pd.DataFrame) -> pd.Series:
     """A short readable name per row: device, model, stage, size, batch and knobs."""
-    return frame.apply(
-        lambda r: (
-            f"{r['device']} {r['model']} {r['stage']} {r['width']}×{r['height']} b{r['batch_size']} "
-            f"{r['precision']} {r['attention']}"
-            + ("" if r["compile"] in (None, "none") else f" compile={r['compile']}")
-        ),
-        axis=1,
-    )
+    columns = ("device", "model", "stage", "width", "height", "batch_size", "precision",
+               "attention", "compile")  # fmt: skip
+    labels = [
+        f"{device} {model} {stage} {width}×{height} b{batch} {precision} {attention}"
+        + ("" if compile_mode in (None, "none") else f" compile={compile_mode}")
+        for device, model, stage, width, height, batch, precision, attention, compile_mode in zip(
+            *(frame[column] for column in columns), strict=True
+        )
+    ]
+    return pd.Series(labels, index=frame.index, dtype=object)
 
 
 def matrix_section(latest: pd.DataFrame) -> Section:
