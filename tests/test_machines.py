@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from report_fixtures import START, synthetic_rows
 
+from sdbench.analysis.fleet import Fleet
 from sdbench.cli import main
 from sdbench.machine import latest_per_series, machine_id, machine_label, with_machine_columns
 from sdbench.store import read_results, write_run
@@ -324,3 +325,56 @@ def test_line_plots_of_a_large_fleet_draw_the_best_covered_machines_and_say_so(t
     plot = plots.latency_vs_resolution(latest_per_series(read_results([tmp_path])))
     assert "8 of 10 machines drawn" in plot.caption
     assert "·node01 · fp16" in plot.svg and "·node00 " not in plot.svg
+
+
+def hand_made_fleet(speeds: list[float]) -> Fleet:
+    """Machines m00.. (m00 the baseline) whose made-up medians are 10 ms / speed on two cells."""
+    names = [f"m{index:02d}" for index in range(len(speeds))]
+    machines = pd.DataFrame(
+        {
+            "machine_id": names,
+            "machine": names,
+            "baseline": [i == 0 for i in range(len(names))],
+            "relative_speed": speeds,
+        }  # fmt: skip
+    )
+    shared = pd.DataFrame(
+        [
+            {
+                "cell_id": cell,
+                "label": f"cell {cell}",
+                "machine_id": name,
+                "machine": name,
+                "median_ms": 10.0 / speed,
+                "ci95_low_ms": 9.0 / speed,
+                "ci95_high_ms": 11.0 / speed,
+            }
+            for cell in ("a", "b")
+            for name, speed in zip(names, speeds, strict=True)
+        ]  # fmt: skip
+    )
+    return Fleet(machines, shared, pd.DataFrame(), baseline="m00")
+
+
+def test_a_large_fleet_shows_the_baseline_and_the_fastest_and_slowest_machines_and_says_so():
+    from sdbench.report.machines_section import machine_bars, machines_section
+
+    # m00 the baseline; m01..m11 at speeds 0.5, 0.6, ... 1.5 against it.
+    view = hand_made_fleet([1.0] + [0.5 + 0.1 * i for i in range(11)])
+    section = machines_section(view)
+    shared = section.tables[1]
+    header = [column.label for column in shared.columns]
+    assert header == ["cell", "m00", "m11", "m10", "m09", "m08", "m04", "m03", "m02", "m01"]
+    assert shared.rows[0][2].text == "6.67 [6.00–7.33] · 1.50×"  # m11 runs 1.5x the baseline
+    assert any("9 of 12 machines shown" in note and "the other 3" in note for note in section.notes)
+    bars = machine_bars(view)
+    assert "9 of 12 machines shown" in bars.caption
+    assert "m11" in bars.svg and "m01" in bars.svg and "m05" not in bars.svg
+
+
+def test_a_small_fleet_shows_every_machine_in_the_machines_table_order():
+    from sdbench.report.machines_section import machines_section
+
+    section = machines_section(hand_made_fleet([1.0, 2.0, 0.5]))
+    assert [column.label for column in section.tables[1].columns] == ["cell", "m00", "m01", "m02"]
+    assert not any("machines shown" in note for note in section.notes)
