@@ -77,6 +77,7 @@ BEST_FIGURES = [  # the winning row's own figures, copied into its workload's re
     "cell_id",
     "ref_rel_err",
 ]
+READ_COLUMNS = [*WORKLOAD, *CONFIG, *BEST_FIGURES, *RESULT_SOURCES]
 
 
 def passes_fidelity(frame: pd.DataFrame, require_fidelity: bool = False) -> pd.Series:
@@ -118,14 +119,20 @@ def fastest_settings(frame: pd.DataFrame, require_fidelity: bool = False) -> pd.
     rows = latest_per_series(with_config_columns(frame[frame["model"].notna()]))
     if rows.empty:
         return pd.DataFrame(columns=RESULT_COLUMNS)
-    rows = flag_outliers(rows).reset_index(drop=True)
+    rows = only_columns(flag_outliers(rows), [*READ_COLUMNS, "status", "nonfinite", "samples_ms"])
     # One pass over the whole table finds every workload's counts, default and winner at once:
     # a pandas filter per workload cost seconds on a fleet of a hundred machines.
     picks = _WorkloadPicks.of(rows, require_fidelity)
-    cells = CellValues(rows, [*WORKLOAD, *CONFIG, *BEST_FIGURES, *RESULT_SOURCES])
+    cells = CellValues(rows, READ_COLUMNS)
     results = [_workload_result(picks, cells, i, require_fidelity) for i in range(picks.count)]
     _add_speedups(results, rows, picks)
     return pd.DataFrame(results, columns=RESULT_COLUMNS).reset_index(drop=True)
+
+
+def only_columns(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Those of `names` that `rows` has, indexed from 0: a fleet's table has a hundred columns
+    more, and each copy of them that an analysis step makes shows."""
+    return rows[[name for name in dict.fromkeys(names) if name in rows]].reset_index(drop=True)
 
 
 def with_config_columns(frame: pd.DataFrame) -> pd.DataFrame:

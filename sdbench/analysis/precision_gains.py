@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sdbench.analysis.best import CONFIG, WORKLOAD, CellValues, with_config_columns
+from sdbench.analysis.best import (
+    CONFIG,
+    WORKLOAD,
+    CellValues,
+    only_columns,
+    with_config_columns,
+)
 from sdbench.analysis.compare import sample_array
 from sdbench.analysis.outliers import flag_outliers, is_outlier
 from sdbench.machine import latest_per_series
@@ -39,6 +45,7 @@ COLUMNS = [
     "verdict",
 ]
 PAIR_FIGURES = ["median_ms", "samples_ms", "fidelity_ok", "nonfinite", "ref_rel_err"]
+ROW_FACTS = ["precision", "machine", "device_name", "status", "error", "outlier_reason"]
 RESAMPLES = 2000
 
 
@@ -48,7 +55,7 @@ def precision_gains(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     rows = latest_per_series(with_config_columns(frame[frame["model"].notna()]))
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
-    rows = flag_outliers(rows).reset_index(drop=True)
+    rows = only_columns(flag_outliers(rows), [*PAIR_KEYS, *PAIR_FIGURES, *ROW_FACTS])
     rows = rows.assign(
         channels_last=rows["channels_last"].astype("boolean").fillna(False).astype(bool),
         vae=rows["vae"].fillna("default"),

@@ -176,5 +176,5 @@ def plain_levers(frame):
     """True for rows with every lever off, as a bool Series (with_levers' rule)."""
     from sdbench.levers import LEVERS
 
-    levers = with_levers(frame)[list(LEVERS)]
-    return (levers == "none").all(axis=1)
+    levers = with_levers(frame[[lever for lever in LEVERS if lever in frame]])  # not a full copy
+    return (levers[list(LEVERS)] == "none").all(axis=1)
