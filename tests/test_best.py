@@ -11,6 +11,7 @@ from report_fixtures import only_row, synthetic_rows, write_history, write_synth
 from sdbench.analysis.best import compile_gains, default_precision, fastest_settings
 from sdbench.cli import main
 from sdbench.store import read_results
+from sdbench.store.files import write_run
 
 
 @pytest.fixture
@@ -128,3 +129,24 @@ def test_cli_table_names_the_speedup(tmp_path, capsys):
 def test_cli_missing_file_is_bad_input(tmp_path, capsys):
     assert main(["best", str(tmp_path / "nope.parquet")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _markdown_column(capsys, name: str) -> list[str]:
+    lines = capsys.readouterr().out.splitlines()
+    column = [c.strip() for c in lines[0].strip("|").split("|")].index(name)
+    return [[c.strip() for c in line.strip("|").split("|")][column] for line in lines[2:]]
+
+
+def test_two_step_counts_of_one_workload_read_apart_and_one_count_stays_short(tmp_path, capsys):
+    rows = synthetic_rows(devices=("cuda:0",))
+    longer = [r | {"steps": 50, "cfg": False, "cell_id": r["cell_id"] + "-50"} for r in rows]
+    path = write_run(rows + longer, tmp_path / "steps.parquet")
+    assert main(["best", str(path), "--format", "markdown"]) == 0
+    workloads = _markdown_column(capsys, "workload")
+    assert len(workloads) == len(set(workloads)) * 2 == 16  # unet and vae_decode each
+    assert workloads.count("512x512 b2, 20 steps with cfg") == 2
+    assert workloads.count("512x512 b2, 50 steps without cfg") == 2
+    assert main(["best", str(write_synthetic_run(tmp_path)), "--format", "markdown"]) == 0
+    assert set(_markdown_column(capsys, "workload")) == {
+        "256x256 b1", "256x256 b2", "512x512 b1", "512x512 b2"
+    }  # fmt: skip

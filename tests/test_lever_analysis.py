@@ -151,3 +151,17 @@ def test_best_by_lever_prints_the_winners_per_model_and_stage(frame, tmp_path, c
     assert (answer["speed_setting"], answer["memory_setting"]) == ("int8dq", "model_offload")
     assert main(["best", str(path)]) == 0
     assert "int8dq" in capsys.readouterr().out
+
+
+def test_best_by_lever_names_the_base_precision_only_when_it_varies(frame, tmp_path, capsys):
+    from sdbench.cli import main
+    from sdbench.store.files import write_run
+
+    bf16 = frame.assign(precision="bf16", cell_id=frame["cell_id"] + "/bf16")
+    for rows, name in ((frame, "fp16"), (pd.concat([frame, bf16]), "both")):
+        path = write_run(rows.to_dict(orient="records"), tmp_path / f"{name}.parquet")
+        assert main(["best", str(path), "--by", "lever", "--format", "markdown"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        workloads = [line.split(" | ")[3] for line in lines[2:]]
+        expected = ["512x512 b2"] if name == "fp16" else ["512x512 b2 bf16", "512x512 b2 fp16"]
+        assert workloads == expected

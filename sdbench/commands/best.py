@@ -43,7 +43,9 @@ PRECISION_COLUMNS = (
     ("fidelity", "fidelity_verdict"),
     ("worth it?", "verdict"),
 )
-
+# What tells workloads apart beyond size and batch, when it varies: a lever table's workload is
+# also its base precision (its steps have a column); a setting's precision is what it chose.
+WORKLOAD_LABEL_PARTS = {"setting": ("steps", "cfg"), "lever": ("precision", "cfg")}
 
 EXAMPLES = """examples:
   sdbench best  the fastest passing setting per workload in ./results
@@ -111,7 +113,8 @@ def handle(args: argparse.Namespace) -> int:
     if machines_share_a_device(table):  # each workload answered once per machine: say which
         columns = (("machine", "machine"), *columns)
     records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
-    rows = [[_value(row, name) for _, name in columns] for _, row in table.iterrows()]
+    varying = _varying_workload_parts(table, args.by)
+    rows = [[_value(row, name, varying) for _, name in columns] for _, row in table.iterrows()]
     headers = [label for label, _ in columns]
     if args.format != "table":
         print_rows(args.format, headers, rows, records)
@@ -128,17 +131,40 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _value(row, name: str):
+def _varying_workload_parts(table, by: str) -> tuple[str, ...]:
+    """The parts of a workload without a column of their own that take more than one value in
+    `table`: the workload label names them, so no two rows read the same, and only them, so the
+    common table stays short."""
+    parts = WORKLOAD_LABEL_PARTS.get(by, ())
+    return tuple(p for p in parts if p in table and table[p].nunique(dropna=False) > 1)
+
+
+def _workload_label(row, varying: tuple[str, ...]) -> str | None:
+    """ "512x512 b2", plus what tells it apart from its neighbours: "512x512 b2 bf16, 50 steps"."""
+    import pandas as pd
+
+    if pd.isna(row["width"]) or pd.isna(row["height"]):
+        return None
+    # float when read beside null rows
+    label = f"{int(row['width'])}x{int(row['height'])} b{int(row['batch_size'])}"
+    if "precision" in varying and pd.notna(row["precision"]):
+        label += f" {row['precision']}"
+    denoising = []
+    if "steps" in varying and pd.notna(row["steps"]):
+        denoising.append(f"{int(row['steps'])} step{'' if int(row['steps']) == 1 else 's'}")
+    if "cfg" in varying and pd.notna(row["cfg"]):
+        denoising.append("with cfg" if row["cfg"] else "without cfg")
+    return ", ".join([label, " ".join(denoising)]) if denoising else label
+
+
+def _value(row, name: str, varying: tuple[str, ...] = ()):
     import pandas as pd
 
     from sdbench.levers import describe as describe_levers
     from sdbench.units import time_text
 
     if name == "workload":
-        if pd.isna(row["width"]) or pd.isna(row["height"]):
-            return None
-        # float when read beside null rows
-        return f"{int(row['width'])}x{int(row['height'])} b{int(row['batch_size'])}"
+        return _workload_label(row, varying)
     if name == "setting":
         if pd.isna(row["precision"]):
             return None
