@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from sdbench.analysis.compare import cell_label
 from sdbench.errors import BadInput, SdbenchError, did_you_mean
 from sdbench.machine import latest_per_series, machine_names, machines_share_a_device
+
+if TYPE_CHECKING:
+    from sdbench.analysis.perfmodel import Calibration
+    from sdbench.analysis.predict import Prediction
+    from sdbench.analysis.workload import ImageWorkload
+    from sdbench.gpus import GPU
 
 MAX_SHARED_CELLS = 24  # rows of the side-by-side table; the bar charts take the first few
 
@@ -85,7 +92,7 @@ def shared_cells(ok: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "cell_id": rows["cell_id"],
-            "label": [cell_label(row) for _, row in rows.iterrows()],
+            "label": cell_labels(rows),
             "machine_id": rows["machine_id"],
             "machine": rows["machine_id"].map(names),
             "median_ms": rows["median_ms"].astype(float),
@@ -118,25 +125,32 @@ def machine_table(
 ) -> pd.DataFrame:
     """One row per machine: what it is, how many cells it ran, its speed against the baseline."""
     base = ok[ok["machine_id"] == baseline].set_index("cell_id")["median_ms"]
+    # One pass over the ok rows: each one's ratio to the baseline's median of its cell.
+    ratios = (ok["cell_id"].map(base) / ok["median_ms"]).astype(float)
+    ratios_by_machine = dict(
+        tuple(ratios[ok["cell_id"].isin(base.index)].groupby(ok["machine_id"]))
+    )
+    firsts = latest.drop_duplicates("machine_id").set_index("machine_id")
+    by_machine = latest.groupby("machine_id", sort=False)
+    run_counts, cell_counts = by_machine["run_id"].nunique(), by_machine.size()
+    ok_counts = (latest["status"] == "ok").groupby(latest["machine_id"], sort=False).sum()
     rows = []
-    for machine, group in latest.groupby("machine_id", sort=False):
-        first = group.iloc[0]
-        mine = ok[ok["machine_id"] == machine].set_index("cell_id")["median_ms"]
-        common = base.index.intersection(mine.index)
-        ratios = (base[common] / mine[common]).astype(float) if len(common) else pd.Series()
+    for machine in cell_counts.index:
+        mine = ratios_by_machine.get(machine, pd.Series(dtype=float))
+        first = firsts.loc[machine]
         rows.append(
             {
                 "machine_id": machine,
                 "machine": names[machine],
                 "baseline": machine == baseline,
                 **{name: first.get(name) for name in IDENTITY_SHOWN},
-                "runs": group["run_id"].nunique(),
-                "cells": len(group),
-                "ok": int((group["status"] == "ok").sum()),
-                "shared_with_baseline": len(common),
-                "relative_speed": _geomean(ratios),
-                "relative_speed_min": float(ratios.min()) if len(ratios) else None,
-                "relative_speed_max": float(ratios.max()) if len(ratios) else None,
+                "runs": run_counts[machine],
+                "cells": cell_counts[machine],
+                "ok": int(ok_counts[machine]),
+                "shared_with_baseline": len(mine),
+                "relative_speed": _geomean(mine),
+                "relative_speed_min": float(mine.min()) if len(mine) else None,
+                "relative_speed_max": float(mine.max()) if len(mine) else None,
             }
         )
     table = pd.DataFrame(rows)
@@ -160,35 +174,45 @@ def predictions_beside_measurements(ok: pd.DataFrame, names: dict[str, str]) -> 
     is the model's own on this machine.
     """
     from sdbench.analysis.perfmodel import reference_calibration
-    from sdbench.analysis.predict import predict
     from sdbench.analysis.workload import ImageWorkload
-    from sdbench.gpus import find_gpu
 
     unet = ok[(ok["stage"] == "unet") & ok["it_per_s"].notna()]
     calibration = reference_calibration()
+    labels = cell_labels(unet)
+    # Machines with the same card ran the same cells: one prediction per (GPU, workload).
+    answers: dict[tuple[str, ImageWorkload], Prediction | None] = {}
+    gpus: dict[str, GPU | None] = {}
     rows = []
-    for machine, group in unet.groupby("machine_id", sort=True):
-        try:
-            gpu = find_gpu(str(group["device_name"].iloc[0]))
-        except BadInput:
+    # Only the columns a workload needs: a row of every column costs more than its prediction.
+    for machine, group in unet.reindex(columns=WORKLOAD_COLUMNS).groupby(unet["machine_id"]):
+        name = str(group["device_name"].iloc[0])
+        if name not in gpus:
+            gpus[name] = _catalogue_gpu(name)
+        gpu = gpus[name]
+        if gpu is None:
             continue  # not a catalogue GPU (a CPU, or a card the catalogue lacks)
-        for _, row in group.iterrows():
+        for index, row in group.iterrows():
             try:
                 workload = ImageWorkload.usual(
                     str(row["model"]), int(row["height"]), int(row["width"]), int(row["batch_size"]),
                     str(row["precision"]), _steps(row), str(row["attention"]), str(row["compile"]),
                     cfg=bool(row["cfg"]) if pd.notna(row.get("cfg")) else None,
                 )  # fmt: skip
-                answer = predict(gpu, workload, None, calibration)
             except SdbenchError:
                 continue  # the model cannot answer for this cell (an unknown model, say)
+            key = (gpu.name, workload)
+            if key not in answers:
+                answers[key] = _prediction(gpu, workload, calibration)
+            answer = answers[key]
+            if answer is None:
+                continue
             measured, predicted = float(row["it_per_s"]), answer.it_per_s
             rows.append(
                 {
                     "machine_id": machine,
                     "machine": names[machine],
                     "gpu": gpu.name,
-                    "label": cell_label(row),
+                    "label": labels[index],
                     "measured_it_per_s": measured,
                     "predicted_it_per_s": predicted,
                     "error_pct": 100.0 * (predicted / measured - 1.0),
@@ -196,6 +220,39 @@ def predictions_beside_measurements(ok: pd.DataFrame, names: dict[str, str]) -> 
                 }
             )
     return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+
+
+WORKLOAD_COLUMNS = ["device_name", "model", "height", "width", "batch_size", "precision", "steps",
+                    "attention", "compile", "cfg", "it_per_s"]  # fmt: skip
+
+
+def _catalogue_gpu(device_name: str) -> GPU | None:
+    from sdbench.gpus import find_gpu
+
+    try:
+        return find_gpu(device_name)
+    except BadInput:
+        return None
+
+
+def _prediction(gpu: GPU, workload: ImageWorkload, calibration: Calibration) -> Prediction | None:
+    """The reference model's answer, or None where it cannot answer (an unknown model, say)."""
+    from sdbench.analysis.predict import predict
+
+    try:
+        return predict(gpu, workload, None, calibration)
+    except SdbenchError:
+        return None
+
+
+def cell_labels(rows: pd.DataFrame) -> pd.Series:
+    """`cell_label` per row, worked out once per cell: a cell's label is its configuration's."""
+    first = rows.drop_duplicates("cell_id")
+    by_cell = {
+        cell: cell_label(row)
+        for cell, (_, row) in zip(first["cell_id"], first.iterrows(), strict=True)
+    }
+    return rows["cell_id"].map(by_cell)
 
 
 PREDICTION_COLUMNS = [
