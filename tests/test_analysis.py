@@ -95,3 +95,27 @@ def test_one_report_fits_the_calibration_and_the_gpu_corrections_once(
     latest = len(latest_per_series(two_runs))
     assert calibrations == [latest]
     assert corrections == [latest]
+
+
+def test_one_report_flags_outliers_once_for_best_precision_answers_and_the_list(
+    two_runs, monkeypatch
+):
+    import sys
+
+    from sdbench.analysis import outliers
+
+    calls = []
+    real = outliers.flag_outliers
+
+    def counted(frame, *args, **kwargs):
+        calls.append(len(frame))
+        return real(frame, *args, **kwargs)
+
+    # Every module that imported the function by name, whichever of them calls it.
+    for module in [m for m in list(sys.modules.values()) if m is not None]:
+        if getattr(module, "flag_outliers", None) is real:
+            monkeypatch.setattr(module, "flag_outliers", counted)
+    analysis = analyse(two_runs)
+    assert calls == [len(latest_per_series(two_runs))]
+    assert len(analysis.fastest) > 0 and len(analysis.precision_gains) > 0
+    assert len(analysis.answers) > 0

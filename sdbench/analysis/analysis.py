@@ -14,11 +14,10 @@ import pandas as pd
 
 from sdbench.analysis import compare, history
 from sdbench.analysis.answers import DeviceAnswers, answers
-from sdbench.analysis.best import compile_gains, fastest_settings, with_config_columns
+from sdbench.analysis.best import compile_gains, fastest_settings, flag_latest
 from sdbench.analysis.correction import GpuCorrection, fit_corrections
 from sdbench.analysis.fleet import Fleet, fleet, spans_machines
 from sdbench.analysis.levers import lever_summary, lever_table
-from sdbench.analysis.outliers import flag_outliers
 from sdbench.analysis.per_image import per_image_figures
 from sdbench.analysis.perfmodel import Calibration, calibration_for
 from sdbench.analysis.precision_gains import precision_gains
@@ -95,7 +94,8 @@ def analyse(results: pd.DataFrame, baseline_machine: str | None = None) -> Analy
     latest = latest_per_series(results)
     calibration = calibration_for(latest)
     corrections = fit_corrections(latest, calibration)
-    fastest = fastest_settings(results)
+    flagged = flag_latest(results)  # outliers are flagged once, for every figure that reads them
+    fastest = fastest_settings(results, flagged=flagged)
     levers = lever_table(results)
     picks, not_shown = recommendations(latest, calibration, corrections)
     return Analysis(
@@ -103,15 +103,15 @@ def analyse(results: pd.DataFrame, baseline_machine: str | None = None) -> Analy
         latest=latest,
         calibration=calibration,
         corrections=corrections,
-        answers=tuple(answers(results, calibration, fastest, corrections)),
+        answers=tuple(answers(results, calibration, fastest, corrections, flagged)),
         fleet=(
             fleet(results, baseline_machine)
             if spans_machines(results) or baseline_machine is not None
             else None
         ),
-        outliers=flagged_outliers(results),
+        outliers=flagged_outliers(results, flagged),
         fastest=fastest,
-        precision_gains=precision_gains(results),
+        precision_gains=precision_gains(results, flagged=flagged),
         compile_gains=compile_gains(latest),
         levers=levers,
         lever_summary=(
@@ -130,9 +130,10 @@ def as_analysis(results: pd.DataFrame | Analysis, baseline_machine: str | None =
     return results if isinstance(results, Analysis) else analyse(results, baseline_machine)
 
 
-def flagged_outliers(results: pd.DataFrame) -> pd.DataFrame:
-    """The latest rows `outliers.flag_outliers` flags, with their `outlier_reason`."""
-    flagged = flag_outliers(latest_per_series(with_config_columns(results)))
+def flagged_outliers(results: pd.DataFrame, flagged: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The latest rows `outliers.flag_outliers` flags, with their `outlier_reason`; `flagged` is
+    `best.flag_latest(results)` when the caller has it already."""
+    flagged = flag_latest(results) if flagged is None else flagged
     return flagged[flagged["outlier_reason"].notna()]
 
 

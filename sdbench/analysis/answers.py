@@ -17,16 +17,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sdbench.analysis.best import (
-    default_row,
-    fastest_settings,
-    with_config_columns,
-)
-from sdbench.analysis.outliers import flag_outliers
+from sdbench.analysis.best import default_row, fastest_settings, flag_latest
 from sdbench.analysis.per_image import STAGES, call_energy_j
 from sdbench.errors import SdbenchError
 from sdbench.levers import describe as describe_levers
-from sdbench.machine import latest_per_series
 from sdbench.models.registry import MODELS
 from sdbench.store.schema import guided
 
@@ -75,15 +69,17 @@ def answers(
     calibration: Calibration | None = None,
     best: pd.DataFrame | None = None,
     corrections: dict[str, GpuCorrection] | None = None,
+    flagged: pd.DataFrame | None = None,
 ) -> list[DeviceAnswers]:
     """One DeviceAnswers per measured device with a whole image's stages (at most MAX_DEVICES).
 
-    `calibration` and `corrections` (the performance model's fit to these results) and `best`
-    (`fastest_settings(frame)`) are computed here unless the caller already has them.
+    `calibration` and `corrections` (the performance model's fit to these results), `best`
+    (`fastest_settings(frame)`) and `flagged` (`best.flag_latest(frame)`) are computed here
+    unless the caller already has them.
     """
-    latest = flag_outliers(latest_per_series(with_config_columns(frame)))
-    latest = latest.assign(cfg=guided(latest))
-    best = fastest_settings(frame) if best is None else best
+    flagged = flag_latest(frame) if flagged is None else flagged
+    latest = flagged.assign(cfg=guided(flagged))
+    best = fastest_settings(frame, flagged=flagged) if best is None else best
     out = []
     for machine, rows in latest.groupby("machine_id", sort=True):  # never mix two machines' cells
         machine_best = best[best["machine_id"] == machine]

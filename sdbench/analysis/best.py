@@ -110,16 +110,20 @@ def default_precision(device: str, ok_precisions: set[str]) -> str:
     return "fp16"
 
 
-def fastest_settings(frame: pd.DataFrame, require_fidelity: bool = False) -> pd.DataFrame:
+def fastest_settings(
+    frame: pd.DataFrame, require_fidelity: bool = False, flagged: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per workload: its fastest passing configuration and the speed-up over the default.
 
-    Workloads where nothing passes keep a row with null configuration and a `reason`.
+    Workloads where nothing passes keep a row with null configuration and a `reason`. `flagged`
+    is `flag_latest(frame)` when the caller has it already (the report flags once).
     """
     # Ingested pytest benchmarks that are not sdbench cells have no configuration to rank.
-    rows = latest_per_series(with_config_columns(frame[frame["model"].notna()]))
+    rows = flag_latest(frame[frame["model"].notna()]) if flagged is None else flagged
+    rows = rows[rows["model"].notna()]
     if rows.empty:
         return pd.DataFrame(columns=RESULT_COLUMNS)
-    rows = only_columns(flag_outliers(rows), [*READ_COLUMNS, "status", "nonfinite", "samples_ms"])
+    rows = only_columns(rows, [*READ_COLUMNS, "status", "nonfinite", "samples_ms"])
     # One pass over the whole table finds every workload's counts, default and winner at once:
     # a pandas filter per workload cost seconds on a fleet of a hundred machines.
     picks = _WorkloadPicks.of(rows, require_fidelity)
@@ -133,6 +137,12 @@ def only_columns(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Those of `names` that `rows` has, indexed from 0: a fleet's table has a hundred columns
     more, and each copy of them that an analysis step makes shows."""
     return rows[[name for name in dict.fromkeys(names) if name in rows]].reset_index(drop=True)
+
+
+def flag_latest(frame: pd.DataFrame) -> pd.DataFrame:
+    """The latest row of each series, config columns filled in, with `outliers.flag_outliers`'
+    `outlier_reason`: what best, precision gains, the answers and the report's outlier list read."""
+    return flag_outliers(latest_per_series(with_config_columns(frame)))
 
 
 def with_config_columns(frame: pd.DataFrame) -> pd.DataFrame:

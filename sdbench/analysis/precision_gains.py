@@ -19,12 +19,11 @@ from sdbench.analysis.best import (
     CONFIG,
     WORKLOAD,
     CellValues,
+    flag_latest,
     only_columns,
-    with_config_columns,
 )
 from sdbench.analysis.compare import sample_array
-from sdbench.analysis.outliers import flag_outliers, is_outlier
-from sdbench.machine import latest_per_series
+from sdbench.analysis.outliers import is_outlier
 
 BASELINE = "fp32"
 GROUP = ["machine_id", "device", "model", "stage"]  # one machine's pairs never mix with another's
@@ -49,13 +48,19 @@ ROW_FACTS = ["precision", "machine", "device_name", "status", "error", "outlier_
 RESAMPLES = 2000
 
 
-def precision_gains(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """One row per (device, model, stage, reduced precision): speed-up over fp32, CI, fidelity."""
+def precision_gains(
+    frame: pd.DataFrame, seed: int = 0, flagged: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per (device, model, stage, reduced precision): speed-up over fp32, CI, fidelity.
+
+    `flagged` is `best.flag_latest(frame)` when the caller has it already (the report flags once).
+    """
     # Ingested pytest benchmarks that are not sdbench cells have no precision to compare.
-    rows = latest_per_series(with_config_columns(frame[frame["model"].notna()]))
+    rows = flag_latest(frame[frame["model"].notna()]) if flagged is None else flagged
+    rows = rows[rows["model"].notna()]
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
-    rows = only_columns(flag_outliers(rows), [*PAIR_KEYS, *PAIR_FIGURES, *ROW_FACTS])
+    rows = only_columns(rows, [*PAIR_KEYS, *PAIR_FIGURES, *ROW_FACTS])
     rows = rows.assign(
         channels_last=rows["channels_last"].astype("boolean").fillna(False).astype(bool),
         vae=rows["vae"].fillna("default"),
