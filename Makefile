@@ -36,8 +36,12 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "chromium not installed: the browser test will be skipped"; }
 
+# Test files run in TEST_WORKERS processes (pytest-xdist; a file stays in one process, so its
+# module fixtures are built once), then the `serial` tests (real time, kill/timeout races) alone.
+TEST_WORKERS ?= 2
 test: setup browser
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow and not serial"
+	$(VENV)/bin/python -m pytest -q -m "serial and not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -66,6 +66,7 @@ class FakeWorker:
         pass
 
 
+@pytest.mark.serial  # times two lanes against each other
 def test_each_gpu_gets_its_own_pinned_workers_and_gpus_run_at_the_same_time(monkeypatch):
     # The host's GPU count comes from a detection subprocess; this host has two fake ones.
     monkeypatch.setattr(executor, "_detected_gpu_count", lambda: 2)

@@ -62,6 +62,7 @@ def wait_until_gone(find, tag: str, timeout_s: float = 15.0) -> list[int]:
     return find(TAG, tag)
 
 
+@pytest.mark.serial  # gives orphaned workers 5 s to go
 def test_kill_9_of_the_manager_then_resume_finishes_every_cell_exactly_once(
     tiny_suite, tmp_path, run_cli, processes_with_env
 ):

@@ -11,6 +11,9 @@ from sdbench.serving.server import open_loop_arrivals
 from sdbench.serving.simulate import LatencyCurve, simulate
 from sdbench.store import read_results
 
+# Requests arrive in real time: a test beside it on the other core moves the latencies it checks.
+pytestmark = pytest.mark.serial
+
 SUITE = """
 [suite]
 name = "{name}"
