@@ -43,6 +43,7 @@ SOFTWARE_FACTORS = (
     "fp32",
     "tf32",
 )
+SOFTWARE_KEYS = tuple(f"software:{name}" for name in SOFTWARE_FACTORS)
 GLOBALS = ("compute", "bandwidth", "small_step", "step_overhead", "call_overhead", "a1111_overhead")
 # A family without calibration data borrows the closest one's (same vendor line, one generation apart).
 FAMILY_FALLBACK = {
@@ -233,6 +234,18 @@ def _family_term(
 
 def stage_seconds(features: Features, calibration: Calibration) -> np.ndarray:
     """n x 3 seconds of text encoder, one UNet step and VAE decode (software factors applied)."""
+    return _stage_seconds(features, calibration, _software_scale(features, calibration.params))
+
+
+def _software_scale(features: Features, params: dict[str, float]) -> np.ndarray:
+    """Each row's product of its software factors."""
+    factors = np.array([params[key] for key in SOFTWARE_KEYS])
+    return np.exp(features.flags @ factors)
+
+
+def _stage_seconds(
+    features: Features, calibration: Calibration, software_scale: np.ndarray
+) -> np.ndarray:
     params = calibration.params
     compute = np.exp(_log_compute_efficiency(features, params, calibration)) * features.peak_flops
     bandwidth = math.exp(params["bandwidth"]) * features.bandwidth
@@ -241,16 +254,15 @@ def stage_seconds(features: Features, calibration: Calibration) -> np.ndarray:
         np.maximum(flops / compute[:, None], matmul_bytes / bandwidth[:, None])
         + other_bytes / bandwidth[:, None]
     )
-    factors = np.array([params[f"software:{name}"] for name in SOFTWARE_FACTORS])
-    return seconds * np.exp(features.flags @ factors)[:, None]
+    return seconds * software_scale[:, None]
 
 
 def predict_metric(features: Features, calibration: Calibration) -> np.ndarray:
     """Each row's metric value: it/s, seconds per call or A1111 it/s."""
     params = calibration.params
-    seconds = stage_seconds(features, calibration)
-    factors = np.array([params[f"software:{name}"] for name in SOFTWARE_FACTORS])
-    step_s = seconds[:, 1] + math.exp(params["step_overhead"]) * np.exp(features.flags @ factors)
+    software_scale = _software_scale(features, params)
+    seconds = _stage_seconds(features, calibration, software_scale)
+    step_s = seconds[:, 1] + math.exp(params["step_overhead"]) * software_scale
     call_s = features.steps * step_s + seconds[:, 0] + seconds[:, 2]
     pipeline_s = call_s + math.exp(params["call_overhead"])
     a1111_s = call_s + math.exp(params["a1111_overhead"])
@@ -264,11 +276,7 @@ def predict_metric(features: Features, calibration: Calibration) -> np.ndarray:
 
 def _parameter_names(features: Features) -> list[str]:
     families = sorted(set(features.families))
-    names = (
-        list(GLOBALS)
-        + [f"software:{n}" for n in SOFTWARE_FACTORS]
-        + [f"family:{f}" for f in families]
-    )
+    names = list(GLOBALS) + list(SOFTWARE_KEYS) + [f"family:{f}" for f in families]
     names += [f"regime:{f}:{r}" for f in families for r in ("small", "large")]
     return names
 
