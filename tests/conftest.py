@@ -42,6 +42,14 @@ def _private_cache(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(scope="session")
+def reference_cross_validation():
+    """analysis.validate.cross_validate() of the shipped data (read-only: ~7 s of fits, shared)."""
+    from sdbench.analysis.validate import cross_validate
+
+    return cross_validate()
+
+
 # The cheapest settings that still measure: one timed call, no warm-up.
 FAST_MEASURE = {
     "warmup": 0,

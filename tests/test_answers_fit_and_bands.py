@@ -9,7 +9,7 @@ import pytest
 
 from sdbench.analysis.predict import model_interval80_pct, predict
 from sdbench.analysis.recommend import recommend
-from sdbench.analysis.validate import cross_validate, summarise
+from sdbench.analysis.validate import summarise
 from sdbench.analysis.workload import ImageWorkload
 from sdbench.cli import main
 from sdbench.gpus import find_gpu
@@ -95,8 +95,10 @@ def test_an_uncalibrated_family_is_never_a_tiers_pick_and_the_note_says_why():
     assert "Intel Arc" in notes and "uncalibrated" in notes
 
 
-def test_the_band_is_the_80_percent_interval_of_the_cross_validated_errors():
-    cv = cross_validate()
+def test_the_band_is_the_80_percent_interval_of_the_cross_validated_errors(
+    reference_cross_validation,
+):
+    cv = reference_cross_validation
     families = {f.model_family: f for f in summarise(cv)}
     sd15 = cv[cv["model_family"] == "sd15"]
     ratio = sd15["measured_s_per_image_step"] / sd15["predicted_s_per_image_step"]

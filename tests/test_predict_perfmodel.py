@@ -90,8 +90,10 @@ def test_shipped_cross_validation_meets_the_targets():
 
 
 @pytest.mark.slow
-def test_leave_one_gpu_out_error_meets_the_targets_and_matches_the_shipped_file():
-    cv = cross_validate()
+def test_leave_one_gpu_out_error_meets_the_targets_and_matches_the_shipped_file(
+    reference_cross_validation,
+):
+    cv = reference_cross_validation
     # The per-GPU correction's shrinkage constant is this cross-validation's variance ratio.
     assert shrinkage_cells(cv) == pytest.approx(SHRINKAGE_CELLS, abs=0.15)
     families = {f.model_family: f for f in summarise(cv)}
@@ -126,8 +128,10 @@ def test_reference_rows_without_guidance_are_read_as_such():
     assert all(o.workload.cfg for o in reference_observations() if o.workload.model == "sd15")
 
 
-def test_sdxl_turbo_published_call_is_predicted_within_40_percent_with_its_gpu_held_out():
+def test_sdxl_turbo_published_call_is_predicted_within_40_percent_with_its_gpu_held_out(
+    reference_cross_validation,
+):
     # One step: fixed per-call costs dominate, the regime the reference data covers least.
-    cv = cross_validate()
+    cv = reference_cross_validation
     turbo = cv[cv["model"] == "sdxl-turbo"].iloc[0]
     assert turbo["abs_pct_error"] < 40.0, turbo.to_dict()
