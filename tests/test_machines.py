@@ -313,18 +313,50 @@ def test_anonymise_hosts_leaves_no_hostname_in_any_file_written(fleet_folder, tm
     assert "Machines" in html and "host-" in html
 
 
-def test_line_plots_of_a_large_fleet_draw_the_best_covered_machines_and_say_so(tmp_path: Path):
-    from sdbench.report import plots
-
-    for index in range(plots.MAX_PLOT_MACHINES + 2):
+@pytest.fixture
+def ten_machines(tmp_path: Path) -> pd.DataFrame:
+    """The latest rows of ten machines with one GPU each; node00 ran fewer cells ok."""
+    for index in range(10):
         rows = synthetic_rows(run_id=f"run-{index}", devices=("cuda:0",))
         rows = [row | {"host": f"node{index:02d}"} for row in rows]
         if index == 0:  # the first machine ran fewer cells ok: it is left out of the lines
             rows = [row | {"status": "oom"} if row["height"] == 512 else row for row in rows]
         write_run(rows, tmp_path / f"run-{index}.parquet")
-    plot = plots.latency_vs_resolution(latest_per_series(read_results([tmp_path])))
+    return latest_per_series(read_results([tmp_path]))
+
+
+def test_line_plots_of_a_large_fleet_draw_the_best_covered_machines_and_say_so(ten_machines):
+    from sdbench.report import plots
+
+    assert plots.MAX_PLOT_MACHINES == 8
+    plot = plots.latency_vs_resolution(ten_machines)
     assert "8 of 10 machines drawn" in plot.caption
     assert "·node01 · fp16" in plot.svg and "·node00 " not in plot.svg
+
+
+def test_panel_plots_of_a_large_fleet_are_bounded_and_say_what_they_left_out(ten_machines):
+    from sdbench.report import plots
+
+    roofline = plots.roofline(ten_machines)
+    assert "6 of 10 machines drawn (those with the most ok cells)" in roofline.caption
+    assert "·node01" in roofline.svg and "·node00" not in roofline.svg
+    bars = plots.attention_precision_bars(ten_machines)
+    panels = ten_machines.groupby(["machine_id", "model", "stage"]).ngroups
+    assert f"6 of {panels} panels drawn" in bars.caption and panels > 6
+
+
+def test_the_compile_scatter_labels_only_the_largest_gains_and_says_so():
+    from sdbench.report import plots
+
+    gains = pd.DataFrame(
+        {"compile": "default", "compile_s": [30.0 + i for i in range(20)],
+         "speedup": [1.0 + i / 10 for i in range(20)], "model": "sd15", "stage": "unet",
+         "width": 512, "height": 512, "batch_size": list(range(20)), "precision": "fp16"}
+    )  # fmt: skip
+    plot = plots.compile_time_vs_gain(gains)
+    assert "The 12 largest speed-ups of 20 points are labelled." in plot.caption
+    assert "512×512 b19 fp16" in plot.svg and "512×512 b8 fp16" in plot.svg
+    assert "512×512 b7 fp16" not in plot.svg
 
 
 def hand_made_fleet(speeds: list[float]) -> Fleet:

@@ -31,6 +31,7 @@ from sdbench.units import GIB, flops_unit, format_number  # noqa: E402
 
 VRAM_SIZES_GB = (8, 12, 16, 24, 48, 80)
 MAX_FACETS = 6
+MAX_POINT_LABELS = 12  # labels beside scatter points: more overlap and cost a text layout each
 MAX_PLOT_MACHINES = 8  # lines of more machines hide each other; the Machines section lists all
 PRECISION_COLORS = {
     "fp32": "#1f5fa8",
@@ -152,14 +153,14 @@ def _with_where(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(where=device_names)
 
 
-def _few_machines(ok: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """At most MAX_PLOT_MACHINES machines' rows (those with the most ok cells), and a caption note."""
+def _few_machines(ok: pd.DataFrame, limit: int = MAX_PLOT_MACHINES) -> tuple[pd.DataFrame, str]:
+    """At most `limit` machines' rows (those with the most ok cells), and a caption note."""
     counts = ok["where"].value_counts()
-    if len(counts) <= MAX_PLOT_MACHINES:
+    if len(counts) <= limit:
         return ok, ""
-    kept = sorted(counts.index, key=lambda where: (-counts[where], where))[:MAX_PLOT_MACHINES]
+    kept = sorted(counts.index, key=lambda where: (-counts[where], where))[:limit]
     note = (
-        f" {MAX_PLOT_MACHINES} of {len(counts)} machines drawn (those with the most ok cells); "
+        f" {limit} of {len(counts)} machines drawn (those with the most ok cells); "
         "the Machines section compares them all."
     )
     return ok[ok["where"].isin(kept)], note
@@ -362,7 +363,8 @@ def attention_precision_bars(frame: pd.DataFrame, metric: str = "median_ms") -> 
         return Plot(anchor, title, "", skipped=reason)
     keys = ["where", "model", "stage", "width", "height", "batch_size"]
     workloads = ok.groupby(keys).size()
-    chosen = workloads.groupby(level=[0, 1, 2]).idxmax().tolist()[:MAX_FACETS]
+    every = workloads.groupby(level=[0, 1, 2]).idxmax().tolist()
+    chosen = every[:MAX_FACETS]
     figure, axes = _grid(len(chosen))
     for axis, key in zip(axes, chosen, strict=True):
         _bars(axis, rows.set_index(keys).loc[[key]].reset_index(), metric)
@@ -374,6 +376,10 @@ def attention_precision_bars(frame: pd.DataFrame, metric: str = "median_ms") -> 
         if energy
         else "Median latency per call, no compilation; lower is better. Cells that did not run ok show their status."
     )
+    if len(every) > len(chosen):
+        caption += (
+            f" {len(chosen)} of {len(every)} panels drawn (one per machine, model and stage)."
+        )
     return Plot(anchor, title, caption, figure_svg(figure, anchor))
 
 
@@ -425,6 +431,7 @@ def _device_roofs(ok: pd.DataFrame) -> pd.DataFrame:
 
 def _compute_roof(ok: pd.DataFrame, anchor: str) -> Plot:
     title = "Achieved compute under the probed peak"
+    ok, drawn = _few_machines(ok, MAX_FACETS)  # a panel per machine
     roofs = _device_roofs(ok)
     work = flops_unit(ok["flops"])
     figure, axes = _grid(min(ok["where"].nunique(), MAX_FACETS))
@@ -448,7 +455,7 @@ def _compute_roof(ok: pd.DataFrame, anchor: str) -> Plot:
         "Achieved TFLOP/s per cell against each device's probed dense peak (column peak_tflops); "
         "the work per call is the cell's FLOP count."
     )
-    return Plot(anchor, title, caption, figure_svg(figure, anchor))
+    return Plot(anchor, title, caption + drawn, figure_svg(figure, anchor))
 
 
 @_styled
@@ -464,10 +471,11 @@ def compile_time_vs_gain(gains: pd.DataFrame) -> Plot:
             skipped="No compiled cell has an uncompiled twin with a compile time.",
         )
     figure, (axis,) = _grid(1, row_height_in=3.4)
+    labelled = gains["speedup"].nlargest(MAX_POINT_LABELS, keep="first").index
     for index, mode, series in _series(gains, ["compile"]):
         axis.scatter(series["compile_s"], series["speedup"], s=24, color=SERIES_COLORS[index % len(SERIES_COLORS)],
                      marker=MARKERS[index % len(MARKERS)], label=str(mode[0]))  # fmt: skip
-        for _, row in series.iterrows():
+        for _, row in series[series.index.isin(labelled)].iterrows():
             label = f"{row['model']} {row['stage']} {row['width']}×{row['height']} b{row['batch_size']} {row['precision']}"
             axis.annotate(label, (row["compile_s"], row["speedup"]), fontsize=7, color="#4a525a",
                           xytext=(4, 3), textcoords="offset points")  # fmt: skip
@@ -476,6 +484,8 @@ def compile_time_vs_gain(gains: pd.DataFrame) -> Plot:
     axis.set_ylabel("speed-up over uncompiled (×)")
     axis.legend(title="torch.compile mode")
     caption = "Each point is one compiled cell against the same configuration uncompiled; above 1× is faster."
+    if len(gains) > len(labelled):
+        caption += f" The {len(labelled)} largest speed-ups of {len(gains)} points are labelled."
     return Plot(anchor, title, caption, figure_svg(figure, anchor))
 
 
