@@ -105,7 +105,7 @@ def shown_machines(view: Fleet) -> tuple[list[str], str]:
     note = (
         f"{len(baseline) + len(picked)} of {len(machines)} machines shown: the baseline and the "
         f"{SHOWN_EACH_WAY} fastest and {SHOWN_EACH_WAY} slowest against it; the other {rest} "
-        "are in the Machines table above, every figure in results.csv."
+        "are in the Machines table, every figure in results.csv."
     )
     return baseline + picked, note
 
