@@ -42,6 +42,14 @@ def _private_cache(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(autouse=True)
+def _nested_pytest_runs_are_not_xdist_workers(request, monkeypatch):
+    """A pytester run is a session of its own: pytest-benchmark would see this process's
+    PYTEST_XDIST_WORKER (make test runs files in xdist workers) and turn itself off."""
+    if "pytester" in request.fixturenames:
+        monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+
+
 @pytest.fixture(scope="session")
 def reference_cross_validation():
     """analysis.validate.cross_validate() of the shipped data (read-only: ~7 s of fits, shared)."""

@@ -20,6 +20,7 @@ CELL = Cell("tiny", "unet", "cpu", 64, 64, 1, "fp32", "sdpa", "none", steps=2)
 SIX = Measure(warmup=1, min_repeats=6, max_repeats=6, max_time_s=30.0, target_rel_ci=0.0)
 
 
+@pytest.mark.serial  # pytest-benchmark keeps no samples inside an xdist worker
 def test_worker_and_plugin_write_the_same_columns_with_the_same_median(benchmark):
     if benchmark.disabled:
         pytest.skip("--benchmark-disable keeps no samples")
