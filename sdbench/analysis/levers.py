@@ -18,7 +18,7 @@ import pandas as pd
 from sdbench.analysis.best import CONFIG, WORKLOAD, passes_fidelity, with_config_columns
 from sdbench.levers import LEVERS
 from sdbench.levers import describe as describe_levers
-from sdbench.machine import latest_per_series
+from sdbench.machine import IDENTITY_COLUMNS, SERIES_KEY, latest_per_series
 from sdbench.store.schema import SHAPE_COLUMNS, plain_levers, with_levers
 
 BASE = [name for name in CONFIG if name not in LEVERS]  # the configuration a lever adds to
@@ -62,7 +62,7 @@ def peak_bytes(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 def lever_table(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per ok cell: its setting, median, peak and fidelity, and its ratios to the same
     workload and base configuration with every lever off (null when that cell was not run)."""
-    rows = latest_per_series(with_levers(with_config_columns(frame)))
+    rows = latest_per_series(with_levers(with_config_columns(_lever_columns(frame))))
     if rows.empty or "median_ms" not in rows:
         return pd.DataFrame(columns=COLUMNS)
     ok = rows[(rows["status"] == "ok") & rows["median_ms"].notna()].copy()
@@ -86,6 +86,25 @@ def lever_table(frame: pd.DataFrame) -> pd.DataFrame:
     joined["memory_ratio"] = joined["peak_bytes"] / joined["plain_peak_bytes"]
     joined["fidelity_ok"] = passes_fidelity(joined)
     return joined.reindex(columns=COLUMNS).reset_index(drop=True)
+
+
+def _lever_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns lever_table reads, and those that say which series a row belongs to: taking
+    the latest rows of a fleet's hundred-odd columns cost more than the whole table."""
+    names = [
+        *COLUMNS,
+        *WORKLOAD,
+        *BASE,
+        *IDENTITY_COLUMNS,
+        *SERIES_KEY,
+        "started_at",
+        "run_id",
+        "status",
+        "nonfinite",
+        "peak_mem_reserved_bytes",
+        "peak_rss_bytes",
+    ]
+    return frame[[name for name in dict.fromkeys(names) if name in frame]]
 
 
 def lever_summary(frame: pd.DataFrame) -> pd.DataFrame:
