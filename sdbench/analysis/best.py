@@ -204,8 +204,8 @@ class _WorkloadPicks:
             rejected_fidelity=np.bincount(workload[ok & ~fidelity], minlength=count),
             outliers=np.bincount(workload[flagged], minlength=count),
             first=first,
-            default=_first_in_order(workload, plain, [median], count),
-            best=_first_in_order(workload, passing, [median, high], count),
+            default=first_in_order(workload, plain, [median], count),
+            best=first_in_order(workload, passing, [median, high], count),
             default_precision=precisions,
         )
 
@@ -227,7 +227,7 @@ def _default_precisions(
     ]
 
 
-def _first_in_order(
+def first_in_order(
     workload: np.ndarray, mask: np.ndarray, keys: list[np.ndarray], count: int
 ) -> np.ndarray:
     """Per workload, the position of its first row under `mask` when sorted by `keys` (nulls

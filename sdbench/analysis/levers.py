@@ -13,14 +13,24 @@ their "would fit with ..." remedies say what was measured rather than modelled.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from sdbench.analysis.best import CONFIG, WORKLOAD, passes_fidelity, with_config_columns
+from sdbench.analysis.best import (
+    CONFIG,
+    WORKLOAD,
+    CellValues,
+    first_in_order,
+    passes_fidelity,
+    with_config_columns,
+)
 from sdbench.levers import LEVERS
 from sdbench.levers import describe as describe_levers
 from sdbench.machine import IDENTITY_COLUMNS, SERIES_KEY, latest_per_series
 from sdbench.store.schema import SHAPE_COLUMNS, plain_levers, with_levers
 
+SUMMARY_KEYS = ["machine_id", "device", *SHAPE_COLUMNS, "cfg", "steps", "precision"]
+WINNER_FIGURES = ("setting", "speedup", "memory_ratio", "ref_rel_err")  # of each winning row
 BASE = [name for name in CONFIG if name not in LEVERS]  # the configuration a lever adds to
 COLUMNS = [
     "machine_id",
@@ -115,24 +125,32 @@ def lever_summary(frame: pd.DataFrame) -> pd.DataFrame:
     as they are of lever_table's plain-cell join; rows without them (older files) are one group.
     """
     table = lever_table(frame)
-    table = table[table["speedup"].notna() & (table["setting"] != "none")]
+    table = table[table["speedup"].notna() & (table["setting"] != "none")].reset_index(drop=True)
+    if table.empty:
+        return pd.DataFrame()
+    # One pass for all workloads (a filter per workload cost seconds over a fleet's machines).
+    grouped = table.groupby(SUMMARY_KEYS, sort=True, dropna=False)
+    group = grouped.ngroup().to_numpy()
+    count = int(group.max()) + 1
+    passing = table["fidelity_ok"].to_numpy(dtype=bool)
+    settings = np.bincount(group, minlength=count)
+    failing = np.bincount(group[~passing], minlength=count)
+    winners = {}
+    for aspect, column, sign in (("speed", "speedup", -1.0), ("memory", "memory_ratio", 1.0)):
+        # The first row holding the best value wins, as idxmax / idxmin pick it.
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+        usable = passing & ~np.isnan(values)
+        winners[aspect] = first_in_order(group, usable, [sign * values], count)
+    cells = CellValues(table, list(WINNER_FIGURES))
     out = []
-    group_keys = ["machine_id", "device", *SHAPE_COLUMNS, "cfg", "steps", "precision"]
-    for key, group in table.groupby(group_keys, sort=True, dropna=False):
-        passing = group[group["fidelity_ok"]]
-        entry = dict(zip(group_keys, key, strict=True))
-        entry["settings"] = len(group)
-        entry["failing_fidelity"] = int((~group["fidelity_ok"]).sum())
-        for aspect, column, pick in (
-            ("speed", "speedup", "idxmax"),
-            ("memory", "memory_ratio", "idxmin"),
-        ):
-            usable = passing[passing[column].notna()]
-            best = usable.loc[getattr(usable[column], pick)()] if len(usable) else None
-            entry[f"{aspect}_setting"] = None if best is None else best["setting"]
-            entry[f"{aspect}_speedup"] = None if best is None else best["speedup"]
-            entry[f"{aspect}_memory_ratio"] = None if best is None else best["memory_ratio"]
-            entry[f"{aspect}_ref_rel_err"] = None if best is None else best["ref_rel_err"]
+    for index, key in enumerate(grouped.size().index):
+        entry = dict(zip(SUMMARY_KEYS, key, strict=True))
+        entry["settings"] = int(settings[index])
+        entry["failing_fidelity"] = int(failing[index])
+        for aspect, position in winners.items():
+            row = int(position[index])
+            for name in WINNER_FIGURES:
+                entry[f"{aspect}_{name}"] = None if row < 0 else cells.value(row, name)
         out.append(entry)
     return pd.DataFrame(out)
 
