@@ -178,12 +178,12 @@ def frame_table(
         Column(_with_unit(label, unit) if unit else label, numeric=unit is not None)
         for label, name, unit in present
     ]
+    # The values iterrows would give (the whole frame's common dtype), without a Series per row:
+    # a fleet's tables run to thousands of rows.
+    positions = [(frame.columns.get_loc(name), unit) for _, name, unit in present]
     body = [
-        [
-            number_cell(row[name], unit) if unit else text_cell(row[name])
-            for _, name, unit in present
-        ]
-        for _, row in frame.iterrows()
+        [number_cell(row[at], unit) if unit else text_cell(row[at]) for at, unit in positions]
+        for row in frame.to_numpy()
     ]
     return Table(title, header, body, caption, anchor, frame[[name for _, name, _ in present]])
 
