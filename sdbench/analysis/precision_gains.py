@@ -182,7 +182,14 @@ def _geomean_ci(
 
 
 def _resampled_medians(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.median(samples[rng.integers(0, len(samples), (RESAMPLES, len(samples)))], axis=1)
+    """The medians of RESAMPLES resamples of `samples`: the values np.median gives (the middle
+    value, or the mean of the middle two), from a sort of each short row, which is faster."""
+    count = len(samples)
+    ordered = np.sort(samples[rng.integers(0, count, (RESAMPLES, count))], axis=1)
+    middle = count // 2
+    if count % 2:
+        return ordered[:, middle]
+    return (ordered[:, middle - 1] + ordered[:, middle]) / 2
 
 
 def _verdict(speedup: float, low: float | None, high: float | None, fidelity: str) -> str:
