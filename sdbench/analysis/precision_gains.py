@@ -112,8 +112,9 @@ class _Pairs:
     columns suffixed `_base`), and which pairs each (group, reduced precision) has, in the order
     a merge of that comparison alone gives them (its bootstrap draws depend on that order)."""
 
-    frame: pd.DataFrame
-    log_ratio: pd.Series  # log(median fp32 / median reduced)
+    log_ratio: np.ndarray  # log(median fp32 / median reduced)
+    base_samples: np.ndarray  # the fp32 cell's samples (object: one array a pair)
+    reduced_samples: np.ndarray
     failed: np.ndarray  # fidelity failed or output not finite
     measured: np.ndarray  # fidelity was checked
     errors: np.ndarray  # relative error against the reference, NaN where not measured
@@ -133,8 +134,9 @@ class _Pairs:
         nonfinite = frame["nonfinite"].astype("boolean").fillna(False)
         errors = pd.to_numeric(frame["ref_rel_err"], errors="coerce")
         return cls(
-            frame=frame,
-            log_ratio=np.log(frame["median_ms_base"] / frame["median_ms"]),
+            log_ratio=np.log(frame["median_ms_base"] / frame["median_ms"]).to_numpy(dtype=float),
+            base_samples=frame["samples_ms_base"].to_numpy(dtype=object),
+            reduced_samples=frame["samples_ms"].to_numpy(dtype=object),
             failed=(nonfinite | (checked == False).fillna(False)).to_numpy(dtype=bool),  # noqa: E712
             measured=checked.notna().to_numpy(dtype=bool),
             errors=errors.to_numpy(dtype=float, na_value=np.nan),
@@ -143,10 +145,9 @@ class _Pairs:
 
     def gain(self, paired: list[int], seed: int) -> dict:
         """Speed-up, its CI, the fidelity verdict and the answer of one comparison's pairs."""
-        point = float(np.exp(self.log_ratio.iloc[paired].mean()))
-        low, high = _geomean_ci(
-            self.frame["samples_ms_base"].iloc[paired], self.frame["samples_ms"].iloc[paired], seed
-        )
+        # nanmean: what Series.mean gives (NaN skipped, the rest summed in place)
+        point = float(np.exp(np.nanmean(self.log_ratio[paired])))
+        low, high = _geomean_ci(self.base_samples[paired], self.reduced_samples[paired], seed)
         fidelity = (
             "fail"
             if self.failed[paired].any()
@@ -166,7 +167,7 @@ class _Pairs:
 
 
 def _geomean_ci(
-    base_samples: pd.Series, reduced_samples: pd.Series, seed: int
+    base_samples: np.ndarray, reduced_samples: np.ndarray, seed: int
 ) -> tuple[float | None, float | None]:
     """Percentile bootstrap CI of the geometric mean speed-up, resampling each cell's samples."""
     rng = np.random.default_rng(seed)
