@@ -114,7 +114,7 @@ def latest_per_series(frame: pd.DataFrame) -> pd.DataFrame:
             else None,
             "run": frame.get("run_id"),
             "machine": frame["machine_id"],
-            "cell": cells.fillna(unique),
+            "cell": cells.astype(object).fillna(unique),  # a float (all-null) column takes text
             "position": range(len(frame)),
         },
         index=frame.index,

@@ -146,3 +146,30 @@ def test_a_copied_run_is_counted_once_when_only_some_columns_are_read(tmp_path, 
     (tmp_path / "b" / "run-a.parquet").write_bytes(original.read_bytes())
     table = read_results_table([tmp_path], columns=["median_ms"])
     assert table.column_names == ["median_ms"] and table.num_rows == 3
+
+
+def test_a_file_lacking_many_core_columns_gains_them_as_nulls_in_one_step(tmp_path):
+    import warnings
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # An older writer's file: only a handful of the current columns.
+    old = {"schema_version": [1, 1], "run_id": ["old", "old"], "cell_id": ["c1", "c2"]}
+    pq.write_table(pa.table({**old, "status": ["ok", "oom"]}), tmp_path / "old.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' PerformanceWarning for a column at a time
+        frame = read_results([tmp_path])
+    assert set(COLUMNS) <= set(frame.columns)
+    assert frame["energy_j"].tolist() == [None, None]
+    assert frame["memory"].tolist() == ["none", "none"]
+
+
+def test_a_run_file_has_no_dictionary_pages(tmp_path):
+    import pyarrow.parquet as pq
+
+    path = write_run(_rows("run-a", "node1"), tmp_path / "run-a.parquet")
+    row_group = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {row_group.column(i).encodings for i in range(row_group.num_columns)}
+    assert not any("RLE_DICTIONARY" in e or "PLAIN_DICTIONARY" in e for e in encodings)
+    assert read_results([path])["host"].tolist() == ["node1"] * 3

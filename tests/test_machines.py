@@ -410,3 +410,21 @@ def test_a_small_fleet_shows_every_machine_in_the_machines_table_order():
     section = machines_section(hand_made_fleet([1.0, 2.0, 0.5]))
     assert [column.label for column in section.tables[1].columns] == ["cell", "m00", "m01", "m02"]
     assert not any("machines shown" in note for note in section.notes)
+
+
+def test_rows_without_a_cell_id_are_each_a_series_without_a_pandas_warning():
+    import warnings
+
+    frame = pd.DataFrame(
+        {
+            "cell_id": [float("nan")] * 3,  # an all-null column reads back as float
+            "machine_id": ["m"] * 3,
+            "machine": ["x·y"] * 3,
+            "run_id": ["r1", "r2", "r3"],
+            "started_at": pd.to_datetime(["2026-11-01", "2026-11-02", "2026-11-03"], utc=True),
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        latest = latest_per_series(frame)
+    assert latest["run_id"].tolist() == ["r1", "r2", "r3"]

@@ -133,6 +133,8 @@ COLUMNS.update({
     "batch_curve_ms": pa.list_(_F), "auto_rates_rps": pa.list_(_F),
 })  # fmt: skip
 
+# File metadata: every run file carries its schema version under this key (`write_run`).
+SCHEMA_VERSION_KEY = b"sdbench_schema_version"
 # File metadata: a report's results.parquet carries this key, and readers skip it (not a run).
 REPORT_COPY_KEY = b"sdbench_report_copy"
 # A Parquet file without these columns is not an sdbench run; readers skip it with a warning.
