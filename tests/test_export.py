@@ -27,10 +27,46 @@ def test_markdown_escapes_every_cell_and_right_aligns_numeric_columns():
     ]
 
 
+def test_markdown_right_aligns_columns_of_figures_and_keeps_text_columns_left():
+    rows = [
+        [
+            "sd15",
+            "512x512 b2",
+            "12.3 ms",
+            "1.82x (1.70-1.95)",
+            "$900",
+            "-28/+6.3%",
+            "4,367",
+            "fp16",
+        ],
+        ["sdxl", "1024x1024 b1", "-", "-", "$1,599", "+25.0%", "2.0e-03", "-"],
+    ]
+    headers = ["model", "workload", "median", "speed-up", "price", "band", "J/img", "precision"]
+    rule = markdown_table(headers, rows).split("\n")[1]
+    assert rule == "|---|---|---:|---:|---:|---:|---:|---|"
+
+
+def test_a_column_of_nulls_or_of_mixed_text_is_not_right_aligned():
+    rows = [["-", "1.5 GiB", "**+30.0%**"], ["-", "sd15", "**slower**"]]
+    assert markdown_table(["a", "b", "c"], rows).split("\n")[1] == "|---|---|---|"
+
+
+def test_command_markdown_right_aligns_number_columns_as_the_text_table_does():
+    rows = [["sd15", 1.5, "12.3 ms", None], ["sdxl", 12_000, "4.56 s", True]]
+    lines = format_markdown(["model", "it/s", "median", "fits"], rows).split("\n")
+    assert lines[1:] == [
+        "|---|---:|---:|---|",
+        "| sd15 | 1.50 | 12.3 ms | - |",
+        "| sdxl | 12,000 | 4.56 s | ✓ |",
+    ]
+
+
 def test_the_command_and_the_report_write_the_same_markdown_table():
     rows = [["sd15 | unet", "12.3"], ["sdxl", "45.6"]]
     report_table = Table(
-        "t", [Column("cell"), Column("median (ms)")], [[Cell(a), Cell(b)] for a, b in rows]
+        "t",
+        [Column("cell"), Column("median (ms)", numeric=True)],
+        [[Cell(a), Cell(b)] for a, b in rows],
     )
     assert table_markdown(report_table) == format_markdown(["cell", "median (ms)"], rows)
 

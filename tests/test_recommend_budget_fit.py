@@ -189,7 +189,7 @@ def test_recommend_markdown_is_an_escaped_table_with_a_gpu_row_and_its_notes(
         lines[0]
         == "| tier | gpu | picked for | price | s/img | 80% band | GiB used | J/img | $/1k |"
     )
-    assert lines[1] == "|" + "---|" * 9
+    assert lines[1] == "|" + "---|" * 3 + "---:|" * 6  # text, then right-aligned figures
     rows = [_markdown_cells(line) for line in lines[2:]]
     assert all(len(row) == 9 for row in rows)
     # "<=" escaped for HTML, as every markdown cell is; the tier points to its note.
