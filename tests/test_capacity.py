@@ -118,6 +118,17 @@ def test_capacity_refuses_max_batch_0_with_exit_2_and_no_traceback(capsys):
     assert "--max-batch" in err and "got 0" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("budget", ["0", "-5", "nan"])
+def test_a_budget_not_above_zero_is_refused_by_the_parser_in_one_paragraph(capsys, budget):
+    code, out, err = run_cli(capsys, "--rate", "2000/h", "--p99", "10", "--budget", budget)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "\n\n" not in err.strip()  # argparse's usage and its one error line
+    error_line = err.strip().splitlines()[-1]
+    assert error_line.endswith(
+        f"--budget: must be a number above 0 and at most 1e+12, got {budget}"
+    )
+
+
 def test_a_policy_without_batches_is_refused():
     with pytest.raises(BadInput, match="max_batch must be from 1"):
         Policy(slo_p99_s=10.0, max_batch=0)

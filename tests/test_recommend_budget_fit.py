@@ -233,3 +233,16 @@ def test_predict_cli_json(capsys, tmp_path, monkeypatch):
     answer = json.loads(capsys.readouterr().out)
     assert answer["gpu"] == "GeForce RTX 4090" and answer["fits"] is True
     assert math.isfinite(answer["image_s"]) and answer["peak_vram_bytes"] > 5 * GIB
+
+
+@pytest.mark.parametrize("budgets", [["0"], ["500", "-5"], ["500", "inf"]])
+def test_a_budget_tier_not_above_zero_is_refused_by_the_parser_in_one_paragraph(capsys, budgets):
+    with pytest.raises(SystemExit) as exit_:
+        main(["recommend", "--model", "sd15", "--budget", *budgets])
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and out == "" and "Traceback" not in err
+    assert "\n\n" not in err.strip()  # argparse's usage and its one error line
+    error_line = err.strip().splitlines()[-1]
+    assert error_line.endswith(
+        f"--budget: must be a number above 0 and at most 1e+09, got {budgets[-1]}"
+    )

@@ -68,16 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from sdbench.commands.predict import cost_assumptions, load_results, workload_of
-    from sdbench.errors import BadInput
     from sdbench.gpus import find_gpu
     from sdbench.models.registry import get_model
     from sdbench.serving.capacity import Costs, Policy, capacity, parse_rate
 
     get_model(args.model)
     rate_rps, unit = parse_rate(args.rate)
-    if args.budget is not None and not args.budget > 0:
-        raise BadInput(f"--budget must be a positive amount in USD, got {args.budget:g}.")
-    # The cost flags are bounded where add_cost_arguments parses them, as for recommend:
+    # --budget (above zero) and the cost flags are bounded where they are parsed, as for recommend:
     # --electricity 0 is free power (solar, included in rent); zero years or hours are refused.
     policy = Policy(args.p99, args.max_batch, args.max_wait_ms / 1000.0)
     workload = workload_of(args, batch_size=1)

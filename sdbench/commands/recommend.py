@@ -65,14 +65,9 @@ def handler(args: argparse.Namespace) -> int:
         print_note,
     )
     from sdbench.commands.predict import cost_assumptions, load_results, workload_of
-    from sdbench.errors import BadInput
     from sdbench.models.registry import get_model
 
     get_model(args.model)
-    if args.budget and any(b <= 0 for b in args.budget):
-        raise BadInput(
-            "Budgets must be positive amounts in USD (or USD per hour with --cloud), e.g. --budget 500 1500."
-        )
     workload = workload_of(args)
     answer = recommend(
         workload, load_results(args.results), args.budget, args.cloud, cost_assumptions(args),
