@@ -124,6 +124,23 @@ def test_predict_shows_the_interval_and_its_bounds(capsys):
     assert shown["vram_bytes"] <= 24 * GIB
 
 
+def test_predict_text_is_written_from_the_predictions_fields_not_its_json_dict(capsys, monkeypatch):
+    from sdbench.analysis.predict import Prediction
+
+    answer = predict("GeForce RTX 4090", ImageWorkload.usual("sdxl", 1024))
+
+    def no_dict(self):
+        raise AssertionError("the text table reads the frozen Prediction's fields")
+
+    monkeypatch.setattr(Prediction, "to_dict", no_dict)
+    assert main(["predict", "--gpu", "rtx 4090", "--model", "sdxl", "--results"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "GeForce RTX 4090: sdxl 1024x1024, batch 1, fp16, 50 steps, sdpa"
+    assert lines[1].startswith(
+        f"  speed     {answer.it_per_s:.2f} it/s, {answer.image_s:.2f} s per call, "
+    )
+
+
 def _summary_row(**overrides) -> dict:
     """A run row as the worker writes it, with the summary table's columns filled."""
     row = {

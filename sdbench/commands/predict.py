@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sdbench.analysis.predict import Prediction
 
 
 def add_workload_arguments(
@@ -167,46 +171,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from sdbench.analysis.predict import denoising_label, predict
-    from sdbench.commands.output import print_note, print_record
-    from sdbench.units import band_text, bytes_text, number_text
+    from sdbench.analysis.predict import predict
+    from sdbench.commands.output import print_record
 
     prediction = predict(args.gpu, workload_of(args), results=load_results(args.results))
-    answer = prediction.to_dict()
     if args.format != "table":
-        print_record(args.format, answer)
+        print_record(args.format, prediction.to_dict())
         return 0
+    _print_prediction(prediction)
+    return 0
+
+
+def _print_prediction(answer: Prediction) -> None:
+    """The terminal text of a Prediction: the workload, then speed, memory and energy."""
+    from sdbench.analysis.predict import denoising_label
+    from sdbench.commands.output import print_note
+    from sdbench.units import band_text, bytes_text, number_text
+
+    w = answer.workload
     band = (
         ""
-        if answer["source"] == "measured"
-        else f" (80% interval {band_text(answer['interval80_low_pct'], answer['interval80_high_pct'])})"
+        if answer.source == "measured"
+        else f" (80% interval {band_text(answer.interval80_low_pct, answer.interval80_high_pct)})"
     )
     print(
-        f"{answer['gpu']}: {answer['model']} {answer['width']}x{answer['height']}, batch {answer['batch_size']}, "
-        f"{answer['precision']}, {denoising_label(answer['steps'], answer['cfg'])}, {answer['attention']}"
+        f"{answer.gpu}: {w.model} {w.width}x{w.height}, batch {w.batch_size}, "
+        f"{w.precision}, {denoising_label(w.steps, w.cfg)}, {w.attention}"
     )
-    corrected = answer["correction_factor"] is not None
+    corrected = answer.correction_factor is not None
     print(
-        f"  speed     {answer['it_per_s']:.2f} it/s, {answer['image_s']:.2f} s per call, "
-        f"{answer['s_per_image']:.2f} s per image{band}"
-        + ("" if corrected else f"  [{answer['source']}]")
+        f"  speed     {answer.it_per_s:.2f} it/s, {answer.image_s:.2f} s per call, "
+        f"{answer.s_per_image:.2f} s per image{band}"
+        + ("" if corrected else f"  [{answer.source}]")
     )
     if corrected:
         print(
-            f"            [{answer['source']} of this GPU: the model's time "
-            f"x {answer['correction_factor']:.2f}]"
+            f"            [{answer.source} of this GPU: the model's time "
+            f"x {answer.correction_factor:.2f}]"
         )
-    if answer["source"] == "predicted" and not answer["calibrated"]:
+    if answer.source == "predicted" and not answer.calibrated:
         print_note(f"  uncalibrated: {UNCALIBRATED}")
-    fits = "fits" if answer["fits"] else "does NOT fit"
+    fits = "fits" if answer.fits else "does NOT fit"
     print(
-        f"  memory    peak {bytes_text(answer['peak_vram_bytes'])} of {bytes_text(answer['vram_bytes'])}: {fits} "
-        f"[{answer['memory_source']}]"
+        f"  memory    peak {bytes_text(answer.peak_vram_bytes)} of {bytes_text(answer.vram_bytes)}: "
+        f"{fits} [{answer.memory_source}]"
     )
-    for way in answer["ways_to_fit"]:
+    for way in answer.ways_to_fit:
         print(f"            would fit with {way}")
     print(
-        f"  energy    ~{number_text(answer['energy_per_image_j'])} J per image at "
-        f"~{number_text(answer['avg_power_w'])} W"
+        f"  energy    ~{number_text(answer.energy_per_image_j)} J per image at "
+        f"~{number_text(answer.avg_power_w)} W"
     )
-    return 0
