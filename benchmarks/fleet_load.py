@@ -1,7 +1,7 @@
 """Time a fleet's folder end to end: 1,000 runs from 100 machines, loaded, reported and `best`-ed.
 
     .venv/bin/python benchmarks/fleet_load.py [--machines 100] [--runs-per-machine 10]
-        [--target-s 10] [--keep DIR] [--profile]
+        [--precisions fp16[,fp32,bf16]] [--target-s 10] [--keep DIR] [--profile]
 
 Issue 15's target: "a folder mixing a thousand runs from a hundred machines loads and reports in
 seconds". Writes the runs with the store's own writer (`write_run`) into a temporary folder,
@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import cProfile
 import io
+import itertools
 import pstats
 import random
 import shutil
@@ -59,6 +60,7 @@ CELLS = (
     ("sdxl", "unet", 1024, 4, 420.0, 26.0),
 )
 FLOPS = {("sd15", "unet", 512): 1.607e12, ("sdxl", "unet", 1024): 6.8e12}
+PRECISION_SPEED = {"fp16": 1.0, "bf16": 0.95, "fp32": 0.4}  # made up: fp32 2.5x slower
 
 
 def machine_environment(index: int) -> dict:
@@ -105,27 +107,36 @@ def cell_result(cell: Cell, base_ms: float, peak_gib: float, gpu: tuple, rng) ->
     }
 
 
-def run_rows(machine: int, run: int, rng: random.Random) -> list[dict]:
-    """One run of machine `machine`: every cell of CELLS, `run` days after the first."""
+def run_rows(
+    machine: int, run: int, rng: random.Random, precisions: tuple[str, ...] = ("fp16",)
+) -> list[dict]:
+    """One run of machine `machine`: every cell of CELLS at each precision, `run` days after the
+    first (more precisions: pairs for the precision table, configurations for `best`)."""
     environment = machine_environment(machine)
     gpu = GPUS[machine % len(GPUS)]
     started = datetime(2026, 10, 1, tzinfo=UTC) + timedelta(days=run, minutes=machine)
     run_id = f"{started:%Y%m%dT%H%M%SZ}-fleet-{machine:03d}{run:03d}"
     rows = []
-    for model, stage, resolution, batch, base_ms, peak_gib in CELLS:
+    for (model, stage, resolution, batch, base_ms, peak_gib), precision in itertools.product(
+        CELLS, precisions
+    ):
         cell = Cell(model=model, stage=stage, device="cuda:0", height=resolution, width=resolution,
-                    batch_size=batch, precision="fp16", attention="sdpa", compile="none")  # fmt: skip
-        result = cell_result(cell, base_ms, peak_gib, gpu, rng)
+                    batch_size=batch, precision=precision, attention="sdpa", compile="none")  # fmt: skip
+        speed = PRECISION_SPEED[precision]
+        # fp32 is slower and holds more memory (so more of it runs out on small cards)
+        result = cell_result(cell, base_ms / speed, peak_gib * (2 - speed), gpu, rng)
         rows.append(make_row(run_id, "fleet", started.isoformat(), cell, result, environment, {}))
     return rows
 
 
-def write_fleet(folder: Path, machines: int, runs_per_machine: int) -> int:
+def write_fleet(
+    folder: Path, machines: int, runs_per_machine: int, precisions: tuple[str, ...] = ("fp16",)
+) -> int:
     """Write every run, one subfolder per host; returns how many rows were written."""
     rng, written = random.Random(15), 0
     for machine in range(machines):
         for run in range(runs_per_machine):
-            rows = run_rows(machine, run, rng)
+            rows = run_rows(machine, run, rng, precisions)
             host = rows[0]["host"].split(".")[0]
             write_run(rows, folder / host / f"{rows[0]['run_id']}.parquet")
             written += len(rows)
@@ -158,13 +169,20 @@ def main() -> int:
     parser.add_argument("--machines", type=int, default=100)
     parser.add_argument("--runs-per-machine", type=int, default=10)
     parser.add_argument("--target-s", type=float, default=10.0, help="load + report, seconds")
+    parser.add_argument(
+        "--precisions",
+        default="fp16",
+        help="comma-separated precisions each cell runs at (fp16, bf16, fp32; default fp16): "
+        "fp16,fp32 gives the precision table fp32 pairs to bootstrap",
+    )
     parser.add_argument("--keep", type=Path, help="write the fleet here and keep it")
     parser.add_argument("--profile", action="store_true", help="cProfile the report")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="sdbench-fleet-"))
     site = Path(tempfile.mkdtemp(prefix="sdbench-fleet-site-"))
     try:
-        rows = write_fleet(folder / "results", args.machines, args.runs_per_machine)
+        precisions = tuple(args.precisions.split(","))
+        rows = write_fleet(folder / "results", args.machines, args.runs_per_machine, precisions)
         runs = args.machines * args.runs_per_machine
         print(f"wrote {runs} runs from {args.machines} machines ({rows} rows) in {folder}")
         results = folder / "results"
@@ -172,6 +190,8 @@ def main() -> int:
         load_s = timed("read_results", lambda: len(read_results([results])) and 0)
         report_s = timed("sdbench report", lambda: sdbench_main(["report", str(results), "--out", str(site)]))  # fmt: skip
         timed("sdbench best", lambda: sdbench_main(["best", str(results), "--format", "json"]))
+        timed("sdbench best --by precision",
+              lambda: sdbench_main(["best", str(results), "--by", "precision", "--format", "json"]))  # fmt: skip
         if args.profile:
             profile_report(results, site)
         detail = f"report (load included) {report_s:.1f} s, load {load_s:.1f} s; target {args.target_s:g} s"
