@@ -157,6 +157,21 @@ def test_show_of_an_ambiguous_or_unknown_run_exits_2_naming_runs(tmp_path, capsy
     assert "The latest runs: 20261102T000000Z-quick-bbbbbb" in capsys.readouterr().err
 
 
+def test_show_of_a_run_copied_into_a_second_folder_shows_it_once_with_a_warning(tmp_path, capsys):
+    first, second = _two_runs(tmp_path / "node1")
+    copy = tmp_path / "backup" / second.name
+    copy.parent.mkdir()
+    copy.write_bytes(second.read_bytes())
+    for run in ([], ["20261102"]):  # the latest run, and the run named by its id
+        assert main(["show", *run, "--results", str(tmp_path), "--format", "json"]) == 0
+        captured = capsys.readouterr()
+        shown = json.loads(captured.out)
+        assert shown["run_id"] == "20261102T000000Z-quick-bbbbbb"
+        warnings = [line for line in captured.err.splitlines() if "is a copy of" in line]
+        assert len(warnings) == 1 and str(copy) in warnings[0] and str(second) in warnings[0]
+        assert "the run is counted once" in warnings[0]
+
+
 def test_text_the_older_name_of_table_still_works(tmp_path, capsys):
     first, second = _two_runs(tmp_path)
     assert main(["compare", str(first), str(second), "--format", "text"]) in (0, 1)

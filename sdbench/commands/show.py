@@ -29,6 +29,7 @@ def find_run(run: str | None, paths: list[str]) -> Path:
     """The results file of `run` (id, id prefix or path) among `paths`; the latest when None."""
     from sdbench.errors import BadInput, did_you_mean
     from sdbench.store import results_files
+    from sdbench.store.read import distinct_run_files
 
     if run and Path(run).is_file():
         return Path(run)
@@ -38,11 +39,16 @@ def find_run(run: str | None, paths: list[str]) -> Path:
             f"No result files in {', '.join(paths)}. Run a suite first (sdbench run quick)."
         )
     if run is None:
-        return max(files, key=lambda f: f.stem)
-    found = [f for f in files if f.stem.startswith(run)]
+        latest = max(f.stem for f in files)
+        return distinct_run_files([f for f in files if f.stem == latest])[0]
+    # A run copied into two folders is one run (warned about), as every reader counts it.
+    found = distinct_run_files([f for f in files if f.stem.startswith(run)])
     if len(found) == 1:
         return found[0]
     where = ", ".join(paths)
+    if len({f.stem for f in found}) < len(found):  # same run id, different rows: name the files
+        names = ", ".join(f'"{f}"' for f in found[:6])
+        raise BadInput(f'"{run}" is in {len(found)} files that differ: {names}. Give one file.')
     if found:
         names = ", ".join(f.stem for f in found[:6])
         raise BadInput(f'"{run}" starts {len(found)} run ids in {where}: {names}. Give more of it.')

@@ -154,9 +154,8 @@ def read_results_table(
     for file, skipped in zip(files, read, strict=True):
         if isinstance(skipped, str):
             _warn(f'skipped "{file}": {skipped}.')
-    tables = _once_per_run(
-        {f: t for f, t in zip(files, read, strict=True) if isinstance(t, pa.Table)}
-    )
+    runs = {f: t for f, t in zip(files, read, strict=True) if isinstance(t, pa.Table)}
+    tables = [runs[file] for file in _once_per_run(runs)]
     if not tables:
         raise BadInput(
             "No sdbench result files found in "
@@ -182,8 +181,18 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
         return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _once_per_run(tables: dict[Path, pa.Table]) -> list[pa.Table]:
-    """The tables in file order, leaving out copies of a run another file already holds."""
+def distinct_run_files(files: Sequence[Path]) -> list[Path]:
+    """`files` in order, less copies of a run another of them holds (warned about, as on read).
+
+    For commands that pick files by name before reading them (`sdbench show RUN`).
+    """
+    tables = {file: _read_file(file, ["run_id"]) for file in files}
+    kept = set(_once_per_run({f: t for f, t in tables.items() if isinstance(t, pa.Table)}))
+    return [file for file in files if file in kept or isinstance(tables[file], str)]
+
+
+def _once_per_run(tables: dict[Path, pa.Table]) -> list[Path]:
+    """The files in order, leaving out copies of a run another file already holds."""
     by_runs: dict[tuple[str, ...], list[Path]] = {}
     for file, table in tables.items():
         runs = tuple(sorted(str(run) for run in pc.unique(table["run_id"]).to_pylist()))
@@ -192,7 +201,7 @@ def _once_per_run(tables: dict[Path, pa.Table]) -> list[pa.Table]:
     for runs, files in by_runs.items():
         if len(files) > 1:
             dropped |= _copies_to_leave_out(", ".join(runs), files)
-    return [table for file, table in tables.items() if file not in dropped]
+    return [file for file in tables if file not in dropped]
 
 
 def _copies_to_leave_out(runs: str, files: list[Path]) -> set[Path]:
