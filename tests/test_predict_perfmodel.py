@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from sdbench.analysis.correction import SHRINKAGE_CELLS, shrinkage_cells
@@ -9,6 +10,7 @@ from sdbench.analysis.costs import stage_cost
 from sdbench.analysis.perfmodel import (
     Features,
     calibrate,
+    measured_observations,
     predict_metric,
     predict_stage_seconds,
     reference_calibration,
@@ -135,3 +137,23 @@ def test_sdxl_turbo_published_call_is_predicted_within_40_percent_with_its_gpu_h
     cv = reference_cross_validation
     turbo = cv[cv["model"] == "sdxl-turbo"].iloc[0]
     assert turbo["abs_pct_error"] < 40.0, turbo.to_dict()
+
+
+def _unet_row(run: int, host: str, cell_id: str, batch_size: int, it_per_s: float) -> dict:
+    return {
+        "run_id": f"run{run:02d}-{host}", "cell_id": cell_id, "status": "ok",
+        "started_at": pd.Timestamp("2026-11-01", tz="UTC") + pd.Timedelta(days=run),
+        "stage": "unet", "device_name": "NVIDIA H100 80GB HBM3", "host": host, "model": "sd15",
+        "height": 512, "width": 512, "batch_size": batch_size, "precision": "fp16",
+        "it_per_s": it_per_s, "median_ms": 1000 / it_per_s,
+    }  # fmt: skip
+
+
+def test_ten_runs_of_one_cell_are_one_measured_observation_from_the_latest_run():
+    rows = [_unet_row(run, "node1", "cell-a", 1, 20.0 + run) for run in range(10)]
+    rows.append(_unet_row(0, "node1", "cell-b", 4, 6.0))
+    rows.append(_unet_row(3, "node2", "cell-a", 1, 25.0))  # the same cell on another machine
+    observed = measured_observations(pd.DataFrame(rows))
+    values = sorted((o.workload.batch_size, o.value) for o in observed)
+    assert values == [(1, 25.0), (1, 29.0), (4, 6.0)]
+    assert {o.gpu.name for o in observed} == {find_gpu("H100 SXM").name}

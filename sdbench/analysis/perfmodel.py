@@ -29,6 +29,7 @@ from sdbench.analysis.workload import ImageWorkload
 from sdbench.datafiles import read_data_csv
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, catalogue_gpu, find_gpu
+from sdbench.machine import latest_per_series
 from sdbench.store.schema import row_guided
 
 SMALL_STEP_FLOPS = 4e12  # below this, one UNet step cannot fill a large GPU
@@ -119,11 +120,16 @@ def reference_observations() -> tuple[Observation, ...]:
 
 
 def measured_observations(results: pd.DataFrame | None) -> list[Observation]:
-    """Ok rows of the user's results on catalogue GPUs: unet rows as it/s, pipeline rows as s/call."""
+    """The user's results on catalogue GPUs: unet rows as it/s, pipeline rows as s/call.
+
+    One observation per series (a cell on one machine), from its latest run when that ended ok:
+    a thousand runs of one cell are one measurement, and must not outweigh the reference rows.
+    """
     if results is None or results.empty:
         return []
     found = []
-    ok = results[(results["status"] == "ok") & results["stage"].isin(["unet", "pipeline"])]
+    latest = latest_per_series(results)
+    ok = latest[(latest["status"] == "ok") & latest["stage"].isin(["unet", "pipeline"])]
     for row in ok.to_dict("records"):
         gpu = catalogue_gpu(str(row.get("device_name") or ""))
         if gpu is None:
