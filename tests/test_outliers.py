@@ -131,3 +131,51 @@ def test_the_run_summary_names_each_outlier_and_why(planted):
     assert len(lines) == 1
     assert lines[0].startswith("sd15 unet 256x256 bs1 fp32 sdpa")
     assert "contradicts its neighbour" in lines[0]
+
+
+def _series_rows(*cells: tuple[str, int, float]) -> pd.DataFrame:
+    """Hand-made ok rows of one series, (machine_id, batch_size, median ms) each, CI ±2%."""
+    return pd.DataFrame(
+        [
+            {
+                "machine_id": machine,
+                "device": "cuda:0",
+                "model": "sd15",
+                "stage": "unet",
+                "precision": "fp16",
+                "attention": "sdpa",
+                "compile": "none",
+                "status": "ok",
+                "height": 512,
+                "width": 512,
+                "batch_size": batch,
+                "median_ms": median,
+                "ci95_low_ms": median * 0.98,
+                "ci95_high_ms": median * 1.02,
+                "iqr_ms": median * 0.05,
+            }
+            for machine, batch, median in cells
+        ]
+    )
+
+
+def test_a_cell_slower_than_two_larger_neighbours_names_the_first_in_row_order():
+    flagged = flag_outliers(_series_rows(("m1", 1, 50.0), ("m1", 4, 40.0), ("m1", 2, 30.0)))
+    assert flagged["outlier_reason"].tolist()[1:] == [None, None]
+    assert flagged["outlier_reason"].iloc[0] == (
+        "contradicts its neighbour: 512x512 batch 1 took 50.0 ms, slower than 512x512 batch 4 "
+        "(40.0 ms) which does more work; it was likely slowed by other load: measure it again"
+    )
+
+
+def test_a_noisy_cell_that_also_contradicts_its_neighbour_is_called_noisy():
+    frame = _series_rows(("m1", 1, 50.0), ("m1", 2, 30.0))
+    frame.loc[0, "iqr_ms"] = 20.0
+    reasons = flag_outliers(frame)["outlier_reason"].tolist()
+    assert reasons[0].startswith("noisy: IQR is 40% of the median (limit 25%)")
+    assert reasons[1] is None
+
+
+def test_another_machines_larger_faster_cell_is_no_neighbour():
+    flagged = flag_outliers(_series_rows(("m1", 1, 50.0), ("m2", 2, 30.0), ("m2", 1, 20.0)))
+    assert flagged["outlier_reason"].isna().all()

@@ -16,6 +16,7 @@ its speed-up claims and the report lists them. Pure pandas, no torch.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from sdbench.units import time_text
@@ -40,21 +41,20 @@ SERIES = [
 
 
 def flag_outliers(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with an `outlier_reason` column: why a row is not headline material, or None."""
+    """`frame` with an `outlier_reason` column: why a row is not headline material, or None.
+
+    A spread reason wins over a neighbour reason. Column-wise over the whole frame: a fleet's
+    report flags thousands of rows, so no per-row Python work except for the rows flagged.
+    """
     frame = frame.copy()
-    reasons: dict[object, str] = {}
-    ok = _ok_rows(frame)
-    for index, row in ok.iterrows():
-        spread = _spread_reason(row)
-        if spread:
-            reasons[index] = spread
-    for _, series in ok.groupby([c for c in SERIES if c in ok.columns], dropna=False):
-        for index, reason in _neighbour_reasons(series).items():
-            reasons.setdefault(index, reason)
-    frame["outlier_reason"] = pd.Series(reasons, dtype=object).reindex(frame.index)
-    frame["outlier_reason"] = (
-        frame["outlier_reason"].astype(object).where(frame["outlier_reason"].notna(), None)
-    )
+    keep = _ok_mask(frame)
+    ok = _ok_rows(frame[keep])
+    reasons = _neighbour_reasons(ok)
+    spread = _spread_reasons(ok)
+    reasons[spread.notna().to_numpy()] = spread.dropna().to_numpy()
+    column = np.full(len(frame), None, dtype=object)
+    column[np.flatnonzero(keep)] = reasons
+    frame["outlier_reason"] = pd.Series(column, index=frame.index, dtype=object)  # not str: None
     return frame
 
 
@@ -65,11 +65,16 @@ def is_outlier(frame: pd.DataFrame) -> pd.Series:
     return frame["outlier_reason"].notna()
 
 
-def _ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    ok = frame
+def _ok_mask(frame: pd.DataFrame) -> np.ndarray:
+    """Rows that ran ok with a positive median: the only ones a flag can be about."""
+    ok = frame["median_ms"].notna() & (frame["median_ms"] > 0)
     if "status" in frame.columns:
-        ok = ok[ok["status"] == "ok"]
-    ok = ok[ok["median_ms"].notna() & (ok["median_ms"] > 0)]
+        ok &= frame["status"] == "ok"
+    return ok.to_numpy(dtype=bool)
+
+
+def _ok_rows(ok: pd.DataFrame) -> pd.DataFrame:
+    """`ok` with the series columns a hand-made frame may lack, nulls read as their default."""
     for name in ("channels_last", "vae", "cfg", "steps"):
         if name not in ok.columns:
             ok = ok.assign(**{name: None})
@@ -79,53 +84,82 @@ def _ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _spread_reason(row: pd.Series) -> str | None:
-    iqr = row.get("iqr_ms")
-    if iqr is None or pd.isna(iqr):
-        return None
-    fraction = float(iqr) / float(row["median_ms"])
-    if fraction <= SPREAD_LIMIT:
-        return None
-    return (
-        f"noisy: IQR is {100 * fraction:.0f}% of the median (limit {100 * SPREAD_LIMIT:.0f}%); "
-        "measure it again on a quiet machine"
+def _numbers(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """Column `name` as floats, NaN where null or absent."""
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _spread_reasons(ok: pd.DataFrame) -> pd.Series:
+    """Per row: the too-wide-IQR reason, or null."""
+    fraction = pd.Series(_numbers(ok, "iqr_ms") / _numbers(ok, "median_ms"))
+    return fraction.where(fraction > SPREAD_LIMIT).map(
+        lambda f: (
+            f"noisy: IQR is {100 * f:.0f}% of the median (limit {100 * SPREAD_LIMIT:.0f}%); "
+            "measure it again on a quiet machine"
+        ),
+        na_action="ignore",
     )
 
 
-def _neighbour_reasons(series: pd.DataFrame) -> dict[object, str]:
-    """Cells slower, beyond both CIs, than a neighbour of the series that does more work."""
-    reasons: dict[object, str] = {}
-    rows = list(series.iterrows())
-    for index, small in rows:
-        for _, large in rows:
-            if not _less_work(small, large):
-                continue
-            low, high = _ci(small), _ci(large)
-            if low is not None and high is not None and low[0] > high[1]:
-                reasons[index] = (
-                    f"contradicts its neighbour: {_shape(small)} took {time_text(small['median_ms'])}, "
-                    f"slower than {_shape(large)} ({time_text(large['median_ms'])}) which does more work; "
-                    "it was likely slowed by other load: measure it again"
-                )
-                break
+def _neighbour_reasons(ok: pd.DataFrame) -> np.ndarray:
+    """Per row of `ok`: why it is slower, beyond both CIs, than a neighbour of its series that
+    does more work (the first such neighbour in row order), or None."""
+    reasons = np.full(len(ok), None, dtype=object)
+    low, high = _numbers(ok, "ci95_low_ms"), _numbers(ok, "ci95_high_ms")
+    stored = np.flatnonzero(~np.isnan(low) & ~np.isnan(high))  # no CI: no claim about noise
+    if len(stored) == 0:
+        return reasons
+    keys = [c for c in SERIES if c in ok.columns]
+    series = ok.iloc[stored].groupby(keys, dropna=False, sort=False).ngroup().to_numpy()
+    small, large = _pairs_within(series, stored)
+    work = {name: _numbers(ok, name) for name in ("flops", "height", "width", "batch_size")}
+    hit = _less_work(work, small, large) & (low[small] > high[large])
+    # Pairs come ordered by small row, then large row: the first hit per row is its neighbour.
+    small, first = np.unique(small[hit], return_index=True)
+    large = large[hit][first]
+    for row, neighbour in zip(small.tolist(), large.tolist(), strict=True):
+        reasons[row] = _contradiction(ok, row, neighbour)
     return reasons
 
 
-def _less_work(small: pd.Series, large: pd.Series) -> bool:
+def _pairs_within(groups: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair (small, large) of `rows` in the same group, by small then large row.
+
+    Memory grows with the square of a series' size: a series is one configuration's shapes
+    (sizes x batches), a few dozen rows at most.
+    """
+    order = np.lexsort((rows, groups))
+    rows, groups = rows[order], groups[order]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    sizes = np.diff(np.r_[starts, len(rows)])
+    size_of, start_of = np.repeat(sizes, sizes), np.repeat(starts, sizes)
+    small = np.repeat(np.arange(len(rows)), size_of)
+    offset = np.arange(len(small)) - np.repeat(np.cumsum(size_of) - size_of, size_of)
+    large = np.repeat(start_of, size_of) + offset
+    return rows[small], rows[large]
+
+
+def _less_work(work: dict[str, np.ndarray], small: np.ndarray, large: np.ndarray) -> np.ndarray:
     """`small` does strictly less work: fewer FLOPs, or (FLOPs unknown) a smaller batch, same size."""
-    flops_small, flops_large = small.get("flops"), large.get("flops")
-    if pd.notna(flops_small) and pd.notna(flops_large):
-        return float(flops_small) < float(flops_large)
-    same_size = small["height"] == large["height"] and small["width"] == large["width"]
-    return bool(same_size and small["batch_size"] < large["batch_size"])
+    flops = work["flops"]
+    known = ~np.isnan(flops[small]) & ~np.isnan(flops[large])
+    same_size = (work["height"][small] == work["height"][large]) & (
+        work["width"][small] == work["width"][large]
+    )
+    smaller_batch = same_size & (work["batch_size"][small] < work["batch_size"][large])
+    return np.where(known, flops[small] < flops[large], smaller_batch)
 
 
-def _ci(row: pd.Series) -> tuple[float, float] | None:
-    """The median's stored 95% CI; None when not stored (then no claim about noise is possible)."""
-    low, high = row.get("ci95_low_ms"), row.get("ci95_high_ms")
-    if low is None or high is None or pd.isna(low) or pd.isna(high):
-        return None
-    return float(low), float(high)
+def _contradiction(ok: pd.DataFrame, small: int, large: int) -> str:
+    """The neighbour reason for row `small` of `ok` against row `large`."""
+    slow, fast = ok.iloc[small], ok.iloc[large]
+    return (
+        f"contradicts its neighbour: {_shape(slow)} took {time_text(slow['median_ms'])}, "
+        f"slower than {_shape(fast)} ({time_text(fast['median_ms'])}) which does more work; "
+        "it was likely slowed by other load: measure it again"
+    )
 
 
 def _shape(row: pd.Series) -> str:
