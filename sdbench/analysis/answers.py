@@ -86,7 +86,9 @@ def answers(
         for device, workload in _main_workloads(rows):
             fit = (calibration, corrections)
             out.append(_device_answers(rows, machine_best, device, workload, fit))
-    return out[:MAX_DEVICES]
+            if len(out) == MAX_DEVICES:  # a fleet's other machines are not shown: not computed
+                return out
+    return out
 
 
 def _main_workloads(latest: pd.DataFrame) -> list[tuple[str, dict]]:
