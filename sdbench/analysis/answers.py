@@ -81,47 +81,59 @@ def answers(
     latest = flagged.assign(cfg=guided(flagged))
     best = fastest_settings(frame, flagged=flagged) if best is None else best
     out = []
-    for machine, rows in latest.groupby("machine_id", sort=True):  # never mix two machines' cells
+    for machine, device, workload in _main_workloads(latest)[:MAX_DEVICES]:
+        rows = latest[latest["machine_id"] == machine]  # never mix two machines' cells
         machine_best = best[best["machine_id"] == machine]
-        for device, workload in _main_workloads(rows):
-            fit = (calibration, corrections)
-            out.append(_device_answers(rows, machine_best, device, workload, fit))
-            if len(out) == MAX_DEVICES:  # a fleet's other machines are not shown: not computed
-                return out
+        fit = (calibration, corrections)
+        out.append(_device_answers(rows, machine_best, device, workload, fit))
     return out
 
 
-def _main_workloads(latest: pd.DataFrame) -> list[tuple[str, dict]]:
-    ok = latest[(latest["status"] == "ok") & latest["stage"].isin(STAGES)].copy()
-    if ok.empty:
+WORKLOAD_KEYS = ["model", "height", "width", "batch_size", "cfg"]
+
+
+def _main_workloads(latest: pd.DataFrame) -> list[tuple[object, str, dict]]:
+    """(machine_id, device, main workload) per device whose stages compose a whole image, by
+    machine then device: of those workloads, the most-measured model's, batch 1, largest image,
+    the first measured among equals. Grouped passes over every machine's rows at once."""
+    ok = latest[(latest["status"] == "ok") & latest["stage"].isin(STAGES)]
+    per, keys = ["machine_id", "device"], WORKLOAD_KEYS
+    complete = _complete_workloads(ok, per)
+    if complete.empty:
         return []
-    keys = ["model", "height", "width", "batch_size", "cfg"]
-    found = []
-    for device, rows in ok.groupby("device", sort=True):
-        model_counts = rows["model"].value_counts()
-        complete = []
-        for values, group in rows.groupby(keys, sort=False):
-            stages = set(group["stage"]) | _borrowed_text_encoder(rows, values, keys)
-            if set(STAGES) <= stages:
-                workload = dict(zip(keys, values, strict=True))
-                rank = (model_counts[workload["model"]], workload["batch_size"] == 1,
-                        workload["height"] * workload["width"])  # fmt: skip
-                complete.append((rank, workload))
-        if complete:
-            found.append((str(device), max(complete, key=lambda item: item[0])[1]))
-    return found
-
-
-def _borrowed_text_encoder(rows: pd.DataFrame, values: tuple, keys: list[str]) -> set[str]:
-    """A text encoder row at another image size serves this one: 77 tokens whatever the size."""
-    same = dict(zip(keys, values, strict=True))
-    encoders = rows[
-        (rows["stage"] == "text_encoder")
-        & (rows["model"] == same["model"])
-        & (rows["batch_size"] == same["batch_size"])
-        & (rows["cfg"] == same["cfg"])
+    counts = ok.groupby([*per, "model"]).size().rename("model_rows").reset_index()
+    ranked = complete.merge(counts, on=[*per, "model"], how="left")
+    ranked = ranked.assign(
+        first_measured=-ranked.index.to_numpy(),  # in the order the workloads were measured
+        batch_one=ranked["batch_size"] == 1,
+        pixels=ranked["height"] * ranked["width"],
+    )
+    rank = ["model_rows", "batch_one", "pixels", "first_measured"]
+    main = ranked.sort_values(rank, ascending=False).drop_duplicates(per)
+    main = main.assign(device=main["device"].astype(str)).sort_values(per)
+    return [
+        (machine, device, dict(zip(keys, values, strict=True)))
+        for machine, device, *values in main[[*per, *keys]].itertuples(index=False)
     ]
-    return {"text_encoder"} if len(encoders) else set()
+
+
+def _complete_workloads(ok: pd.DataFrame, per: list[str]) -> pd.DataFrame:
+    """The (`per`, WORKLOAD_KEYS) whose every stage in STAGES ran ok, in first-measured order."""
+    keys = [*per, *WORKLOAD_KEYS]
+    shapes = ok.dropna(subset=keys)
+    stages = [stage for stage in STAGES if stage != "text_encoder"]
+    found = (
+        shapes.assign(**{f"has_{stage}": shapes["stage"] == stage for stage in stages})
+        .groupby(keys, sort=False)[[f"has_{stage}" for stage in stages]]
+        .any()
+        .reset_index()
+    )
+    # A text encoder row at another image size serves this one: 77 tokens whatever the size.
+    on = [*per, "model", "batch_size", "cfg"]
+    encoders = ok.loc[ok["stage"] == "text_encoder", on].drop_duplicates()
+    found = found.merge(encoders, on=on, how="left", indicator="encoder")
+    whole = found[[f"has_{stage}" for stage in stages]].all(axis=1) & (found["encoder"] == "both")
+    return found.loc[whole, keys].reset_index(drop=True)
 
 
 def _device_answers(
