@@ -15,11 +15,13 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
+from dataclasses import fields
 
 import numpy as np
 import pandas as pd
 
 from sdbench.analysis.compare import cell_label
+from sdbench.cell import Cell
 from sdbench.errors import BadInput
 from sdbench.machine import machine_names, with_machine_columns
 
@@ -41,7 +43,7 @@ def cell_series(frame: pd.DataFrame, metric: str = "median_ms") -> pd.DataFrame:
     ok = frame[frame["status"] == "ok"] if "status" in frame else frame
     ok = with_machine_columns(ok)
     names = machine_names(ok) if len(ok) else {}
-    labels = [cell_label(row) for _, row in ok.iterrows()]
+    labels = _labels(ok)
     if len(names) > 1:
         labels = [
             f"{label} on {names[m]}" for label, m in zip(labels, ok["machine_id"], strict=True)
@@ -65,6 +67,19 @@ def cell_series(frame: pd.DataFrame, metric: str = "median_ms") -> pd.DataFrame:
     series = series.sort_values(["series_id", "started_at", "run_id"], kind="stable")
     series = series.drop_duplicates(["series_id", "run_id"], keep="last")
     return series.reset_index(drop=True)[list(SERIES_COLUMNS)]
+
+
+def _labels(ok: pd.DataFrame) -> list[str]:
+    """`cell_label` per row, computed once per distinct cell: a fleet measures the same few
+    cells in thousands of rows."""
+    if ok.empty:
+        return []
+    reads = [f.name for f in fields(Cell)] + ["benchmark_name", "name", "cell_id"]
+    cells = ok.groupby([c for c in reads if c in ok], dropna=False, sort=False).ngroup()
+    firsts = np.flatnonzero(~cells.duplicated().to_numpy())
+    names = [cell_label(row) for _, row in ok.iloc[firsts].iterrows()]
+    by_cell = dict(zip(cells.iloc[firsts].tolist(), names, strict=True))
+    return [by_cell[cell] for cell in cells.tolist()]
 
 
 def change_points(
