@@ -411,6 +411,19 @@ def cell_label(row: pd.Series) -> str:
     return str(row.get("cell_id"))
 
 
+def cell_labels(rows: pd.DataFrame) -> pd.Series:
+    """`cell_label` per row, computed once per distinct configuration: a fleet measures the same
+    few cells in thousands of rows."""
+    if rows.empty:
+        return pd.Series([], index=rows.index, dtype=object)
+    reads = [f.name for f in fields(Cell)] + ["benchmark_name", "name", "cell_id"]
+    cells = rows.groupby([c for c in reads if c in rows], dropna=False, sort=False).ngroup()
+    firsts = np.flatnonzero(~cells.duplicated().to_numpy())
+    names = [cell_label(row) for _, row in rows.iloc[firsts].iterrows()]
+    by_cell = dict(zip(cells.iloc[firsts].tolist(), names, strict=True))
+    return pd.Series([by_cell[cell] for cell in cells.tolist()], index=rows.index, dtype=object)
+
+
 def _present(value: object) -> bool:
     if value is None:
         return False

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sdbench.analysis.compare import cell_label
+from sdbench.analysis.compare import cell_labels
 from sdbench.errors import BadInput, SdbenchError, did_you_mean
 from sdbench.machine import latest_per_series, machine_names, machines_share_a_device
 
@@ -243,16 +243,6 @@ def _prediction(gpu: GPU, workload: ImageWorkload, calibration: Calibration) -> 
         return predict(gpu, workload, None, calibration)
     except SdbenchError:
         return None
-
-
-def cell_labels(rows: pd.DataFrame) -> pd.Series:
-    """`cell_label` per row, worked out once per cell: a cell's label is its configuration's."""
-    first = rows.drop_duplicates("cell_id")
-    by_cell = {
-        cell: cell_label(row)
-        for cell, (_, row) in zip(first["cell_id"], first.iterrows(), strict=True)
-    }
-    return rows["cell_id"].map(by_cell)
 
 
 PREDICTION_COLUMNS = [

@@ -15,13 +15,11 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
-from dataclasses import fields
 
 import numpy as np
 import pandas as pd
 
-from sdbench.analysis.compare import cell_label
-from sdbench.cell import Cell
+from sdbench.analysis.compare import cell_labels
 from sdbench.errors import BadInput
 from sdbench.machine import machine_names, with_machine_columns
 
@@ -43,7 +41,7 @@ def cell_series(frame: pd.DataFrame, metric: str = "median_ms") -> pd.DataFrame:
     ok = frame[frame["status"] == "ok"] if "status" in frame else frame
     ok = with_machine_columns(ok)
     names = machine_names(ok) if len(ok) else {}
-    labels = _labels(ok)
+    labels = cell_labels(ok).tolist()
     if len(names) > 1:
         labels = [
             f"{label} on {names[m]}" for label, m in zip(labels, ok["machine_id"], strict=True)
@@ -69,19 +67,6 @@ def cell_series(frame: pd.DataFrame, metric: str = "median_ms") -> pd.DataFrame:
     return series.reset_index(drop=True)[list(SERIES_COLUMNS)]
 
 
-def _labels(ok: pd.DataFrame) -> list[str]:
-    """`cell_label` per row, computed once per distinct cell: a fleet measures the same few
-    cells in thousands of rows."""
-    if ok.empty:
-        return []
-    reads = [f.name for f in fields(Cell)] + ["benchmark_name", "name", "cell_id"]
-    cells = ok.groupby([c for c in reads if c in ok], dropna=False, sort=False).ngroup()
-    firsts = np.flatnonzero(~cells.duplicated().to_numpy())
-    names = [cell_label(row) for _, row in ok.iloc[firsts].iterrows()]
-    by_cell = dict(zip(cells.iloc[firsts].tolist(), names, strict=True))
-    return [by_cell[cell] for cell in cells.tolist()]
-
-
 def change_points(
     frame: pd.DataFrame,
     metric: str = "median_ms",
@@ -91,18 +76,16 @@ def change_points(
 ) -> pd.DataFrame:
     """The runs at which each series' metric stepped, with the levels before and after the step."""
     series = cell_series(frame, metric)
+    columns = {name: series[name].tolist() for name in POINT_COLUMNS}
+    values = series["value"].to_numpy(float)
     rows = []
-    for _, group in series.groupby("series_id", sort=False):
-        values = group["value"].to_numpy()
-        for start, before, after in detect_steps(values, min_change_pct, penalty_factor, min_size):
-            first = group.iloc[start]
+    for first, last in _series_bounds(series["series_id"]):
+        for start, before, after in detect_steps(
+            values[first:last], min_change_pct, penalty_factor, min_size
+        ):
             rows.append(
                 {
-                    **{name: first[name] for name in ("series_id", "machine_id", "machine")},
-                    "cell_id": first["cell_id"],
-                    "label": first["label"],
-                    "run_id": first["run_id"],
-                    "started_at": first["started_at"],
+                    **{name: column[first + start] for name, column in columns.items()},
                     "before": before.level,
                     "after": after.level,
                     "change_pct": 100 * (after.level / before.level - 1)
@@ -114,6 +97,13 @@ def change_points(
             )
     result = pd.DataFrame(rows, columns=list(CHANGE_COLUMNS))
     return result.sort_values(["started_at", "label"], kind="stable").reset_index(drop=True)
+
+
+def _series_bounds(series_ids: pd.Series) -> list[tuple[int, int]]:
+    """(first, end) positions of each series in `cell_series`' output, which keeps a series together."""
+    ids = series_ids.to_numpy(dtype=object)
+    starts = [0, *(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist()] if len(ids) else []
+    return list(zip(starts, [*starts[1:], len(ids)], strict=True))
 
 
 class Segment:
