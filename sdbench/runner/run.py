@@ -27,8 +27,9 @@ from sdbench.export.table import WIDTH, format_grouped, run_cells_table
 from sdbench.quality import warning_lines
 from sdbench.runner.environment import host_environment
 from sdbench.runner.estimate import EtaClock, device_peaks, estimate_cells
-from sdbench.runner.executor import LocalExecutor
+from sdbench.runner.executor import LocalExecutor, ResultCallback, group_cells
 from sdbench.runner.interrupt import deferred, discard
+from sdbench.runner.measurement import Measurement
 from sdbench.runner.progress import RunProgress, summary_rows
 from sdbench.runner.worker import ALLOCATOR_ENV, cpu_threads
 from sdbench.store.files import write_run
@@ -360,7 +361,29 @@ def _execute(
             with contextlib.suppress(OSError):
                 progress.finished(cell.cell_id, cell.label(), row["status"], row.get("median_ms"))
 
+        if executor == "local":  # a Ray cluster's devices are not this host's to check
+            todo = _settle_unsupported(todo, run.suite.options, on_result)
         pool.run(todo, on_result)
+
+
+def _settle_unsupported(cells: list[Cell], options: dict, on_result: ResultCallback) -> list[Cell]:
+    """Record the rows of the groups the capability check finds unsupported throughout, without
+    starting a worker for them (each would import torch and diffusers to say so); returns the
+    cells left to measure. One check subprocess per run; none for a single group, whose worker
+    says as much for the same start-up cost. The workers still check every cell they are sent."""
+    from sdbench.runner.capability_check import unsupported_groups
+
+    groups = group_cells(cells)
+    if len(groups) < 2:
+        return cells
+    settled = set()
+    for pairs, environment in unsupported_groups(groups, _worker_env(options)):
+        for cell, reason in pairs:
+            # The fields a worker's row has: its measurement's columns and its wall time.
+            result = Measurement("unsupported", reason).columns() | {"cell_wall_s": 0.0}
+            on_result(cell, result, environment)
+            settled.add(cell.cell_id)
+    return [cell for cell in cells if cell.cell_id not in settled]
 
 
 def _eta_clock(run: _Run, measure: Measure, done_ids: set[str]) -> EtaClock:
@@ -402,7 +425,7 @@ def _storage_error(run: _Run, what: str, error: OSError, saved: int) -> SdbenchE
 def _executor(name: str, measure: Measure, options: dict, executor_options: dict):
     settings = {
         "skip_larger_after_oom": options.get("skip_larger_after_oom", True),
-        "worker_env": {ALLOCATOR_ENV: options.get("allocator", "tuned")},
+        "worker_env": _worker_env(options),
     }
     if name == "local":
         return LocalExecutor(measure, **settings)
@@ -411,6 +434,10 @@ def _executor(name: str, measure: Measure, options: dict, executor_options: dict
 
         return RayExecutor(measure, **settings, **executor_options)
     raise BadInput(f'Unknown executor "{name}". Use local or ray.')
+
+
+def _worker_env(options: dict) -> dict[str, str]:
+    return {ALLOCATOR_ENV: options.get("allocator", "tuned")}
 
 
 def outlier_lines(rows: list[dict], limit: int = 10) -> list[str]:

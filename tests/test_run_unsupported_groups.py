@@ -1,0 +1,80 @@
+"""A group of cells the device cannot run at all is recorded without starting a worker for it."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_suite_text
+
+from sdbench.runner import executor
+from sdbench.runner.process import WorkerProcess
+
+SUITE = """
+[suite]
+name = "unsupported-groups"
+[matrix]
+model = ["tiny"]
+stage = ["unet"]
+device = ["cpu"]
+resolution = [64]
+batch_size = [1]
+precision = ["fp32", "tf32"]
+attention = ["sdpa", "efficient"]
+[options]
+steps = 2
+[measure]
+warmup = 1
+min_repeats = 3
+max_repeats = 3
+max_time_s = 1
+cell_timeout_s = 120
+"""
+
+ENVIRONMENT = ["device_name", "torch", "diffusers", "cuda", "driver", "cpu_model"]
+ENVIRONMENT += ["gpu_count", "cpu_threads", "allocator"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    asked: list[tuple[str, str]] = []  # (precision, attention) of every cell sent to a worker
+    spawned: list[str] = []
+
+    class CountingWorker(WorkerProcess):
+        def __init__(self, device: str, **options):
+            spawned.append(device)
+            super().__init__(device, **options)
+
+        def request(self, cell, measure):
+            asked.append((cell.precision, cell.attention))
+            return super().request(cell, measure)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(executor, "WorkerProcess", CountingWorker)
+    try:
+        outcome, frame = run_suite_text(tmp_path_factory.mktemp("groups"), "groups", SUITE)
+    finally:
+        mp.undo()
+    return outcome, frame, spawned, asked
+
+
+def test_an_all_unsupported_group_starts_no_worker(run):
+    _, _, spawned, asked = run
+    assert spawned == ["cpu"]  # the fp32 group's; tf32 on a CPU is unsupported throughout
+    assert sorted(asked) == [("fp32", "efficient"), ("fp32", "sdpa")]
+
+
+def test_its_cells_are_still_unsupported_rows_with_the_reason(run):
+    outcome, frame, _, _ = run
+    assert len(frame) == 4 and outcome.path.exists()
+    tf32 = frame[frame.precision == "tf32"]
+    assert list(tf32.status) == ["unsupported", "unsupported"]
+    assert tf32.error.str.startswith("tf32 is a tensor-core mode").all()
+    assert tf32.median_ms.isna().all()
+
+
+def test_its_rows_have_the_fields_a_worker_gives_an_unsupported_cell(run):
+    _, frame, _, _ = run
+    by_worker = frame[(frame.precision == "fp32") & (frame.attention == "efficient")].iloc[0]
+    assert by_worker.status == "unsupported"  # a mixed group's unsupported cell: its worker says so
+    for _, row in frame[frame.precision == "tf32"].iterrows():
+        assert row[ENVIRONMENT].to_dict() == by_worker[ENVIRONMENT].to_dict()
+        assert set(row[row.notna()].index) == set(by_worker[by_worker.notna()].index)
