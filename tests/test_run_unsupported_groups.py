@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from conftest import run_suite_text
 
-from sdbench.runner import executor
+from sdbench.cell import Cell
+from sdbench.errors import DeviceError
+from sdbench.runner import capability_check, executor
 from sdbench.runner.process import WorkerProcess
+from sdbench.runner.run import _settle_unsupported
 
 SUITE = """
 [suite]
@@ -78,3 +81,26 @@ def test_its_rows_have_the_fields_a_worker_gives_an_unsupported_cell(run):
     for _, row in frame[frame.precision == "tf32"].iterrows():
         assert row[ENVIRONMENT].to_dict() == by_worker[ENVIRONMENT].to_dict()
         assert set(row[row.notna()].index) == set(by_worker[by_worker.notna()].index)
+
+
+def _cells(*precisions: str) -> list[Cell]:
+    return [Cell("tiny", "unet", "cpu", 64, 64, 1, p, "sdpa", "none") for p in precisions]
+
+
+def test_a_failed_capability_check_leaves_every_group_to_its_worker(monkeypatch):
+    def fails(groups, worker_env):
+        raise DeviceError("The capability check failed")
+
+    monkeypatch.setattr(capability_check, "unsupported_groups", fails)
+    recorded = []
+    cells = _cells("fp32", "tf32")
+    left = _settle_unsupported(cells, {}, lambda *result: recorded.append(result))
+    assert left == cells and recorded == []
+
+
+def test_a_single_group_is_not_checked_ahead_of_its_worker(monkeypatch):
+    calls = []
+    monkeypatch.setattr(capability_check, "unsupported_groups", lambda *a: calls.append(a) or [])
+    cells = _cells("tf32")
+    assert _settle_unsupported(cells, {}, lambda *result: None) == cells
+    assert calls == []

@@ -53,14 +53,17 @@ def _ask(cells: Sequence[Cell], environ: Mapping[str, str] | None = None) -> dic
     """The subprocess's answer; with `environ`, also the worker environment of each device
     that has an unsupported cell."""
     request = {"cells": [cell.to_dict() for cell in cells], "environment": environ is not None}
-    result = subprocess.run(
-        [sys.executable, "-m", "sdbench.runner.capability_check"],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=dict(environ) if environ is not None else None,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "sdbench.runner.capability_check"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=dict(environ) if environ is not None else None,
+        )
+    except subprocess.TimeoutExpired:
+        raise DeviceError("The capability check did not answer within 10 minutes.") from None
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
         raise DeviceError(f"The capability check failed (is torch installed here?):\n{tail}")

@@ -370,14 +370,20 @@ def _settle_unsupported(cells: list[Cell], options: dict, on_result: ResultCallb
     """Record the rows of the groups the capability check finds unsupported throughout, without
     starting a worker for them (each would import torch and diffusers to say so); returns the
     cells left to measure. One check subprocess per run; none for a single group, whose worker
-    says as much for the same start-up cost. The workers still check every cell they are sent."""
+    says as much for the same start-up cost. The workers check every cell they are sent, so a
+    check that fails (DeviceError) costs only the saving: each group then goes to its worker."""
+    from sdbench.errors import DeviceError
     from sdbench.runner.capability_check import unsupported_groups
 
     groups = group_cells(cells)
     if len(groups) < 2:
         return cells
+    try:
+        unsupported = unsupported_groups(groups, _worker_env(options))
+    except DeviceError:
+        return cells
     settled = set()
-    for pairs, environment in unsupported_groups(groups, _worker_env(options)):
+    for pairs, environment in unsupported:
         for cell, reason in pairs:
             # The fields a worker's row has: its measurement's columns and its wall time.
             result = Measurement("unsupported", reason).columns() | {"cell_wall_s": 0.0}
