@@ -97,12 +97,19 @@ def data_table(name: str) -> pd.DataFrame:
 def linear_share(model: str, component: str) -> float:
     """The share of a component's parameters in linear layers (what the quant axis quantises);
     0 for components the quant axis leaves alone (the VAE) or that were not counted."""
-    data = data_table("linear_params.csv")
     twin = same_architecture(model) if model in MODELS else model
-    rows = data[(data["model"] == twin) & (data["component"] == component)]
-    if rows.empty:
-        return 0.0
-    return float(rows["linear_params"].iloc[0] / rows["params"].iloc[0])
+    return _linear_shares().get((twin, component), 0.0)
+
+
+@functools.lru_cache(maxsize=1)
+def _linear_shares() -> dict[tuple[str, str], float]:
+    """(model, component) -> linear share, from the first row of each in linear_params.csv."""
+    data = data_table("linear_params.csv").drop_duplicates(["model", "component"])
+    shares = data["linear_params"] / data["params"]
+    return {
+        (str(model), str(component)): float(share)
+        for model, component, share in zip(data["model"], data["component"], shares, strict=True)
+    }
 
 
 def measured_activations() -> pd.DataFrame:

@@ -114,6 +114,21 @@ class WorkloadEvidence:
     rows: pd.DataFrame  # measured_rows: the latest ok accelerator rows, with catalogue_gpu
     memory_ratios: dict[str, tuple[float, str]]  # levers.measured_memory_ratios of its model
 
+    def on(self, gpu: str) -> pd.DataFrame:
+        """The rows measured on the catalogue GPU `gpu` (split once, not filtered per GPU)."""
+        return self._by_gpu.get(gpu, self.rows.iloc[:0])
+
+    @functools.cached_property
+    def _by_gpu(self) -> dict[str, pd.DataFrame]:
+        if self.rows.empty:
+            return {}
+        return {str(gpu): rows for gpu, rows in self.rows.groupby("catalogue_gpu", sort=False)}
+
+    @functools.cached_property
+    def pipeline_peak(self) -> float | None:
+        """The median peak memory of the workload's pipeline rows on any GPU."""
+        return stage_median(self.rows, "pipeline", "peak_mem_reserved_bytes")
+
 
 def workload_evidence(results: pd.DataFrame | None, workload: ImageWorkload) -> WorkloadEvidence:
     """The measured rows and lever memory ratios `predict` reads for `workload`."""
@@ -203,12 +218,7 @@ def predict(
     get_model(workload.model)
     if evidence is None:
         evidence = workload_evidence(results, workload)
-    workload_rows = evidence.rows
-    measured = (
-        workload_rows[workload_rows["catalogue_gpu"] == target.name]
-        if not workload_rows.empty
-        else workload_rows
-    )
+    measured = evidence.on(target.name)
     calibration = calibration or calibration_for(results)
     if corrections is None:
         corrections = fit_corrections(results, calibration)
@@ -275,8 +285,8 @@ def _memory(
     """The peak, where it goes, whether it fits the GPU and what would make it fit."""
     memory = estimate_memory(workload)
     # Memory hardly depends on which GPU ran the workload: a peak measured on any GPU beats the model.
-    measured_peak = stage_median(measured, "pipeline", "peak_mem_reserved_bytes") or stage_median(
-        evidence.rows, "pipeline", "peak_mem_reserved_bytes"
+    measured_peak = (
+        stage_median(measured, "pipeline", "peak_mem_reserved_bytes") or evidence.pipeline_peak
     )
     peak = measured_peak or memory.peak_bytes
     usable = usable_memory_bytes(target.vram_bytes, target.unified_memory)

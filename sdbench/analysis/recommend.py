@@ -81,8 +81,10 @@ def _priced(answer: Prediction, gpu: GPU, cloud: bool, costs: CostAssumptions) -
 
 
 def _pick(pool: pd.DataFrame, column: str) -> pd.Series | None:
-    ranked = pool.dropna(subset=[column]).sort_values([column, "s_per_image"])
-    return None if ranked.empty else ranked.iloc[0]
+    """The row lowest in `column` (then fastest); ranks the two columns, not the whole table."""
+    keys = list(dict.fromkeys([column, "s_per_image"]))
+    ranked = pool[keys].dropna(subset=[column])
+    return None if ranked.empty else pool.loc[ranked.sort_values(keys, kind="stable").index[0]]
 
 
 def _tier_note(in_tier: pd.DataFrame) -> str:
@@ -99,8 +101,9 @@ def _tier_note(in_tier: pd.DataFrame) -> str:
 def _uncalibrated_note(fitting: pd.DataFrame, picks: dict[str, pd.Series | None]) -> str:
     """Uncalibrated cards never take a pick; say when one would have, and how unsure it is."""
     beaten = []
+    uncalibrated = fitting[~fitting["calibrated"]]
     for criterion, (column, label) in CRITERIA.items():
-        rival = _pick(fitting[~fitting["calibrated"]], column)
+        rival = _pick(uncalibrated, column)
         pick = picks[criterion]
         if rival is not None and (pick is None or rival[column] < pick[column]):
             beaten.append((rival["gpu"], label))
@@ -168,7 +171,8 @@ def _tier_rows(pool: pd.DataFrame, budget: float, cloud: bool) -> list[dict]:
     priced = pool["budget_price"].notna() & (pool["budget_price"] <= budget)
     in_tier = pool[priced | (math.isinf(budget) & pool["budget_price"].isna())]
     fitting = in_tier[in_tier["fits"]]
-    picks = {c: _pick(fitting[fitting["calibrated"]], col) for c, (col, _) in CRITERIA.items()}
+    calibrated = fitting[fitting["calibrated"]]
+    picks = {c: _pick(calibrated, col) for c, (col, _) in CRITERIA.items()}
     note = "; ".join(n for n in (_tier_note(in_tier), _uncalibrated_note(fitting, picks)) if n)
     out = []
     for criterion in CRITERIA:
