@@ -81,10 +81,19 @@ def _priced(answer: Prediction, gpu: GPU, cloud: bool, costs: CostAssumptions) -
 
 
 def _pick(pool: pd.DataFrame, column: str) -> pd.Series | None:
-    """The row lowest in `column` (then fastest); ranks the two columns, not the whole table."""
-    keys = list(dict.fromkeys([column, "s_per_image"]))
-    ranked = pool[keys].dropna(subset=[column])
-    return None if ranked.empty else pool.loc[ranked.sort_values(keys, kind="stable").index[0]]
+    """The row lowest in `column`, then fastest, then first; a missing figure never wins.
+
+    A stable sort of the table on (column, s_per_image) would give the same row: this scans the
+    two columns instead of reordering the whole table, once per tier and criterion.
+    """
+    best: tuple[tuple, int] | None = None
+    for position, (value, speed) in enumerate(zip(pool[column], pool["s_per_image"], strict=True)):
+        if pd.isna(value):
+            continue
+        key = (value, pd.isna(speed), 0.0 if pd.isna(speed) else speed)
+        if best is None or key < best[0]:
+            best = (key, position)
+    return None if best is None else pool.iloc[best[1]]
 
 
 def _tier_note(in_tier: pd.DataFrame) -> str:
