@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from conftest import run_suite_text
 
@@ -104,3 +106,11 @@ def test_a_single_group_is_not_checked_ahead_of_its_worker(monkeypatch):
     cells = _cells("tf32")
     assert _settle_unsupported(cells, {}, lambda *result: None) == cells
     assert calls == []
+
+
+@pytest.mark.parametrize("stdout", ["", "torchao: a library's notice\n"])
+def test_a_capability_check_with_no_readable_answer_is_a_device_error(monkeypatch, stdout):
+    answered = subprocess.CompletedProcess([], 0, stdout=stdout, stderr="")
+    monkeypatch.setattr(capability_check.subprocess, "run", lambda *a, **k: answered)
+    with pytest.raises(DeviceError, match="no answer it could read"):
+        capability_check.unsupported_groups([_cells("fp32"), _cells("tf32")], {})

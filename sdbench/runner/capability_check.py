@@ -67,7 +67,14 @@ def _ask(cells: Sequence[Cell], environ: Mapping[str, str] | None = None) -> dic
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
         raise DeviceError(f"The capability check failed (is torch installed here?):\n{tail}")
-    return json.loads(result.stdout.strip().splitlines()[-1])  # libraries may print first
+    lines = result.stdout.strip().splitlines()  # libraries may print before the answer
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise DeviceError(
+            "The capability check gave no answer it could read (its output ended with "
+            f"{(lines or ['nothing'])[-1][:200]!r})."
+        ) from None
 
 
 def main() -> None:
