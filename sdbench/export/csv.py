@@ -34,8 +34,11 @@ def write_records(stream: IO[str], records: Sequence[dict]) -> None:
 def frame_csv(frame: pd.DataFrame) -> bytes:
     """Every column of a results frame as UTF-8 CSV; list columns (samples, warnings) as JSON."""
     flat = frame.copy()
-    for name in flat.columns:
-        if flat[name].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any():
+    for name in flat.columns:  # only object columns can hold lists: numbers and strings cannot
+        if (
+            flat[name].dtype == object
+            and flat[name].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any()
+        ):
             flat[name] = flat[name].map(_json_list)
     return flat.to_csv(index=False).encode("utf-8")
 
