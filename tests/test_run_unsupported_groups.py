@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import run_suite_text
+from conftest import run_suite_text, suite_text
 
 from sdbench.cell import Cell
 from sdbench.errors import DeviceError
@@ -13,26 +13,11 @@ from sdbench.runner import capability_check, executor
 from sdbench.runner.process import WorkerProcess
 from sdbench.runner.run import _settle_unsupported
 
-SUITE = """
-[suite]
-name = "unsupported-groups"
-[matrix]
-model = ["tiny"]
-stage = ["unet"]
-device = ["cpu"]
-resolution = [64]
-batch_size = [1]
-precision = ["fp32", "tf32"]
-attention = ["sdpa", "efficient"]
-[options]
-steps = 2
-[measure]
-warmup = 1
-min_repeats = 3
-max_repeats = 3
-max_time_s = 1
-cell_timeout_s = 120
-"""
+SUITE = suite_text(
+    name="unsupported-groups",
+    matrix={"stage": ["unet"], "precision": ["fp32", "tf32"], "attention": ["sdpa", "efficient"]},
+    options={"steps": 2},
+)
 
 ENVIRONMENT = ["device_name", "torch", "diffusers", "cuda", "driver", "cpu_model"]
 ENVIRONMENT += ["gpu_count", "cpu_threads", "allocator"]
