@@ -186,14 +186,14 @@ def warning_kind(warning: str) -> str:
 def warning_folds(frame: pd.DataFrame, flagged: pd.DataFrame) -> list[Fold]:
     """One line per kind of warning (and of outlier flag: `flagged`, the latest rows analysis
     flagged, with their `outlier_reason`) with its cell count; details collapsed."""
-    labels = cell_labels(frame) if len(frame) else pd.Series(dtype=str)
+    labels = device_cell_labels(frame) if len(frame) else pd.Series(dtype=str)
     exploded = frame[["warnings", "cell_id"]].assign(label=labels).explode("warnings")
     exploded = exploded[exploded["warnings"].notna()]
     outliers = pd.DataFrame(
         {
             "warnings": "outlier, left out of speed-up claims: " + flagged["outlier_reason"],
             "cell_id": flagged["cell_id"],
-            "label": cell_labels(flagged) if len(flagged) else [],
+            "label": device_cell_labels(flagged) if len(flagged) else [],
         }
     )
     every = pd.concat([exploded, outliers], ignore_index=True)
@@ -213,7 +213,7 @@ def warning_folds(frame: pd.DataFrame, flagged: pd.DataFrame) -> list[Fold]:
 def not_ok_table(frame: pd.DataFrame) -> Table:
     failed = frame[frame["status"] != "ok"]
     # Assigning a Series to an empty frame adopts the Series' index: label only the failed rows.
-    failed = failed.assign(label=cell_labels(failed) if len(failed) else [])
+    failed = failed.assign(label=device_cell_labels(failed) if len(failed) else [])
     columns = [
         ("status", "status", None),
         ("cell", "label", None),
@@ -230,8 +230,9 @@ def not_ok_table(frame: pd.DataFrame) -> Table:
     )
 
 
-def cell_labels(frame: pd.DataFrame) -> pd.Series:
-    """A short readable name per row: device, model, stage, size, batch and knobs."""
+def device_cell_labels(frame: pd.DataFrame) -> pd.Series:
+    """A short readable name per row, device first (a report table's rows mix devices); not
+    `compare.cell_labels`, the `Cell.label()` text that history and the fleet view use."""
     columns = ("device", "model", "stage", "width", "height", "batch_size", "precision",
                "attention", "compile")  # fmt: skip
     labels = [
@@ -499,7 +500,7 @@ def history_section(found: History | None, with_plots: bool = True) -> Section |
 
 def _series_labels(rows: pd.DataFrame) -> pd.Series:
     """Cell labels, with the machine appended when the rows come from several machines."""
-    labels = cell_labels(rows)
+    labels = device_cell_labels(rows)
     if rows["machine_id"].nunique() > 1:
         labels = labels + " on " + rows["machine"].astype(str)
     return labels
