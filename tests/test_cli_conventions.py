@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 
 from sdbench.cli import main
 
@@ -75,6 +77,20 @@ def test_every_verb_has_a_description_and_two_or_three_examples_that_parse():
         for example in examples:
             command = shlex.split(example.split("  ")[0])[1:]
             assert parser.parse_args(command).command == name, example
+
+
+def test_building_the_parser_imports_no_heavy_library():
+    # Every `sdbench` call builds the parser first: registering the verbs must stay cheap, so the
+    # data and plotting libraries load only in the handler of a verb that needs them.
+    probe = (
+        "import sys; from sdbench.cli import build_parser; build_parser(); "
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    heavy = {"pandas", "numpy", "pyarrow", "scipy", "matplotlib", "torch", "jinja2"}
+    assert "sdbench" in loaded and heavy.isdisjoint(loaded), sorted(heavy & set(loaded))
 
 
 def test_top_level_help_lists_the_exit_codes(capsys):

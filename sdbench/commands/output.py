@@ -9,7 +9,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sdbench.export import csv
 from sdbench.export.json import frame_records, print_json
 from sdbench.export.markdown import markdown_table
 from sdbench.export.table import (
@@ -85,6 +84,9 @@ def results_paths(args: argparse.Namespace) -> list[str]:
 
 def print_record(output_format: str, record: dict) -> None:
     """One answer as JSON, one CSV row or a two-column markdown table (`table` prints its own text)."""
+    # Imported here, not at the top: it loads pandas, and every verb registers through this module.
+    from sdbench.export import csv
+
     if output_format == "json":
         print_json(record)
     elif output_format == "csv":
@@ -104,6 +106,8 @@ def print_rows(
     records: Sequence[dict] | None = None,
 ) -> None:
     """Rows as an aligned table, a markdown table or CSV; JSON prints `records` (Parquet names)."""
+    from sdbench.export import csv
+
     if output_format == "json":
         print_json(
             list(records)

@@ -12,7 +12,6 @@ from typing import Any
 from sdbench import levers
 from sdbench.cell import Measure
 from sdbench.errors import BadInput, did_you_mean
-from sdbench.store.schema import ALLOCATORS
 from sdbench.suite import axes
 
 SECTIONS = ("suite", "matrix", "options", "measure", "exclude", "serve")
@@ -326,6 +325,8 @@ def _options(ctx: _Context, table: dict) -> dict[str, Any]:
         elif key == "vae":
             options[key] = _choice(ctx, name, value, axes.VAES)
         elif key == "allocator":
+            from sdbench.store.schema import ALLOCATORS  # not at import: the store loads pyarrow
+
             options[key] = _choice(ctx, name, value, ALLOCATORS)
         elif key == "weights":
             options[key] = _weights(ctx, name, value)
