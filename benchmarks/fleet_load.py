@@ -8,9 +8,11 @@ seconds". Writes the runs with the store's own writer (`write_run`) into a tempo
 one subfolder per host (the fleet layout), rows built the way `sdbench run` builds them
 (`make_row` over real `Cell`s, timing from `stats.summarize` of 20 samples), a few cells each
 on a catalogue GPU, a few OOM rows where the card is small. Then times, on a warm page cache:
-reading the folder (`read_results`), `sdbench report FOLDER --out SITE` (the HTML site with
-every plot, the Machines section and the history of every machine) and `sdbench best FOLDER`.
-Prints one line per phase and PASS/FAIL against --target-s for the whole load-and-report.
+reading the folder (`read_results`) the first time and again from the read cache
+(`sdbench.store.read_cache`, kept under the fleet's folder here), `sdbench report FOLDER --out SITE`
+(the HTML site with every plot, the Machines section and the history of every machine) on a
+first read and on a cached one, and `sdbench best FOLDER`. Prints one line per phase and
+PASS/FAIL against --target-s for the report on a first read (read included).
 `--profile` prints the top of a cProfile of the report, to find what grows with the fleet.
 """
 
@@ -21,6 +23,7 @@ import contextlib
 import cProfile
 import io
 import itertools
+import os
 import pstats
 import random
 import shutil
@@ -38,6 +41,7 @@ from sdbench.cell import Cell  # noqa: E402
 from sdbench.cli import main as sdbench_main  # noqa: E402
 from sdbench.runner.run import make_row  # noqa: E402
 from sdbench.stats import summarize  # noqa: E402
+from sdbench.store import read_cache  # noqa: E402
 from sdbench.store.files import write_run  # noqa: E402
 from sdbench.store.read import read_results  # noqa: E402
 
@@ -179,6 +183,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile the report")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="sdbench-fleet-"))
+    os.environ["XDG_CACHE_HOME"] = str(folder / "cache")  # the read cache starts cold, and here
     site = Path(tempfile.mkdtemp(prefix="sdbench-fleet-site-"))
     try:
         precisions = tuple(args.precisions.split(","))
@@ -186,15 +191,22 @@ def main() -> int:
         runs = args.machines * args.runs_per_machine
         print(f"wrote {runs} runs from {args.machines} machines ({rows} rows) in {folder}")
         results = folder / "results"
+        for file in results.rglob("*.parquet"):  # runs written earlier, as a fleet's are: the
+            os.utime(file, (time.time() - 3600,) * 2)  # cache leaves out files seconds old
         read_results([results])  # warm the page cache: the timings are sdbench's, not the disk's
-        load_s = timed("read_results", lambda: len(read_results([results])) and 0)
-        report_s = timed("sdbench report", lambda: sdbench_main(["report", str(results), "--out", str(site)]))  # fmt: skip
+        cache = read_cache.cache_file([results])
+        cache.unlink(missing_ok=True)
+        load_s = timed("read_results, first read (fills the read cache)", lambda: len(read_results([results])) and 0)  # fmt: skip
+        timed("read_results, cached", lambda: len(read_results([results])) and 0)
+        cache.unlink(missing_ok=True)
+        report_s = timed("sdbench report, first read", lambda: sdbench_main(["report", str(results), "--out", str(site)]))  # fmt: skip
+        timed("sdbench report, cached", lambda: sdbench_main(["report", str(results), "--out", str(site)]))  # fmt: skip
         timed("sdbench best", lambda: sdbench_main(["best", str(results), "--format", "json"]))
         timed("sdbench best --by precision",
               lambda: sdbench_main(["best", str(results), "--by", "precision", "--format", "json"]))  # fmt: skip
         if args.profile:
             profile_report(results, site)
-        detail = f"report (load included) {report_s:.1f} s, load {load_s:.1f} s; target {args.target_s:g} s"
+        detail = f"report on a first read {report_s:.1f} s (read {load_s:.1f} s); target {args.target_s:g} s"
         return verdict(f"fleet of {runs} runs / {args.machines} machines", report_s <= args.target_s, detail)  # fmt: skip
     finally:
         if args.keep is None:

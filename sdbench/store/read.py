@@ -39,6 +39,8 @@ import pyarrow.parquet as pq
 
 from sdbench.errors import BadInput
 from sdbench.machine import with_machine_columns
+from sdbench.store import read_cache
+from sdbench.store.read_cache import Cached, FileRows, rows_of
 from sdbench.store.schema import (
     COLUMNS,
     IDENTITY_COLUMNS,
@@ -149,28 +151,76 @@ def read_results_table(
             + ", ".join(str(p) for p in paths)
             + ". Run `sdbench run SUITE` first."
         )
-    with ThreadPoolExecutor(max_workers=_read_threads()) as pool:
-        read = list(pool.map(lambda file: _read_file(file, columns), files))
-    for file, skipped in zip(files, read, strict=True):
-        if isinstance(skipped, str):
-            _warn(f'skipped "{file}": {skipped}.')
-    runs = {f: t for f, t in zip(files, read, strict=True) if isinstance(t, pa.Table)}
-    tables = [runs[file] for file in _once_per_run(runs)]
-    if not tables:
+    table, layout = _read_files(paths, files, columns)
+    for file, rows in layout.items():
+        if rows.skipped is not None:
+            _warn(f'skipped "{file}": {rows.skipped}.')
+    kept = _once_per_run({file: rows.runs for file, rows in layout.items() if rows.skipped is None})
+    if not kept:
         raise BadInput(
             "No sdbench result files found in "
             + ", ".join(str(p) for p in paths)
             + " (only files skipped above). Run `sdbench run SUITE` first."
         )
+    table, _ = rows_of(table, {file: layout[file] for file in kept})
     if columns is not None and "run_id" not in columns:
-        tables = [table.drop_columns(["run_id"]) for table in tables]
+        table = table.drop_columns(["run_id"])
+    return table
+
+
+def _read_files(
+    paths: list[Path], files: list[Path], columns: Sequence[str] | None
+) -> tuple[pa.Table, dict[Path, FileRows]]:
+    """Every file's rows as one table in file order, and where each file's rows sit in it.
+
+    Reads of every column go through the read cache (`read_cache`): files it holds unchanged
+    come from it, only the others are read, and the cache is updated.
+    """
+    cache = read_cache.for_read(paths, files, every_column=columns is None)
+    cached = cache.load() if cache else None
+    if cached is not None and list(cached.layout) == files:
+        return cached.table, cached.layout  # nothing new: no file is opened
+    misses = [file for file in files if cached is None or file not in cached.layout]
+    with ThreadPoolExecutor(max_workers=_read_threads()) as pool:
+        read = dict(
+            zip(misses, pool.map(lambda file: _read_file(file, columns), misses), strict=True)
+        )
+    table, layout = _assemble(files, cached, read)
+    if cache:
+        cache.save(table, layout)
+    return table, layout
+
+
+def _assemble(
+    files: list[Path], cached: Cached | None, read: dict[Path, pa.Table | str]
+) -> tuple[pa.Table, dict[Path, FileRows]]:
+    """The cached rows and the rows just read as one table, rows and columns in file order."""
+    tables = [cached.table] if cached else []
+    layout = dict(cached.layout) if cached else {}
+    offset = sum(table.num_rows for table in tables)
+    for file, table in read.items():
+        if isinstance(table, str):
+            layout[file] = FileRows(skipped=table)
+            continue
+        columns = tuple(table.column_names)
+        layout[file] = FileRows(offset, offset + table.num_rows, _runs(table), columns)
+        tables.append(table)
+        offset += table.num_rows
     try:
-        return _concat(tables)
+        table = _concat(tables) if tables else pa.table({})
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise BadInput(
             f"These results files disagree on a column's type ({error}). Read the older and "
             "newer runs in separate calls, or re-run the older suite with this sdbench."
         ) from None
+    table, layout = rows_of(table, {file: layout[file] for file in files})
+    # columns in order of first appearance, file by file, as reading every file would give
+    names = list(dict.fromkeys(name for rows in layout.values() for name in rows.columns))
+    return (table if table.column_names == names else table.select(names)), layout
+
+
+def _runs(table: pa.Table) -> tuple[str, ...]:
+    return tuple(sorted(str(run) for run in pc.unique(table["run_id"]).to_pylist()))
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -187,21 +237,20 @@ def distinct_run_files(files: Sequence[Path]) -> list[Path]:
     For commands that pick files by name before reading them (`sdbench show RUN`).
     """
     tables = {file: _read_file(file, ["run_id"]) for file in files}
-    kept = set(_once_per_run({f: t for f, t in tables.items() if isinstance(t, pa.Table)}))
+    kept = set(_once_per_run({f: _runs(t) for f, t in tables.items() if isinstance(t, pa.Table)}))
     return [file for file in files if file in kept or isinstance(tables[file], str)]
 
 
-def _once_per_run(tables: dict[Path, pa.Table]) -> list[Path]:
+def _once_per_run(runs_of: dict[Path, tuple[str, ...]]) -> list[Path]:
     """The files in order, leaving out copies of a run another file already holds."""
     by_runs: dict[tuple[str, ...], list[Path]] = {}
-    for file, table in tables.items():
-        runs = tuple(sorted(str(run) for run in pc.unique(table["run_id"]).to_pylist()))
+    for file, runs in runs_of.items():
         by_runs.setdefault(runs, []).append(file)
     dropped: set[Path] = set()
     for runs, files in by_runs.items():
         if len(files) > 1:
             dropped |= _copies_to_leave_out(", ".join(runs), files)
-    return [file for file in tables if file not in dropped]
+    return [file for file in runs_of if file not in dropped]
 
 
 def _copies_to_leave_out(runs: str, files: list[Path]) -> set[Path]:
