@@ -162,7 +162,10 @@ def measured_memory_ratios(
     the same cell with every lever off, and where ("measured on NVIDIA H100, 3 cells")."""
     if results is None or results.empty or "memory" not in results:
         return {}
-    table = lever_table(results[results["model"] == model])
+    rows = results[results["model"] == model]
+    if plain_levers(rows).all():  # no lever measured: no ratio (the table would cost ~50 ms)
+        return {}
+    table = lever_table(rows)
     table = table[
         ~table["device"].astype(str).str.startswith("cpu")
         & table["memory_ratio"].notna()

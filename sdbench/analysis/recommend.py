@@ -80,15 +80,19 @@ def _priced(answer: Prediction, gpu: GPU, cloud: bool, costs: CostAssumptions) -
     return row
 
 
-def _pick(pool: pd.DataFrame, column: str) -> pd.Series | None:
+def _pick(pool: pd.DataFrame, column: str, among: pd.Series | None = None) -> pd.Series | None:
     """The row lowest in `column`, then fastest, then first; a missing figure never wins.
+    `among`: a boolean mask of the rows that may win (default all).
 
     A stable sort of the table on (column, s_per_image) would give the same row: this scans the
     two columns instead of reordering the whole table, once per tier and criterion.
     """
+    allowed = [True] * len(pool) if among is None else among.to_numpy(dtype=bool)
     best: tuple[tuple, int] | None = None
-    for position, (value, speed) in enumerate(zip(pool[column], pool["s_per_image"], strict=True)):
-        if pd.isna(value):
+    for position, (value, speed, ok) in enumerate(
+        zip(pool[column], pool["s_per_image"], allowed, strict=True)
+    ):
+        if not ok or pd.isna(value):
             continue
         key = (value, pd.isna(speed), 0.0 if pd.isna(speed) else speed)
         if best is None or key < best[0]:
@@ -96,8 +100,8 @@ def _pick(pool: pd.DataFrame, column: str) -> pd.Series | None:
     return None if best is None else pool.iloc[best[1]]
 
 
-def _tier_note(in_tier: pd.DataFrame) -> str:
-    blocked = in_tier[~in_tier["fits"]]
+def _tier_note(pool: pd.DataFrame, in_tier: pd.Series) -> str:
+    blocked = pool[in_tier & ~pool["fits"]]
     notes = []
     if not blocked.empty:
         example = blocked.sort_values("s_per_image").iloc[0]
@@ -107,12 +111,14 @@ def _tier_note(in_tier: pd.DataFrame) -> str:
     return "; ".join(notes)
 
 
-def _uncalibrated_note(fitting: pd.DataFrame, picks: dict[str, pd.Series | None]) -> str:
+def _uncalibrated_note(
+    pool: pd.DataFrame, fitting: pd.Series, picks: dict[str, pd.Series | None]
+) -> str:
     """Uncalibrated cards never take a pick; say when one would have, and how unsure it is."""
     beaten = []
-    uncalibrated = fitting[~fitting["calibrated"]]
+    uncalibrated = fitting & ~pool["calibrated"]
     for criterion, (column, label) in CRITERIA.items():
-        rival = _pick(uncalibrated, column)
+        rival = _pick(pool, column, uncalibrated)
         pick = picks[criterion]
         if rival is not None and (pick is None or rival[column] < pick[column]):
             beaten.append((rival["gpu"], label))
@@ -177,12 +183,15 @@ def recommend(
 
 def _tier_rows(pool: pd.DataFrame, budget: float, cloud: bool) -> list[dict]:
     """The picks of one budget tier, one row per criterion, with the tier's note."""
+    # Masks over the pool, not filtered copies of it: 24 tiers x 4 filters of a 30-column table
+    # were most of a report's recommendations.
     priced = pool["budget_price"].notna() & (pool["budget_price"] <= budget)
-    in_tier = pool[priced | (math.isinf(budget) & pool["budget_price"].isna())]
-    fitting = in_tier[in_tier["fits"]]
-    calibrated = fitting[fitting["calibrated"]]
-    picks = {c: _pick(calibrated, col) for c, (col, _) in CRITERIA.items()}
-    note = "; ".join(n for n in (_tier_note(in_tier), _uncalibrated_note(fitting, picks)) if n)
+    in_tier = priced | (math.isinf(budget) & pool["budget_price"].isna())
+    fitting = in_tier & pool["fits"]
+    calibrated = fitting & pool["calibrated"]
+    picks = {c: _pick(pool, col, calibrated) for c, (col, _) in CRITERIA.items()}
+    notes = (_tier_note(pool, in_tier), _uncalibrated_note(pool, fitting, picks))
+    note = "; ".join(n for n in notes if n)
     out = []
     for criterion in CRITERIA:
         pick = picks[criterion]
