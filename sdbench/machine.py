@@ -100,7 +100,7 @@ def latest_per_series(frame: pd.DataFrame) -> pd.DataFrame:
     Latest is by `started_at`, then `run_id`; rows without a start time count as oldest. A row
     without a `cell_id` (hand-made input) is a series of its own.
     """
-    frame = with_machine_columns(frame) if _needs_machine(frame) else frame
+    frame = ensure_machine_columns(frame)
     if frame.empty:
         return frame.copy()
     # Sort and deduplicate a few key columns, then take the rows once: callers (predict, per
@@ -126,19 +126,19 @@ def latest_per_series(frame: pd.DataFrame) -> pd.DataFrame:
 
 def runs_per_series(frame: pd.DataFrame) -> pd.Series:
     """How many distinct runs each series (`machine_id`, `cell_id`) appears in."""
-    frame = with_machine_columns(frame) if _needs_machine(frame) else frame
+    frame = ensure_machine_columns(frame)
     return frame.groupby(SERIES_KEY, sort=False)["run_id"].nunique(dropna=False)
 
 
 def series_id(frame: pd.DataFrame) -> pd.Series:
     """One string per row naming its series: "<machine_id>/<cell_id>"."""
-    frame = with_machine_columns(frame) if _needs_machine(frame) else frame
+    frame = ensure_machine_columns(frame)
     return frame["machine_id"].astype(str) + "/" + frame["cell_id"].astype(str)
 
 
 def machine_names(frame: pd.DataFrame) -> dict[str, str]:
     """machine_id -> label, unique: labels shared by two ids get the id's first digits appended."""
-    frame = with_machine_columns(frame) if _needs_machine(frame) else frame
+    frame = ensure_machine_columns(frame)
     pairs = frame[["machine_id", "machine"]].dropna().drop_duplicates("machine_id")
     counts = pairs["machine"].value_counts()
     return {
@@ -156,6 +156,12 @@ def machines_share_a_device(frame: pd.DataFrame) -> bool:
     if "machine_id" not in frame or "device" not in frame or frame.empty:
         return False
     return bool(frame.groupby("device", dropna=False)["machine_id"].nunique().max() > 1)
+
+
+def ensure_machine_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` itself when every row has its `machine_id` and `machine` (as `read_results` gives
+    them), else `with_machine_columns(frame)`: recomputing a fleet's ids cost ~0.1 s a call."""
+    return with_machine_columns(frame) if _needs_machine(frame) else frame
 
 
 def _needs_machine(frame: pd.DataFrame) -> bool:

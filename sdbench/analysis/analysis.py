@@ -220,7 +220,8 @@ def _last_two_runs(
     order = frame.groupby("run_id")["started_at"].min().sort_values().index
     machines = set(frame.loc[frame["run_id"] == order[-1], "machine_id"])
     shared = frame[frame["machine_id"].isin(machines)]
-    order = [run for run in order if run in set(shared["run_id"])]
+    shared_runs = set(shared["run_id"])
+    order = [run for run in order if run in shared_runs]
     if len(order) < 2:
         return (
             None,

@@ -26,11 +26,11 @@ from sdbench.cell import Cell
 from sdbench.errors import BadInput
 from sdbench.machine import (
     check_same_machines,
+    ensure_machine_columns,
     latest_per_series,
     machine_names,
     runs_per_series,
     series_id,
-    with_machine_columns,
 )
 
 MIB = 1024**2
@@ -196,7 +196,7 @@ def _shared_machines(
 
     Raises DifferentMachines when they share none: that is a hardware comparison, not a verdict.
     """
-    baseline, current = with_machine_columns(baseline), with_machine_columns(current)
+    baseline, current = ensure_machine_columns(baseline), ensure_machine_columns(current)
     if baseline.empty or current.empty:
         return baseline, current, ""
     check_same_machines(baseline, current)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from sdbench.analysis.compare import cell_labels
 from sdbench.errors import BadInput
-from sdbench.machine import machine_names, with_machine_columns
+from sdbench.machine import ensure_machine_columns, machine_names
 
 # A point of a series: which cell on which machine, in which run.
 POINT_COLUMNS = ("series_id", "machine_id", "machine", "cell_id", "label", "run_id", "started_at")
@@ -39,7 +39,7 @@ def cell_series(frame: pd.DataFrame, metric: str = "median_ms") -> pd.DataFrame:
             f'No column "{metric}" in these results. Use a numeric column such as median_ms.'
         )
     ok = frame[frame["status"] == "ok"] if "status" in frame else frame
-    ok = with_machine_columns(ok)
+    ok = ensure_machine_columns(ok)
     names = machine_names(ok) if len(ok) else {}
     labels = cell_labels(ok).tolist()
     if len(names) > 1:
