@@ -5,6 +5,8 @@ Rendering only: every figure comes from `sdbench.analysis.fleet`.
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from sdbench import units
@@ -18,6 +20,10 @@ MAX_BAR_CHARTS = 6
 # fastest and the slowest stand for the rest (the Machines table lists every machine).
 MAX_SHOWN_MACHINES = 9
 SHOWN_EACH_WAY = 4
+SLANT_DEGREES = 20  # machine labels under the bars
+SLANT = math.sin(math.radians(SLANT_DEGREES))
+LABEL_CHARACTER_IN = 0.62 * 7 / 72  # a 7 pt character's width, generously
+TITLE_AND_TICKS_IN = 0.45  # the ticks and a label's own height, then the next row's title
 MACHINE_COLUMNS = [
     ("machine", "machine", None),
     ("device", "device_name", None),
@@ -159,7 +165,9 @@ def machine_bars(view: Fleet) -> Plot:
     colors = {
         m: SERIES_COLORS[i % len(SERIES_COLORS)] for i, m in enumerate(view.machines["machine"])
     }
-    figure, axes = plots._grid(len(cells))
+    # Slanted machine labels hang under each row of bars: room for the longest before the next.
+    longest_in = max(map(len, shown), default=0) * LABEL_CHARACTER_IN
+    figure, axes = plots._grid(len(cells), row_gap_in=longest_in * SLANT + TITLE_AND_TICKS_IN)
     for axis, cell in zip(axes, cells, strict=True):
         medians = wide.loc[cell, "median_ms"].reindex(shown).dropna().astype(float)
         present = list(medians.index)
@@ -174,7 +182,7 @@ def machine_bars(view: Fleet) -> Plot:
         axis.bar(range(len(present)), medians, color=[colors[m] for m in present],
                  yerr=[low, high], capsize=3)  # fmt: skip
         axis.set_xticks(range(len(present)))
-        axis.set_xticklabels(present, rotation=20, ha="right", fontsize=7)
+        axis.set_xticklabels(present, rotation=SLANT_DEGREES, ha="right", fontsize=7)
         axis.set_title(labels[cell], fontsize=8)
         axis.set_ylabel("median latency per call (ms)")
     caption = (

@@ -10,24 +10,22 @@ every device name belongs to one machine the device name is label enough (`_with
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
+from sdbench.analysis.best import default_precision, is_plain_default
+from sdbench.machine import machine_names
+from sdbench.report.tables import peak_memory_bytes
+from sdbench.units import GIB, flops_unit, format_number
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from sdbench.analysis.best import default_precision, is_plain_default  # noqa: E402
-from sdbench.machine import machine_names  # noqa: E402
-from sdbench.report.tables import peak_memory_bytes  # noqa: E402
-from sdbench.units import GIB, flops_unit, format_number  # noqa: E402
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn: a markdown report needs none
+    from matplotlib.figure import Figure
 
 VRAM_SIZES_GB = (8, 12, 16, 24, 48, 80)
 MAX_FACETS = 6
@@ -68,7 +66,22 @@ STYLE = {
     "svg.fonttype": "none",  # real <text>: selectable, small, and escaped by matplotlib's XML writer
     "svg.hashsalt": "sdbench",  # stable ids, so the same results give the same page
     "text.parse_math": False,  # a "$" in a device name is text, not mathtext
+    "axes.titley": 1.0,  # a fixed title place: placing it automatically measured every tick label
 }
+# A fixed layout in inches, sized for STYLE's fonts, instead of a layout engine: constrained
+# layout measured every text of every panel several times per save, most of a report's drawing
+# time. The saved SVG is cropped to what was drawn (measured once), so a longer label than
+# these allow for widens the picture rather than being cut off.
+MARGIN_LEFT_IN = 0.8  # y tick labels and the y label
+MARGIN_RIGHT_IN = 0.3
+MARGIN_TOP_IN = 0.35  # a panel title
+MARGIN_BOTTOM_IN = 0.6  # x tick labels and the x label
+COLUMN_GAP_IN = 0.9  # the right panel's y tick labels and y label
+ROW_GAP_IN = 0.95  # x tick labels and x label, then the next row's title
+XLABEL_DEPTH_IN = 0.5  # how far below its panel an x label reaches: a shared legend starts there
+PAD_IN = 0.1  # around what was drawn, as savefig's bbox_inches="tight" pads
+HISTORY_XLABEL_DEPTH_IN = 0.95  # under slanted dates
+HISTORY_LABELS_PER_ROW_CHARS = 50  # longer cell labels take a legend row each
 
 
 @dataclass(frozen=True)
@@ -83,8 +96,7 @@ class Plot:
 def figure_svg(figure: Figure, anchor: str) -> str:
     """The figure as an <svg> element for inlining: no XML prolog, ids prefixed to stay unique."""
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(figure)
+    figure.savefig(buffer, format="svg", bbox_inches=_drawn_box(figure), metadata={"Date": None})
     text = buffer.getvalue()
     text = text[text.index("<svg") :]
     prefix = re.sub(r"[^A-Za-z0-9_-]", "-", anchor) + "-"
@@ -119,20 +131,49 @@ def _facets(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple[tuple, pd.
     return groups[:MAX_FACETS]
 
 
+def _drawn_box(figure: Figure):
+    """What the figure draws, in inches and padded: measured once, without drawing it first.
+
+    savefig's bbox_inches="tight" draws the whole figure once more before it measures.
+    """
+    from matplotlib.backends.backend_svg import RendererSVG
+
+    width, height = figure.get_size_inches() * figure.dpi
+    renderer = RendererSVG(width, height, io.StringIO())
+    return figure.get_tightbbox(renderer).padded(PAD_IN)
+
+
 def _grid(
-    count: int, width_in: float | None = None, row_height_in: float = 3.3
+    count: int,
+    width_in: float | None = None,
+    row_height_in: float = 3.3,
+    row_gap_in: float = ROW_GAP_IN,
 ) -> tuple[Figure, list]:
+    """`count` panels, one or two columns, placed by the fixed margins above (no layout engine)."""
+    from matplotlib.figure import Figure
+
     columns = 1 if count == 1 else 2
     rows = (count + columns - 1) // columns
     width_in = width_in or (8.0 if columns == 1 else 11.5)
-    with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(
-            rows,
-            columns,
-            figsize=(width_in, row_height_in * rows),
-            squeeze=False,
-            layout="constrained",
-        )
+    height_in = row_height_in * rows
+    panel_width_in = (
+        width_in - MARGIN_LEFT_IN - MARGIN_RIGHT_IN - COLUMN_GAP_IN * (columns - 1)
+    ) / columns
+    panel_height_in = (
+        height_in - MARGIN_TOP_IN - MARGIN_BOTTOM_IN - row_gap_in * (rows - 1)
+    ) / rows
+    place = {
+        "left": MARGIN_LEFT_IN / width_in,
+        "right": 1 - MARGIN_RIGHT_IN / width_in,
+        "bottom": MARGIN_BOTTOM_IN / height_in,
+        "top": 1 - MARGIN_TOP_IN / height_in,
+        "wspace": COLUMN_GAP_IN / panel_width_in,
+        "hspace": row_gap_in / panel_height_in,
+    }
+    with _style():
+        # 72 dots per inch: what the SVG backend draws at, so the measured box is the drawn one.
+        figure = Figure(figsize=(width_in, height_in), dpi=72)
+        axes = figure.subplots(rows, columns, squeeze=False, gridspec_kw=place)
     flat = list(axes.flat)
     for extra in flat[count:]:
         extra.set_visible(False)
@@ -195,13 +236,18 @@ def _knob_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**missing) if missing else frame
 
 
+def _style():
+    import matplotlib
+
+    return matplotlib.rc_context(STYLE)
+
+
 def _styled(function):
+    @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        with plt.rc_context(STYLE):
+        with _style():
             return function(*args, **kwargs)
 
-    wrapper.__name__ = function.__name__
-    wrapper.__doc__ = function.__doc__
     return wrapper
 
 
@@ -219,6 +265,8 @@ def _log_if_wide(axis, values: pd.Series) -> None:
 
 def _log_scale(axis, which: str) -> None:
     """A log axis labelled with plain numbers (1, 2, 5, 10, ...) rather than powers of ten."""
+    from matplotlib import ticker
+
     (axis.set_yscale if which == "y" else axis.set_xscale)("log")
     scale_axis = axis.yaxis if which == "y" else axis.xaxis
     plain = ticker.FuncFormatter(lambda value, _: format_number(value))
@@ -227,19 +275,33 @@ def _log_scale(axis, which: str) -> None:
     scale_axis.set_minor_formatter(plain)
 
 
-def _shared_legend(figure: Figure, axes: list, title: str | None = None) -> None:
-    """One legend under the plots with every series of every panel, so no line is hidden."""
+def _shared_legend(
+    figure: Figure,
+    axes: list,
+    title: str | None = None,
+    depth_in: float = XLABEL_DEPTH_IN,
+    **options,
+) -> None:
+    """One legend under the plots with every series of every panel, so no line is hidden.
+
+    It starts `depth_in` under the lowest panels (below their x labels); `options` go to
+    `Figure.legend` (ncols, fontsize).
+    """
     seen: dict[str, object] = {}
     for axis in axes:
         for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
             seen.setdefault(label, handle)
     if seen:
+        # Its top just under the lowest panels' x labels; the saved picture grows to hold it.
+        height_in = figure.get_size_inches()[1]
+        lowest_in = min(axis.get_position().y0 for axis in axes) * height_in
         figure.legend(
             list(seen.values()),
             list(seen),
-            loc="outside lower center",
-            ncols=min(len(seen), 4),
+            loc="upper center",
+            bbox_to_anchor=(0.5, (lowest_in - depth_in) / height_in),
             title=title,
+            **{"ncols": min(len(seen), 4), **options},
         )
 
 
@@ -516,8 +578,10 @@ def history_series(
     _log_if_wide(axis, frame["median_ms"])
     axis.set_ylabel("median latency per call (ms)")
     axis.set_xlabel("run started at (UTC)")
-    figure.autofmt_xdate()
-    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.autofmt_xdate(bottom=figure.subplotpars.bottom)  # slanted dates, margins kept
+    long_labels = max(map(len, cell_labels.values()), default=0) > HISTORY_LABELS_PER_ROW_CHARS
+    _shared_legend(figure, [axis], depth_in=HISTORY_XLABEL_DEPTH_IN, ncols=1 if long_labels else 2,
+                   fontsize=7)  # fmt: skip
     caption = "One line per cell that appears in several runs; circled points are change points found by the history analysis."
     return Plot(anchor, title, caption, figure_svg(figure, anchor))
 
