@@ -100,12 +100,14 @@ def reference_observations() -> tuple[Observation, ...]:
     """Published results whose GPU is in the catalogue (CPU rows are left out)."""
     frame = read_data_csv("reference_results.csv")
     found = []
+    gpus: dict[str, GPU | None] = {}  # name -> catalogue GPU, matched once per name
     for row in frame.to_dict("records"):
         if isinstance(row.get("exclude_reason"), str) and row["exclude_reason"]:
             continue
-        try:
-            gpu = find_gpu(row["gpu"])
-        except BadInput:
+        if row["gpu"] not in gpus:
+            gpus[row["gpu"]] = _catalogue_gpu_or_none(row["gpu"])
+        gpu = gpus[row["gpu"]]
+        if gpu is None:
             continue
         # PyTorch's defaults run "fp32" convolutions on TF32 tensor cores where they exist.
         precision = "tf32" if row["precision"] == "fp32" and gpu.has_tf32 else row["precision"]
@@ -117,6 +119,13 @@ def reference_observations() -> tuple[Observation, ...]:
         )  # fmt: skip
         found.append(Observation(gpu, workload, row["metric"], float(row["value"]), row["source"]))
     return tuple(found)
+
+
+def _catalogue_gpu_or_none(name: str) -> GPU | None:
+    try:
+        return find_gpu(name)
+    except BadInput:
+        return None
 
 
 def measured_observations(results: pd.DataFrame | None) -> list[Observation]:
