@@ -13,7 +13,8 @@ from report_fixtures import HOSTILE, synthetic_rows, write_history, write_synthe
 from sdbench import units
 from sdbench.cli import main
 from sdbench.report.markdown import markdown_report
-from sdbench.report.site import write_site
+from sdbench.report.site import render_table, write_site
+from sdbench.report.tables import Cell, Column, Table
 from sdbench.store import read_results, write_run
 
 
@@ -88,6 +89,33 @@ def test_matrix_shows_status_units_and_warnings(site):
     assert "high spread: IQR/median 12%" in matrix
     assert "CUDA out of memory" in matrix
     assert "fail (rel err 0.40)" in matrix
+
+
+def test_a_table_cell_shows_its_text_sort_key_badge_and_lines_as_escaped_text():
+    table = Table(
+        "Cells <1>",
+        [Column("status"), Column("latency (ms)", numeric=True), Column("warnings")],
+        [[
+            Cell("oom", "oom", "status status-oom", "out of <memory>", ("out of <memory>",)),
+            Cell("12.5", 12.5),
+            Cell("", 2, "warnings", "", ("high spread", "bell\x07 & <b>")),
+        ]],
+        caption="Click a header.",
+        anchor="cells",
+    )  # fmt: skip
+    html = render_table(table)
+    assert html.startswith('<figure class="table-block" id="cells">\n  <h3>Cells &lt;1&gt;</h3>')
+    assert '<th scope="col" class="num" tabindex="0" aria-sort="none">latency (ms)</th>' in html
+    assert (
+        '<td class="status status-oom" data-sort="oom" title="out of &lt;memory&gt;">'
+        '<span class="badge">oom</span><div class="reason">out of &lt;memory&gt;</div>        </td>'
+    ) in html
+    assert '<td class=" num" data-sort="12.5">12.5        </td>' in html
+    assert (
+        '<td class="warnings" data-sort="2"><ul class="cell-lines"><li>high spread</li>'
+        "<li>bell\\x07 &amp; &lt;b&gt;</li></ul>        </td>"
+    ) in html
+    assert html.endswith("<figcaption>Click a header.</figcaption></figure>\n")
 
 
 def test_overview_counts_statuses(site):
