@@ -10,7 +10,7 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
-from test_resume import SECONDS_PER_CELL, start_run, wait_for_rows, wait_until_gone
+from test_resume import start_run, wait_for_rows, wait_until_gone
 
 from sdbench.errors import SdbenchError
 from sdbench.runner import run as run_module
@@ -23,9 +23,9 @@ from sdbench.store.journal import read_journal
 def test_interrupting_a_run_keeps_finished_cells_and_says_how_to_resume(
     signum, tiny_suite, tmp_path, processes_with_env
 ):
-    suite = tiny_suite(matrix={"resolution": [64, 72, 80]}, measure=SECONDS_PER_CELL)
+    suite = tiny_suite(matrix={"resolution": [64, 72, 80]})
     out, tag = tmp_path / "results", uuid.uuid4().hex
-    process = start_run(suite, out, tag, faults={"72x72": "hang"})
+    process = start_run(suite, out, tag, faults={"72x72": "hang"})  # holds the run at 1 cell
     wait_for_rows(process, out, 1)
     process.send_signal(signum)  # Ctrl-C reaches the manager only: workers have their own session
     _, stderr = process.communicate(timeout=60)
