@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from sdbench.levers import LEVERS
 from sdbench.levers import describe as describe_levers
@@ -119,3 +119,8 @@ class Cell:
             elif values[key] is not None and key in ("concurrency", "requests", "serve_seed"):
                 values[key] = int(values[key])
         return cls(**values)
+
+
+def as_pipeline(cell: Cell, batch_size: int = 1) -> Cell:
+    """The pipeline cell one batch of a serve cell runs."""
+    return replace(cell, stage="pipeline", batch_size=batch_size, **dict.fromkeys(SERVE_FIELDS))

@@ -78,8 +78,8 @@ def _ask(cells: Sequence[Cell], environ: Mapping[str, str] | None = None) -> dic
 
 
 def main() -> None:
+    from sdbench.cell import as_pipeline  # not runner.serve, which imports diffusers (seconds)
     from sdbench.runner.capability import unsupported_reason
-    from sdbench.runner.serve import as_pipeline
 
     request = json.load(sys.stdin)
     reasons, devices = {}, set()

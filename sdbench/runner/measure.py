@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from sdbench.cell import Cell, Measure
+from sdbench.cell import Cell, Measure, as_pipeline
 from sdbench.devices.probe import worker_probe
 from sdbench.levers import describe as describe_levers
 from sdbench.models.flops import cell_flops
@@ -23,7 +23,7 @@ from sdbench.runner.fidelity import ReferenceCache, fidelity
 from sdbench.runner.measurement import Measurement
 from sdbench.runner.memory_modes import apply_memory, memory_warnings
 from sdbench.runner.quantise import apply_quant
-from sdbench.runner.serve import as_pipeline, serve_cell
+from sdbench.runner.serve import serve_cell
 from sdbench.runner.state import WorkerState
 from sdbench.runner.timing import Sampler, Timer, time_calls
 from sdbench.stats import Summary, summarize

@@ -10,9 +10,8 @@ bounded number of times, if the real p99 misses). The row keeps every request's 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
-from sdbench.cell import SERVE_FIELDS, Cell, Measure
+from sdbench.cell import Cell, Measure, as_pipeline
 from sdbench.models.workload import build_workload
 from sdbench.runner import memory
 from sdbench.runner.memory_modes import apply_memory
@@ -31,11 +30,6 @@ from sdbench.stats import summarize
 TIME_BUDGET_SHARE = 0.8  # of the cell timeout: the manager must never have to kill a serve cell
 AUTO_ATTEMPTS = 3  # real runs an "auto" cell may make, each at a lower rate than the last
 AUTO_STEP_DOWN = 0.8
-
-
-def as_pipeline(cell: Cell, batch_size: int = 1) -> Cell:
-    """The pipeline cell one batch of a serve cell runs."""
-    return replace(cell, stage="pipeline", batch_size=batch_size, **dict.fromkeys(SERVE_FIELDS))
 
 
 def serve_cell(cell: Cell, measure: Measure, state: WorkerState) -> dict:
