@@ -101,6 +101,22 @@ def test_nan_inside_a_list_column_is_written_as_json_null():
     assert stream.getvalue().split("\n")[1] == '"[1.0, null]"'
 
 
+def test_an_array_cell_is_written_as_the_json_of_the_same_values_in_a_list():
+    frame = pd.DataFrame(
+        {
+            "samples_ms": [
+                np.array([0.1, 2.0], dtype=np.float32),
+                [np.float32(0.1), np.float32(2.0)],
+                np.array([3, 4]),
+                np.array([True, False]),
+            ]
+        }
+    )
+    lines = csv.frame_csv(frame).decode().split("\n")
+    assert lines[1] == lines[2] == '"[0.10000000149011612, 2.0]"'
+    assert lines[3:5] == ['"[3, 4]"', '"[true, false]"']
+
+
 def test_json_records_are_plain_values():
     frame = pd.DataFrame({"n": [np.int64(3)], "v": [float("inf")], "s": [np.array([1, 2])]})
     assert frame_records(frame) == [{"n": 3, "v": None, "s": [1, 2]}]

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 from sdbench.export.json import plain
 
@@ -34,17 +37,28 @@ def write_records(stream: IO[str], records: Sequence[dict]) -> None:
 def frame_csv(frame: pd.DataFrame) -> bytes:
     """Every column of a results frame as UTF-8 CSV; list columns (samples, warnings) as JSON."""
     flat = frame.copy()
-    for name in flat.columns:  # only object columns can hold lists: numbers and strings cannot
-        if (
-            flat[name].dtype == object
-            and flat[name].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any()
-        ):
+    for name in flat.columns:
+        if _may_hold_lists(flat[name]):
             flat[name] = flat[name].map(_json_list)
     return flat.to_csv(index=False).encode("utf-8")
+
+
+def _may_hold_lists(column: pd.Series) -> bool:
+    """Whether a cell of `column` is a list or an array: only object columns can hold one, and
+    pandas tells text-only and empty ones apart without a Python call per cell."""
+    if column.dtype != object or infer_dtype(column, skipna=True) in ("string", "empty"):
+        return False
+    return column.map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any()
 
 
 def _json_list(value: object) -> str | None:
     """A list cell as JSON text (NaN inside it as null: JSON has no NaN); a missing one as empty."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "biuf":
+        # A numeric array (samples_ms): its Python numbers in one call, not one plain() each.
+        items = value.tolist()
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            items = [item if math.isfinite(item) else None for item in items]
+        return json.dumps(items, allow_nan=False)
     return json.dumps(plain(list(value)), allow_nan=False)
