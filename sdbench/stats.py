@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 # Fewest samples whose order statistics give a 95% CI of the median; below it the CI is the range.
 CI_MIN_SAMPLES = 6
@@ -60,6 +59,8 @@ def median_ci95(samples: Sequence[float]) -> tuple[float, float]:
         raise ValueError("no samples")
     if n < CI_MIN_SAMPLES:
         return float(ordered[0]), float(ordered[-1])
+    from scipy import stats as scipy_stats  # here: only intervals need it, and it loads slowly
+
     # Largest k with P(Binomial(n, 1/2) < k) <= 2.5%: the interval [x_(k), x_(n-k+1)].
     k = int(scipy_stats.binom.ppf(0.025, n, 0.5))
     while k > 0 and scipy_stats.binom.cdf(k - 1, n, 0.5) > 0.025:

@@ -20,7 +20,6 @@ from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from sdbench.cell import Cell
 from sdbench.errors import BadInput
@@ -303,6 +302,8 @@ def mann_whitney_p_values(base: np.ndarray, cur: np.ndarray) -> list[float]:
     are tested along an axis in one call; smaller ones may take the exact method depending on
     their own ties, as scipy decides for each pair, so they are tested one by one.
     """
+    from scipy import stats as scipy_stats  # here: importing it costs verbs that never test
+
     if min(base.shape[1], cur.shape[1]) > 8:
         tested = scipy_stats.mannwhitneyu(cur, base, alternative="two-sided", axis=1)
         return np.atleast_1d(tested.pvalue).tolist()

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from sdbench.analysis.perfmodel import (
     Features,
@@ -87,6 +86,8 @@ def summarise(cv: pd.DataFrame) -> list[FamilyError]:
 
 
 def _family_error(family: str, group: pd.DataFrame) -> FamilyError:
+    from scipy.stats import spearmanr  # here: predict reads this module's constants, not its fits
+
     rho = (
         spearmanr(group["measured_s_per_image_step"], group["predicted_s_per_image_step"]).statistic
         if len(group) > 2
