@@ -113,9 +113,12 @@ def handle(args: argparse.Namespace) -> int:
     if machines_share_a_device(table):  # each workload answered once per machine: say which
         columns = (("machine", "machine"), *columns)
     records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    headers = [label for label, _ in columns]
+    if args.format in ("json", "csv"):  # the records, by their Parquet names: no text to format
+        print_rows(args.format, headers, [], records)
+        return 0
     varying = _varying_workload_parts(table, args.by)
     rows = [[_value(row, name, varying) for _, name in columns] for _, row in table.iterrows()]
-    headers = [label for label, _ in columns]
     if args.format != "table":
         print_rows(args.format, headers, rows, records)
         return 0
