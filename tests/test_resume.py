@@ -60,7 +60,8 @@ def wait_until_gone(find, tag: str, timeout_s: float = 15.0) -> list[int]:
     return find(TAG, tag)
 
 
-@pytest.mark.serial  # gives orphaned workers 5 s to go
+# Not `serial`: the hung cell, not a clock, decides where each run stops, and the kernel ends an
+# orphaned worker at once (PR_SET_PDEATHSIG), so a busy CPU beside these tests changes nothing.
 def test_kill_9_of_the_manager_then_resume_finishes_every_cell_exactly_once(
     tiny_suite, tmp_path, run_cli_in_process, processes_with_env
 ):

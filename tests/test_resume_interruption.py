@@ -18,7 +18,6 @@ from sdbench.runner.run import run_suite
 from sdbench.store.journal import read_journal
 
 
-@pytest.mark.serial  # gives the hung worker 5 s to go
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupting_a_run_keeps_finished_cells_and_says_how_to_resume(
     signum, tiny_suite, tmp_path, processes_with_env
