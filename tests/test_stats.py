@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sdbench.stats import median, median_ci95, summarize
+from sdbench.stats import EXACT_RANK_MAX_SAMPLES, median, median_ci95, median_ci_rank, summarize
 
 
 def test_summarize_gives_the_textbook_figures():
@@ -52,3 +52,17 @@ def test_no_samples_is_an_error():
         summarize([])
     with pytest.raises(ValueError):
         median([])
+
+
+def test_the_median_ci_rank_in_exact_integers_is_scipys_binomial_quantile():
+    from scipy import stats as scipy_stats
+
+    def scipy_rank(n: int) -> int:  # the rule as it was written with scipy
+        k = int(scipy_stats.binom.ppf(0.025, n, 0.5))
+        while k > 0 and scipy_stats.binom.cdf(k - 1, n, 0.5) > 0.025:
+            k -= 1
+        return max(k, 1)
+
+    sizes = [*range(6, 200), *range(200, EXACT_RANK_MAX_SAMPLES + 1, 37), EXACT_RANK_MAX_SAMPLES]
+    assert [median_ci_rank(n) for n in sizes] == [scipy_rank(n) for n in sizes]
+    assert median_ci_rank(20) == 6  # [x_(6), x_(15)]: the textbook interval for n = 20
