@@ -79,6 +79,8 @@ MARGIN_BOTTOM_IN = 0.6  # x tick labels and the x label
 COLUMN_GAP_IN = 0.9  # the right panel's y tick labels and y label
 ROW_GAP_IN = 0.95  # x tick labels and x label, then the next row's title
 XLABEL_DEPTH_IN = 0.5  # how far below its panel an x label reaches: a shared legend starts there
+Y_TICK_STEPS = 5  # at most, on a linear y axis
+NICE_STEPS = (1, 2, 2.5, 5, 10)  # tick spacings matplotlib's default locator picks from
 PAD_IN = 0.1  # around what was drawn, as savefig's bbox_inches="tight" pads
 HISTORY_XLABEL_DEPTH_IN = 0.95  # under slanted dates
 HISTORY_LABELS_PER_ROW_CHARS = 50  # longer cell labels take a legend row each
@@ -174,7 +176,13 @@ def _grid(
         # 72 dots per inch: what the SVG backend draws at, so the measured box is the drawn one.
         figure = Figure(figsize=(width_in, height_in), dpi=72)
         axes = figure.subplots(rows, columns, squeeze=False, gridspec_kw=place)
+    from matplotlib.ticker import MaxNLocator
+
     flat = list(axes.flat)
+    for axis in flat[:count]:
+        # Five steps up a linear y axis read as well as nine, at half the labels and grid lines
+        # (a log scale brings its own locator).
+        axis.yaxis.set_major_locator(MaxNLocator(nbins=Y_TICK_STEPS, steps=NICE_STEPS))
     for extra in flat[count:]:
         extra.set_visible(False)
     return figure, flat[:count]
