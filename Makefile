@@ -37,11 +37,14 @@ browser:
 	  echo "chromium not installed: the browser test will be skipped"; }
 
 # Test files run in TEST_WORKERS processes (pytest-xdist; a file stays in one process, so its
-# module fixtures are built once), then the `serial` tests (real time, kill/timeout races) alone.
+# module fixtures are built once), then the `serial` tests (real time, timing races) alone. The
+# serial run collects only the files that say `mark.serial` (collecting every file costs tens of
+# seconds); tests/conftest.py fails the parallel run if a serial test lives in any other file.
 TEST_WORKERS ?= 2
+SERIAL_FILES = $(shell grep -l "mark\.serial" tests/test_*.py)
 test: setup browser
 	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow and not serial"
-	$(VENV)/bin/python -m pytest -q -m "serial and not slow"
+	$(VENV)/bin/python -m pytest -q -m "serial and not slow" $(SERIAL_FILES)
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -33,6 +33,14 @@ def pytest_collection_finish(session) -> None:
     gc.freeze()
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """`make test` runs the serial tests from the files that say `mark.serial` only: a test made
+    serial any other way (a marker from a helper, a conftest) would never run there."""
+    for item in items:
+        if item.get_closest_marker("serial") and "mark.serial" not in item.path.read_text():
+            raise pytest.UsageError(f"{item.nodeid} is serial but its file never says mark.serial")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     """Tests probe devices into their own cache, never the user's ~/.cache/sdbench."""
