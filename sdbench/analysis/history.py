@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import statistics
 from collections.abc import Sequence
 
 import numpy as np
@@ -106,11 +107,17 @@ def _series_bounds(series_ids: pd.Series) -> list[tuple[int, int]]:
     return list(zip(starts, [*starts[1:], len(ids)], strict=True))
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median's value (the middle one, or the two middle ones' sum over 2) without its
+    overhead: a series has a handful of runs, and a fleet's history takes thousands of medians."""
+    return float(statistics.median(values.tolist()))
+
+
 class Segment:
     """A run of consecutive values at one level (their median)."""
 
     def __init__(self, values: np.ndarray):
-        self.level = float(np.median(values))
+        self.level = _median(values)
         self.runs = len(values)
 
 
@@ -140,9 +147,9 @@ def noise_scale(y: np.ndarray) -> float:
     rounding.
     """
     diffs = np.diff(y)
-    mad = float(np.median(np.abs(diffs - np.median(diffs)))) if len(diffs) else 0.0
+    mad = _median(np.abs(diffs - _median(diffs))) if len(diffs) else 0.0
     sigma = 1.4826 * mad / math.sqrt(2)
-    return max(sigma, 1e-3 * float(np.median(np.abs(y))), 1e-12)
+    return max(sigma, 1e-3 * _median(np.abs(y)), 1e-12)
 
 
 def optimal_partition(y: np.ndarray, penalty: float, min_size: int = 2) -> list[int]:
@@ -209,7 +216,7 @@ def _merge_small_steps(y: np.ndarray, starts: list[int], min_change_pct: float) 
     starts = list(starts)
     while starts:
         bounds = [0, *starts, len(y)]
-        levels = [float(np.median(y[a:b])) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        levels = [_median(y[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         changes = [
             abs(after / before - 1) * 100 if before else math.inf
             for before, after in zip(levels, levels[1:], strict=False)
