@@ -209,6 +209,7 @@ def activation_bytes(
     return int(fp32_bytes * DTYPE_BYTES.get(precision, 2) / 4 * ALLOCATOR_SLACK)
 
 
+@functools.lru_cache(maxsize=1024)  # recommend asks it of one workload once per catalogue GPU
 def estimate_memory(
     workload: ImageWorkload, offload: str = "none", vae_slicing: bool = False, quant: str = "none"
 ) -> MemoryEstimate:
