@@ -116,6 +116,20 @@ def test_cpu_alternatives_suite_composed_figures_match_its_pipeline_cells_within
     assert (checked["pipeline_rel_err"].abs() < 0.10).all(), checked["pipeline_rel_err"].tolist()
 
 
+def test_a_run_with_channels_last_beside_older_files_without_it_still_composes():
+    # Older files have no channels_last column: their text encoder rows read it as null, while a
+    # newer run's rows (here on another device, without a text encoder) hold False.
+    older = _rows("sd15", 1, True, {"text_encoder": 40.0, "unet": 100.0, "vae_decode": 60.0})
+    older += [dict(r, height=384, width=384) for r in older if r["stage"] != "text_encoder"]
+    newer = [
+        dict(r, device="cuda:0", channels_last=False) for r in older if r["stage"] != "text_encoder"
+    ]
+    figures = per_image_figures(pd.DataFrame(older + newer))
+    assert sorted(figures["height"]) == [256, 384]  # the older run's two sizes; newer lacks a TE
+    assert figures["text_encoder_ms"].tolist() == [40.0, 40.0]
+    assert figures["channels_last"].isna().all()
+
+
 def test_a_text_encoder_row_at_one_size_serves_every_size():
     # quick.toml measures the text encoder at 256 px only: 77 tokens whatever the image size.
     rows = _rows("sd15", 1, True, {"text_encoder": 40.0, "unet": 100.0, "vae_decode": 60.0})

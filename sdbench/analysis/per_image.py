@@ -114,7 +114,11 @@ def _text_encoder_at_every_size(per_stage: pd.DataFrame, keys: list[str]) -> pd.
     missing = others.merge(encoders[keys], on=keys, how="left", indicator=True)
     missing = missing[missing["_merge"] == "left_only"][keys]
     lent = encoders.drop(columns=size).groupby(rest, dropna=False).first().reset_index()
-    borrowed = missing.merge(lent, on=rest, how="inner")
+    # A key null in every encoder row comes back float (NaN) from the groupby, while the other
+    # stages' rows may hold values there too (a run with the column beside files without it):
+    # merge such keys as objects, which match null with null as the float keys did.
+    mixed = {k: object for k in rest if missing[k].dtype != lent[k].dtype}
+    borrowed = missing.astype(mixed).merge(lent.astype(mixed), on=rest, how="inner")
     return pd.concat([per_stage, borrowed[per_stage.columns]], ignore_index=True)
 
 
