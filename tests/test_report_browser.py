@@ -128,11 +128,11 @@ class DevTools:
             raise RuntimeError(f"{method}: {reply['error']}")
         return reply["result"]
 
-    def wait_for(self, method: str) -> dict:
+    def wait_for(self, method: str, session: str) -> dict:
         deadline = time.monotonic() + TIMEOUT_S
         while True:
             for event in self.events:
-                if event["method"] == method:
+                if event["method"] == method and event.get("sessionId") == session:
                     return event
             self._pump(deadline)
 
@@ -148,14 +148,14 @@ class DevTools:
 
 
 class Page:
-    """One tab with the report loaded."""
+    """One tab with the report loaded; the browser may hold other tabs."""
 
     def __init__(self, browser: DevTools, url: str):
         self.browser = browser
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-            "sessionId"
-        ]
+        self.target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = browser.send(
+            "Target.attachToTarget", {"targetId": self.target, "flatten": True}
+        )["sessionId"]
         for domain in ("Runtime", "Log", "Page"):
             self.send(f"{domain}.enable")
         self.send(
@@ -163,7 +163,12 @@ class Page:
             {"width": 1360, "height": 900, "deviceScaleFactor": 1, "mobile": False},
         )
         self.send("Page.navigate", {"url": url})
-        browser.wait_for("Page.loadEventFired")
+        browser.wait_for("Page.loadEventFired", self.session)
+
+    @property
+    def events(self) -> list[dict]:
+        """What this tab reported (console, exceptions, dialogs), not the browser's other tabs."""
+        return [event for event in self.browser.events if event.get("sessionId") == self.session]
 
     def send(self, method: str, params: dict | None = None) -> dict:
         return self.browser.send(method, params, self.session)
@@ -201,25 +206,33 @@ def _require_chromium() -> None:
         )
 
 
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[DevTools]:
+    """One headless Chromium for the module: each report opens in a tab of its own."""
+    _require_chromium()
+    opened = DevTools(tmp_path_factory.mktemp("profile"))
+    yield opened
+    opened.close()
+
+
 @contextlib.contextmanager
-def _opened_report(results: Path, tmp_path_factory, name: str) -> Iterator[Page]:
-    """The report of the runs in `results`, written and opened in a fresh headless Chromium."""
+def _opened_report(results: Path, tmp_path_factory, name: str, browser: DevTools) -> Iterator[Page]:
+    """The report of the runs in `results`, written and opened in a new tab of `browser`."""
     index = write_site(read_results([results]), tmp_path_factory.mktemp(f"{name}-site"))
-    browser = DevTools(tmp_path_factory.mktemp(f"{name}-profile"))
+    page = Page(browser, index.resolve().as_uri())
     try:
-        yield Page(browser, index.resolve().as_uri())
+        yield page
     finally:
-        browser.close()
+        browser.send("Target.closeTarget", {"targetId": page.target})
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    _require_chromium()
+def page(tmp_path_factory, browser):
     results = tmp_path_factory.mktemp("results")
     write_history(results)
     write_run(with_text_encoder(synthetic_rows("answers")), results / "answers.parquet")
     write_synthetic_run(results, "hostile", suite=HOSTILE, devices=("cuda:0",))
-    with _opened_report(results, tmp_path_factory, "report") as opened:
+    with _opened_report(results, tmp_path_factory, "report", browser) as opened:
         yield opened
 
 
@@ -238,7 +251,7 @@ def _errors(events: list[dict]) -> list[dict]:
 
 def test_no_console_errors_or_dialogs(page):
     page.evaluate("document.readyState")
-    assert _errors(page.browser.events) == []
+    assert _errors(page.events) == []
 
 
 def test_every_plot_renders(page):
@@ -321,7 +334,7 @@ def test_hostile_suite_name_stays_text(page):
     assert HOSTILE in page.evaluate("document.title")
     assert HOSTILE in page.evaluate("document.querySelector('h1').textContent")
     assert page.evaluate("document.querySelectorAll('script').length") == 1
-    assert not any(e["method"] == "Page.javascriptDialogOpening" for e in page.browser.events)
+    assert not any(e["method"] == "Page.javascriptDialogOpening" for e in page.events)
 
 
 def test_screenshot_saved(page, tmp_path):
@@ -335,18 +348,17 @@ def test_screenshot_saved(page, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def serving_page(tmp_path_factory):
+def serving_page(tmp_path_factory, browser):
     """A report of serve rows beside an ordinary run: the Serving section and its capacity table."""
-    _require_chromium()
     results = tmp_path_factory.mktemp("serve-results")
     write_synthetic_run(results, "plain", devices=("cuda:0",))
     write_run(serve_rows(), results / "serve.parquet")
-    with _opened_report(results, tmp_path_factory, "serve") as opened:
+    with _opened_report(results, tmp_path_factory, "serve", browser) as opened:
         yield opened
 
 
 def test_the_serving_section_draws_latency_throughput_and_batch_mix(serving_page):
-    assert _errors(serving_page.browser.events) == []
+    assert _errors(serving_page.events) == []
     sizes = serving_page.evaluate(
         "Array.from(document.querySelectorAll('#serving figure.plot')).map(f => {"
         " const r = f.querySelector('svg').getBoundingClientRect(); return [f.id, r.width, r.height]; })"
@@ -378,12 +390,11 @@ def test_the_serving_section_lists_serve_runs_and_the_gpus_a_service_needs(servi
 
 
 @pytest.fixture(scope="module")
-def fleet_page(tmp_path_factory):
+def fleet_page(tmp_path_factory, browser):
     """A report of one GPU run from each of three synthetic machines (report_fixtures.FLEET)."""
-    _require_chromium()
     results = tmp_path_factory.mktemp("fleet-results")
     write_fleet(results)
-    with _opened_report(results, tmp_path_factory, "fleet") as opened:
+    with _opened_report(results, tmp_path_factory, "fleet", browser) as opened:
         yield opened
 
 
@@ -396,7 +407,7 @@ FLEET_MACHINES = [
 
 
 def test_a_three_machine_report_shows_the_machines_section_near_the_top(fleet_page):
-    assert _errors(fleet_page.browser.events) == []
+    assert _errors(fleet_page.events) == []
     sections = fleet_page.evaluate(
         "Array.from(document.querySelectorAll('main section')).map(s => s.id)"
     )
