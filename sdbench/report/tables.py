@@ -5,7 +5,7 @@ Nothing here computes a statistic; it picks columns, chooses units and formats w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -62,7 +62,7 @@ def status_cell(status: object, error: object) -> Cell:
     )
 
 
-def fidelity_cell(row: pd.Series) -> Cell:
+def fidelity_cell(row: Mapping[str, object]) -> Cell:
     nonfinite = row.get("nonfinite")
     fidelity_ok = row.get("fidelity_ok")
     error = as_number(row.get("ref_rel_err"))
@@ -134,7 +134,9 @@ def matrix_table(rows: pd.DataFrame, model: str, stage: str) -> Table:
     columns += [Column(_with_unit(m.label, chosen[m.column]), numeric=True) for m in measures]
     columns += [Column("fidelity"), Column("warnings")]
     body = []
-    for _, row in rows.iterrows():
+    names = list(rows.columns)
+    # The values iterrows would give (the frame's common dtype), without a Series per row.
+    for row in (dict(zip(names, values, strict=True)) for values in rows.to_numpy()):
         cells = [
             _resolution_cell(row) if name is None else text_cell(row[name]) for _, name in config
         ]
@@ -153,7 +155,7 @@ def _with_unit(label: str, unit: Unit) -> str:
     return f"{label} ({unit.label})" if unit.label else label
 
 
-def _resolution_cell(row: pd.Series) -> Cell:
+def _resolution_cell(row: Mapping[str, object]) -> Cell:
     height, width = as_number(row.get("height")), as_number(row.get("width"))
     if height is None or width is None:
         return Cell("–", None)
