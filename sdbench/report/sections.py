@@ -239,7 +239,7 @@ def device_cell_labels(frame: pd.DataFrame) -> pd.Series:
         f"{device} {model} {stage} {width}×{height} b{batch} {precision} {attention}"
         + ("" if compile_mode in (None, "none") else f" compile={compile_mode}")
         for device, model, stage, width, height, batch, precision, attention, compile_mode in zip(
-            *(frame[column] for column in columns), strict=True
+            *(frame[column].tolist() for column in columns), strict=True
         )
     ]
     return pd.Series(labels, index=frame.index, dtype=object)
