@@ -279,3 +279,20 @@ def test_per_image_section_composes_one_image_from_the_stage_rows(tmp_path):
 )
 def test_one_formatter_for_units(text, expected):
     assert text == expected
+
+
+def test_a_panel_title_wider_than_its_column_breaks_at_its_separators_and_a_short_one_does_not():
+    from sdbench.report import plots
+
+    long = "h100-80gb-hbm3·node062.cluster.example · sdxl · text_encoder · 1024×1024 · batch 4"
+
+    @plots._styled
+    def titles() -> list[str]:
+        _, axes = plots._grid(2)
+        plots._set_title(axes[0], long)
+        plots._set_title(axes[1], "sd15 · unet · 512×512")
+        return [axis.get_title() for axis in axes]
+
+    wrapped, short = titles()
+    assert wrapped == long.replace(" · 1024×1024", " ·\n1024×1024")
+    assert short == "sd15 · unet · 512×512"

@@ -183,7 +183,7 @@ def machine_bars(view: Fleet) -> Plot:
                  yerr=[low, high], capsize=3)  # fmt: skip
         axis.set_xticks(range(len(present)))
         axis.set_xticklabels(present, rotation=SLANT_DEGREES, ha="right", fontsize=7)
-        axis.set_title(labels[cell], fontsize=8)
+        plots._set_title(axis, labels[cell], fontsize=8)
         axis.set_ylabel("median latency per call (ms)")
     caption = (
         "Median latency per call of each cell several machines ran, one bar per machine; whiskers "

@@ -81,6 +81,7 @@ ROW_GAP_IN = 0.95  # x tick labels and x label, then the next row's title
 XLABEL_DEPTH_IN = 0.5  # how far below its panel an x label reaches: a shared legend starts there
 Y_TICK_STEPS = 5  # at most, on a linear y axis
 NICE_STEPS = (1, 2, 2.5, 5, 10)  # tick spacings matplotlib's default locator picks from
+TITLE_CHARACTER_EM = 0.6  # a bold title character's average width, generously
 PAD_IN = 0.1  # around what was drawn, as savefig's bbox_inches="tight" pads
 HISTORY_XLABEL_DEPTH_IN = 0.95  # under slanted dates
 HISTORY_LABELS_PER_ROW_CHARS = 50  # longer cell labels take a legend row each
@@ -186,6 +187,31 @@ def _grid(
     for extra in flat[count:]:
         extra.set_visible(False)
     return figure, flat[:count]
+
+
+def _set_title(axis, text: str, fontsize: float | None = None) -> None:
+    """A panel title, broken onto more lines where it would reach the next column's title.
+
+    The fixed layout does not widen the gap between columns for a long title (a machine label,
+    a model, a stage and a size), so the title gives way instead.
+    """
+    if axis.get_subplotspec().get_gridspec().ncols > 1:
+        size = fontsize or STYLE["axes.titlesize"]
+        room_in = axis.get_position().width * axis.get_figure().get_size_inches()[0]
+        text = _wrapped(text, int((room_in + COLUMN_GAP_IN) * 72 / (TITLE_CHARACTER_EM * size)))
+    axis.set_title(text, **({"fontsize": fontsize} if fontsize else {}))
+
+
+def _wrapped(text: str, characters: int) -> str:
+    """`text` on lines of at most `characters`, broken at its " · " separators (else spaces)."""
+    separator = " · " if " · " in text else " "
+    lines: list[str] = []
+    for part in text.split(separator):
+        if lines and len(lines[-1]) + len(separator) + len(part) <= characters:
+            lines[-1] += separator + part
+        else:
+            lines.append(part)
+    return (separator.rstrip() + "\n").join(lines)
 
 
 def _with_where(frame: pd.DataFrame) -> pd.DataFrame:
@@ -333,7 +359,7 @@ def latency_vs_resolution(frame: pd.DataFrame) -> Plot:
             )  # fmt: skip
         _resolution_ticks(axis, group)
         _log_if_wide(axis, group["median_ms"])
-        axis.set_title(f"{model} · {stage} · batch {int(group['batch_size'].min())}")
+        _set_title(axis, f"{model} · {stage} · batch {int(group['batch_size'].min())}")
         axis.set_xlabel("resolution (pixels per image)")
         axis.set_ylabel("median latency per call (ms)")
     _shared_legend(figure, axes)
@@ -360,7 +386,7 @@ def throughput_vs_batch(frame: pd.DataFrame) -> Plot:
             )  # fmt: skip
         axis.set_xticks(sorted(group["batch_size"].unique()))
         _log_if_wide(axis, group["images_per_s"])
-        axis.set_title(f"{model} · {stage} · {width}×{height}")
+        _set_title(axis, f"{model} · {stage} · {width}×{height}")
         axis.set_xlabel("batch size (images per call)")
         axis.set_ylabel("images per second")
     _shared_legend(figure, axes)
@@ -397,7 +423,7 @@ def memory_vs_resolution(frame: pd.DataFrame) -> Plot:
         _vram_lines(axis, group["peak_memory_bytes"].max() / GIB)
         _resolution_ticks(axis, group)
         _log_scale(axis, "y")
-        axis.set_title(f"{model} · {stage}")
+        _set_title(axis, f"{model} · {stage}")
         axis.set_xlabel("resolution (pixels per image)")
         axis.set_ylabel("peak memory (GiB)")
     _shared_legend(figure, axes)
@@ -438,7 +464,7 @@ def attention_precision_bars(frame: pd.DataFrame, metric: str = "median_ms") -> 
     figure, axes = _grid(len(chosen))
     for axis, key in zip(axes, chosen, strict=True):
         _bars(axis, rows.set_index(keys).loc[[key]].reset_index(), metric)
-        axis.set_title(f"{key[0]} · {key[1]} · {key[2]} · {key[3]}×{key[4]} · batch {key[5]}")
+        _set_title(axis, f"{key[0]} · {key[1]} · {key[2]} · {key[3]}×{key[4]} · batch {key[5]}")
         axis.set_ylabel("energy per image (J)" if energy else "median latency per call (ms)")
     _shared_legend(figure, axes, title="precision")
     caption = (
@@ -517,7 +543,7 @@ def _compute_roof(ok: pd.DataFrame, anchor: str) -> Plot:
             axis.annotate(f"probed peak {peak:.3g} TFLOP/s", (0.01, peak), xycoords=("axes fraction", "data"),
                           fontsize=7, color="#c0392b", va="bottom")  # fmt: skip
         _log_scale(axis, "x")
-        axis.set_title(str(where))
+        _set_title(axis, str(where))
         axis.set_xlabel(f"work per call ({work.label})")
         axis.set_ylabel("achieved TFLOP/s")
     _shared_legend(figure, axes, title="precision")
@@ -634,7 +660,7 @@ def lever_tradeoff(table: pd.DataFrame) -> Plot:
             axis.annotate(label, (row["peak_bytes"] / GIB, row["median_ms"]), fontsize=7,
                           color="#4a525a", xytext=(4, 3), textcoords="offset points")  # fmt: skip
         _log_if_wide(axis, group["median_ms"])
-        axis.set_title(f"{device} · {model} {stage} {width}×{height} b{batch} {precision}")
+        _set_title(axis, f"{device} · {model} {stage} {width}×{height} b{batch} {precision}")
         axis.set_xlabel(f"peak {group['memory_source'].iloc[0]} memory (GiB)")
         axis.set_ylabel("median per call (ms)")
     caption = (
