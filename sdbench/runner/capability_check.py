@@ -37,7 +37,7 @@ def unsupported_groups(
     from sdbench.runner.executor import host_gpu_count, pinned_device
 
     environ = {**os.environ, **(worker_env or {})}
-    answer = _ask([cell for group in groups for cell in group], environ)
+    answer = _ask([cell for group in groups for cell in group], environ, groups)
     reasons, environments = answer["reasons"], answer["environments"]
     settled = []
     for group in groups:
@@ -49,10 +49,18 @@ def unsupported_groups(
     return settled
 
 
-def _ask(cells: Sequence[Cell], environ: Mapping[str, str] | None = None) -> dict:
+def _ask(
+    cells: Sequence[Cell],
+    environ: Mapping[str, str] | None = None,
+    groups: Sequence[Sequence[Cell]] = (),
+) -> dict:
     """The subprocess's answer; with `environ`, also the worker environment of each device
-    that has an unsupported cell."""
-    request = {"cells": [cell.to_dict() for cell in cells], "environment": environ is not None}
+    that has one of `groups` unsupported throughout (finding it imports diffusers: seconds)."""
+    request = {
+        "cells": [cell.to_dict() for cell in cells],
+        "environment": environ is not None,
+        "groups": [[cell.cell_id for cell in group] for group in groups],
+    }
     try:
         result = subprocess.run(
             [sys.executable, "-m", "sdbench.runner.capability_check"],
@@ -82,13 +90,18 @@ def main() -> None:
     from sdbench.runner.capability import unsupported_reason
 
     request = json.load(sys.stdin)
-    reasons, devices = {}, set()
+    reasons, device_of = {}, {}
     for data in request["cells"]:
         cell = Cell.from_dict(data)
+        device_of[cell.cell_id] = cell.device
         reason = unsupported_reason(as_pipeline(cell) if cell.stage == "serve" else cell)
         if reason:
             reasons[cell.cell_id] = reason
-            devices.add(cell.device)
+    devices = {
+        device_of[group[0]]
+        for group in request.get("groups", [])
+        if group and all(cell_id in reasons for cell_id in group)
+    }
     environments = {}
     if request["environment"] and devices:
         from sdbench.runner.worker import configure_torch, environment
