@@ -273,6 +273,17 @@ def test_a_report_over_three_machines_has_a_machines_section_near_the_top(fleet_
     assert machines.plots and machines.plots[0].svg.count("<svg") == 1
 
 
+def test_the_machines_table_counts_every_run_of_a_machine_not_only_its_latest(tmp_path: Path):
+    from sdbench.analysis.fleet import fleet
+
+    folder = tmp_path / "results"
+    first = write_cpu_run(folder, "run-here-1")
+    write_cpu_run(folder, "run-here-2", started_at=START + timedelta(days=1))  # every cell again
+    copy_as_other_machine(first, folder / "run-there.parquet", "run-there", slower=1.5)
+    table = fleet(read_results([folder])).machines.set_index("host")
+    assert table["runs"].to_dict() == {"testhost": 2, OTHER_HOST: 1}
+
+
 def test_one_host_with_a_cpu_and_a_gpu_has_no_machines_section(tmp_path: Path):
     from report_fixtures import write_synthetic_run
 

@@ -18,7 +18,12 @@ import pandas as pd
 
 from sdbench.analysis.compare import cell_labels
 from sdbench.errors import BadInput, SdbenchError, did_you_mean
-from sdbench.machine import latest_per_series, machine_names, machines_share_a_device
+from sdbench.machine import (
+    ensure_machine_columns,
+    latest_per_series,
+    machine_names,
+    machines_share_a_device,
+)
 
 if TYPE_CHECKING:
     from sdbench.analysis.perfmodel import Calibration
@@ -51,12 +56,14 @@ def spans_machines(frame: pd.DataFrame) -> bool:
 
 def fleet(frame: pd.DataFrame, baseline_machine: str | None = None) -> Fleet:
     """The fleet view of these results; `baseline_machine` is a machine label or id prefix."""
+    frame = ensure_machine_columns(frame)
     latest = latest_per_series(frame)
     names = machine_names(latest)
     baseline = choose_baseline(latest, names, baseline_machine)
     ok = latest[(latest["status"] == "ok") & latest["median_ms"].notna()]
     shared = shared_cells(ok, names)
-    machines = machine_table(latest, ok, names, baseline)
+    runs = frame.groupby("machine_id", sort=False)["run_id"].nunique()
+    machines = machine_table(latest, ok, names, baseline, runs)
     return Fleet(machines, shared, predictions_beside_measurements(ok, names), baseline)
 
 
@@ -121,9 +128,10 @@ SHARED_COLUMNS = [
 
 
 def machine_table(
-    latest: pd.DataFrame, ok: pd.DataFrame, names: dict[str, str], baseline: str
+    latest: pd.DataFrame, ok: pd.DataFrame, names: dict[str, str], baseline: str, runs: pd.Series
 ) -> pd.DataFrame:
-    """One row per machine: what it is, how many cells it ran, its speed against the baseline."""
+    """One row per machine: what it is, how many runs (`runs`: every run read, not only those
+    whose rows are the latest) and cells it has, its speed against the baseline."""
     base = ok[ok["machine_id"] == baseline].set_index("cell_id")["median_ms"]
     # One pass over the ok rows: each one's ratio to the baseline's median of its cell.
     ratios = (ok["cell_id"].map(base) / ok["median_ms"]).astype(float)
@@ -134,7 +142,7 @@ def machine_table(
     shown = [name for name in IDENTITY_SHOWN if name in latest]
     firsts = latest.drop_duplicates("machine_id").set_index("machine_id")[shown]
     by_machine = latest.groupby("machine_id", sort=False)
-    run_counts, cell_counts = by_machine["run_id"].nunique(), by_machine.size()
+    cell_counts = by_machine.size()
     ok_counts = (latest["status"] == "ok").groupby(latest["machine_id"], sort=False).sum()
     rows = []
     for machine in cell_counts.index:
@@ -146,7 +154,7 @@ def machine_table(
                 "machine": names[machine],
                 "baseline": machine == baseline,
                 **{name: first.get(name) for name in IDENTITY_SHOWN},
-                "runs": run_counts[machine],
+                "runs": int(runs[machine]),
                 "cells": cell_counts[machine],
                 "ok": int(ok_counts[machine]),
                 "shared_with_baseline": len(mine),
