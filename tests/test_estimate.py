@@ -136,6 +136,17 @@ def test_eta_of_devices_side_by_side_is_the_slowest_lane():
     assert clock.remaining_s(5.0) == pytest.approx(45.0)
 
 
+def test_cells_no_worker_ran_leave_the_eta_without_scaling_it():
+    clock = EtaClock({"u1": 10.0, "u2": 10.0, "a": 10.0, "b": 10.0}, dict.fromkeys(["u1", "u2", "a", "b"], "cpu"))  # fmt: skip
+    # 60 s of start-up and capability check, then two cells settled without a worker
+    clock.finish("u1", 60.0, ran=False)
+    clock.finish("u2", 60.0, ran=False)
+    assert clock.remaining_s(60.0) == pytest.approx(20.0)  # not 20 s x (60 / 20) = 60 s
+    assert clock.fraction_done == pytest.approx(0.5)
+    clock.finish("a", 80.0)  # the first measured cell took 20 s from there: twice its 10 s
+    assert clock.remaining_s(80.0) == pytest.approx(20.0)  # so b will (not 8x, from 0 s)
+
+
 def test_resumed_cells_do_not_count_as_progress_of_this_session():
     clock = EtaClock({"a": 10.0, "b": 10.0}, dict.fromkeys("ab", "cpu"), done={"a"})
     assert clock.remaining_s(0.0) == pytest.approx(10.0)

@@ -244,13 +244,25 @@ class EtaClock:
         lanes = set(device_of.values())
         self.lane_done_expected_s = dict.fromkeys(lanes, 0.0)
         self.lane_done_at_s = dict.fromkeys(lanes, 0.0)
+        self.lane_start_s = dict.fromkeys(lanes, 0.0)
 
-    def finish(self, cell_id: str, elapsed_s: float) -> None:
-        """Cell `cell_id` finished `elapsed_s` seconds after the clock's run started."""
+    def finish(self, cell_id: str, elapsed_s: float, ran: bool = True) -> None:
+        """Cell `cell_id` finished `elapsed_s` seconds after the clock's run started.
+
+        A cell no worker ran (`ran` False: the capability check settled it, or it was skipped)
+        says nothing of how fast its lane runs, and a lane none of whose cells ran yet starts
+        when it is settled: counted as cells of their expected cost done at that moment, the
+        capability check's start-up made every cell left look 30 times slower (an ETA of 28 h
+        for a run of minutes).
+        """
         if cell_id in self.finished or cell_id not in self.expected_s:
             return
         self.finished.add(cell_id)
         lane = self.device_of[cell_id]
+        if not ran:
+            if self.lane_done_expected_s[lane] == 0:
+                self.lane_start_s[lane] = elapsed_s
+            return
         self.lane_done_expected_s[lane] += self.expected_s[cell_id]
         self.lane_done_at_s[lane] = elapsed_s
 
@@ -264,8 +276,10 @@ class EtaClock:
             )
             if todo == 0:
                 continue
-            done_at = self.lane_done_at_s[lane]
-            speed = done_at / done_expected if done_expected > 0 and done_at > 0 else 1.0
+            start = self.lane_start_s[lane]
+            done_at = max(self.lane_done_at_s[lane], start)
+            worked = done_at - start
+            speed = worked / done_expected if done_expected > 0 and worked > 0 else 1.0
             left = max(left, todo * speed - (elapsed_s - done_at))
         return max(left, 0.0)
 

@@ -74,12 +74,15 @@ class RunProgress:
         remaining_s = self.clock.remaining_s(time.monotonic() - self._start)
         return f"ETA {duration_text(remaining_s)}" if remaining_s > 0 else "ETA overdue"
 
-    def finished(self, cell_id: str, label: str, status: str, median_ms: float | None) -> None:
+    def finished(
+        self, cell_id: str, label: str, status: str, median_ms: float | None, ran: bool = True
+    ) -> None:
+        """A cell's row is in; `ran` False for one no worker spent time on (see EtaClock)."""
         with self._lock:
             self.done += 1
             self.statuses[status] += 1
             elapsed = time.monotonic() - self._start
-            self.clock.finish(cell_id, elapsed)
+            self.clock.finish(cell_id, elapsed, ran)
             figure = f"{median_ms:.1f} ms" if median_ms is not None else status
             if self._progress:
                 self._progress.update(

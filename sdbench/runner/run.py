@@ -359,7 +359,10 @@ def _execute(
                 rows.append(row)
             # Progress is not data: a closed log pipe (`| head`) must not stop a long run.
             with contextlib.suppress(OSError):
-                progress.finished(cell.cell_id, cell.label(), row["status"], row.get("median_ms"))
+                ran = bool(result.get("cell_wall_s"))  # a worker's time, not a settled cell
+                progress.finished(
+                    cell.cell_id, cell.label(), row["status"], row.get("median_ms"), ran
+                )
 
         if executor == "local":  # a Ray cluster's devices are not this host's to check
             todo = _settle_unsupported(todo, run.suite.options, on_result)
