@@ -16,13 +16,13 @@ measured results of families it lacks; analysis.correction corrects each measure
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
-from threadpoolctl import threadpool_limits
 
 from sdbench.analysis.costs import stage_cost
 from sdbench.analysis.workload import ImageWorkload
@@ -30,7 +30,9 @@ from sdbench.datafiles import read_data_csv
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, catalogue_gpu, find_gpu
 from sdbench.machine import latest_per_series
+from sdbench.store.files import write_atomic
 from sdbench.store.schema import row_guided
+from sdbench.usercache import cache_dir, package_digest
 
 SMALL_STEP_FLOPS = 4e12  # below this, one UNet step cannot fill a large GPU
 METRICS = ("it_per_s", "s_per_call", "a1111_it_per_s")
@@ -58,6 +60,7 @@ FAMILY_FALLBACK = {
 }
 RIDGE_FAMILY = 0.3
 RIDGE_FAMILY_REGIME = 3.0
+CALIBRATION_FORMAT = 1  # of the cached reference calibration's file
 
 
 @dataclass(frozen=True)
@@ -303,6 +306,10 @@ def _initial(name: str) -> float:
 
 def calibrate(observations: list[Observation]) -> Calibration:
     """Fit the parameters to the observations by least squares on log values, with shrinkage."""
+    # Imported here: ~0.6 s that a process reading the cached reference calibration never needs.
+    from scipy.optimize import least_squares
+    from threadpoolctl import threadpool_limits
+
     usable = [o for o in observations if o.metric in METRICS]
     if not usable:
         raise BadInput(
@@ -342,8 +349,86 @@ def _ridge(name: str) -> float:
 
 @functools.lru_cache(maxsize=1)
 def reference_calibration() -> Calibration:
-    """The model calibrated on the shipped reference results (cached per process)."""
-    return calibrate(list(reference_observations()))
+    """The model calibrated on the shipped reference results.
+
+    Cached per process and on disk (`calibration-*.json` in the user cache), keyed on the
+    package's files and the numpy and scipy versions: a process that finds it skips the fit and
+    never imports scipy.optimize. A missing, damaged or unwritable cache only means a refit.
+    """
+    key = _calibration_key()
+    path = cache_dir() / f"calibration-{key['digest'][:24]}.json" if key else None
+    cached = _read_calibration(path, key) if path else None
+    if cached is not None:
+        return cached
+    calibration = calibrate(list(reference_observations()))
+    if path:
+        _write_calibration(path, key, calibration)
+    return calibration
+
+
+def _calibration_key() -> dict | None:
+    import scipy  # the package alone (~10 ms): its version, not scipy.optimize
+
+    try:
+        return {
+            "format": CALIBRATION_FORMAT,
+            "digest": package_digest(),
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+        }
+    except OSError:
+        return None  # a package file we cannot read: no key, so no cache (fit every time)
+
+
+def _read_calibration(path: Path, key: dict) -> Calibration | None:
+    """The cached calibration at `path` if it is well formed and made under `key`; else None."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored["key"] != key:
+            return None
+        params = {str(n): _stored_float(v) for n, v in stored["params"].items()}
+        families = frozenset(_stored_str(f) for f in stored["families"])
+        regimes = frozenset(_stored_str(r) for r in stored["regimes"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # none yet, or damaged, edited, foreign: fit again
+    if not set(GLOBALS + SOFTWARE_KEYS) <= params.keys():
+        return None
+    return Calibration(params, families, regimes)
+
+
+def _stored_float(value: object) -> np.float64:
+    # JSON writes a float as its repr, which reads back to the same 64 bits; np.float64, as a fit.
+    if type(value) is not float:
+        raise TypeError(f"not a float: {value!r}")
+    return np.float64(value)
+
+
+def _stored_str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"not a string: {value!r}")
+    return value
+
+
+def _write_calibration(path: Path, key: dict, calibration: Calibration) -> None:
+    stored = {
+        "key": key,
+        "params": {name: float(value) for name, value in calibration.params.items()},
+        "families": sorted(calibration.families),
+        "regimes": sorted(calibration.regimes),
+    }
+    try:
+        write_atomic(path, json.dumps(stored, indent=1).encode())
+        _evict_calibrations(path)
+    except OSError:
+        pass  # a read-only cache: the fit is still used, just made again next time
+
+
+def _evict_calibrations(kept: Path, keep: int = 4) -> None:
+    """Leave the newest few calibration files: each edit or upgrade of sdbench makes a new one."""
+    found = sorted(kept.parent.glob("calibration-*.json"), key=lambda p: p.stat().st_mtime)
+    for path in found[:-keep]:
+        if path != kept:
+            path.unlink(missing_ok=True)
 
 
 def calibration_for(results: pd.DataFrame | None) -> Calibration:

@@ -28,14 +28,10 @@ from pathlib import Path
 from sdbench.devices.backend import open_backend
 from sdbench.devices.device import device_kind
 from sdbench.errors import DeviceError, SdbenchError
+from sdbench.usercache import cache_dir
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8")
 PROBE_VERSION = 3  # bump when the method changes so old cached figures are measured again
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sdbench"
 
 
 def cache_path(device_name: str, torch_version: str, threads: int | None) -> Path:

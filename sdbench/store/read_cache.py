@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from sdbench.store.schema import SCHEMA_VERSION
+from sdbench.usercache import cache_dir
 
 FORMAT_VERSION = 1  # bump when what the reader keeps per file changes (its skip rules, columns)
 MANIFEST_KEY = b"sdbench.read_cache"
@@ -146,10 +147,9 @@ class ReadCache:
 
 
 def cache_file(paths: list[Path]) -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     given = sorted(str(Path(p).resolve()) for p in paths)
     digest = hashlib.sha256(json.dumps(given).encode()).hexdigest()[:20]
-    return Path(base) / "sdbench" / "reads" / f"{digest}.arrow"
+    return cache_dir() / "reads" / f"{digest}.arrow"
 
 
 def _key() -> list:

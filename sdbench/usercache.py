@@ -1,0 +1,44 @@
+"""Where sdbench keeps what it can compute again: `$XDG_CACHE_HOME/sdbench` (default `~/.cache/sdbench`).
+
+Standard library only, so any command can look here before deciding to do the expensive work an
+entry saves. A cache entry is never the only copy of anything: a missing, damaged or unwritable
+one means the work is done again.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sdbench"
+
+
+@functools.cache
+def package_digest() -> str:
+    """A hash of every file of the installed sdbench package, code and data (bytecode left out).
+
+    Any edit, upgrade or data change gives a new digest, so an entry keyed on it is never served
+    to code that would compute it differently. About 170 files, 1.4 MB: ~10 ms.
+    """
+    return tree_digest(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tree_digest(root: str | Path) -> str:
+    """SHA-256 over the names and bytes of the files under `root`, bytecode caches left out."""
+    files = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = [d for d in subfolders if d != "__pycache__"]
+        files += [os.path.join(folder, n) for n in names if not n.endswith((".pyc", ".pyo"))]
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        with open(path, "rb") as handle:
+            data = handle.read()
+        name = os.path.relpath(path, root).replace(os.sep, "/").encode()
+        digest.update(b"%d:%s:%d:" % (len(name), name, len(data)))
+        digest.update(data)
+    return digest.hexdigest()
