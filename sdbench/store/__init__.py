@@ -1,16 +1,24 @@
-"""Results storage: the Parquet schema, the per-run journal and atomic run files."""
+"""Results storage: the Parquet schema, the per-run journal and atomic run files.
 
-from sdbench.store.files import write_run
-from sdbench.store.journal import Journal, read_journal
-from sdbench.store.read import read_results, results_files
-from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
+Its names load with their module on first use: a worker that only needs `store.schema` (the
+allocator list) would otherwise import pandas through the reader, ~1 s of every worker start.
+"""
 
-__all__ = [
-    "COLUMNS",
-    "SCHEMA_VERSION",
-    "Journal",
-    "read_journal",
-    "read_results",
-    "results_files",
-    "write_run",
-]
+from importlib import import_module
+
+_HOMES = {
+    "COLUMNS": "sdbench.store.schema",
+    "SCHEMA_VERSION": "sdbench.store.schema",
+    "Journal": "sdbench.store.journal",
+    "read_journal": "sdbench.store.journal",
+    "read_results": "sdbench.store.read",
+    "results_files": "sdbench.store.read",
+    "write_run": "sdbench.store.files",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'sdbench.store' has no attribute {name!r}")
