@@ -30,7 +30,6 @@ from sdbench.datafiles import read_data_csv
 from sdbench.errors import BadInput
 from sdbench.gpus import GPU, catalogue_gpu, find_gpu
 from sdbench.machine import latest_per_series
-from sdbench.store.files import write_atomic
 from sdbench.store.schema import row_guided
 from sdbench.usercache import cache_dir, package_digest
 
@@ -410,6 +409,8 @@ def _stored_str(value: object) -> str:
 
 
 def _write_calibration(path: Path, key: dict, calibration: Calibration) -> None:
+    from sdbench.store.files import write_atomic  # here: a cache hit need not load pyarrow.parquet
+
     stored = {
         "key": key,
         "params": {name: float(value) for name, value in calibration.params.items()},
