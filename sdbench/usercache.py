@@ -29,11 +29,16 @@ def package_digest() -> str:
 
 
 def tree_digest(root: str | Path) -> str:
-    """SHA-256 over the names and bytes of the files under `root`, bytecode caches left out."""
+    """SHA-256 over the names and bytes of the files under `root`, bytecode caches left out.
+
+    OSError when `root` holds no file or one cannot be read: a caller keys no cache on it.
+    """
     files = []
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = [d for d in subfolders if d != "__pycache__"]
         files += [os.path.join(folder, n) for n in names if not n.endswith((".pyc", ".pyo"))]
+    if not files:  # not a folder (a zipped install): nothing to key on, so nothing to trust
+        raise FileNotFoundError(f"no files under {root}")
     digest = hashlib.sha256()
     for path in sorted(files):
         with open(path, "rb") as handle:

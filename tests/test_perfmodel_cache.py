@@ -146,3 +146,8 @@ def test_the_package_digest_follows_every_file_but_not_bytecode(tmp_path):
     with (copy / "data" / "reference_results.csv").open("a") as handle:
         handle.write("\n")
     assert tree_digest(copy) != original
+
+
+def test_a_package_that_is_not_a_folder_of_files_gives_no_digest(tmp_path):
+    with pytest.raises(OSError):
+        tree_digest(tmp_path / "sdbench.zip")
