@@ -21,6 +21,7 @@ from dataclasses import MISSING, dataclass, field, fields
 import numpy as np
 import pandas as pd
 
+from sdbench.analysis.ranktest import mann_whitney_u_p_values
 from sdbench.cell import Cell
 from sdbench.errors import BadInput
 from sdbench.machine import (
@@ -298,19 +299,11 @@ def sample_statistics(
 def mann_whitney_p_values(base: np.ndarray, cur: np.ndarray) -> list[float]:
     """Two-sided Mann-Whitney U p-value of each row of `cur` against the same row of `base`.
 
-    Samples above 8 on both sides take scipy's asymptotic method whatever their ties, so they
-    are tested along an axis in one call; smaller ones may take the exact method depending on
-    their own ties, as scipy decides for each pair, so they are tested one by one.
+    scipy.stats.mannwhitneyu's p-values (method "auto"), computed without importing scipy
+    (`ranktest`): samples above 8 on both sides take the asymptotic method whatever their ties;
+    smaller ones take the exact method unless that pair itself has ties.
     """
-    from scipy import stats as scipy_stats  # here: importing it costs verbs that never test
-
-    if min(base.shape[1], cur.shape[1]) > 8:
-        tested = scipy_stats.mannwhitneyu(cur, base, alternative="two-sided", axis=1)
-        return np.atleast_1d(tested.pvalue).tolist()
-    return [
-        float(scipy_stats.mannwhitneyu(c, b, alternative="two-sided").pvalue)
-        for b, c in zip(base, cur, strict=True)
-    ]
+    return mann_whitney_u_p_values(cur, base).tolist()
 
 
 def _runs_note(side: str, runs: pd.Series) -> str:
