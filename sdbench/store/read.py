@@ -187,6 +187,7 @@ def _read_files(
         )
     table, layout = _assemble(files, cached, read)
     if cache:
+        table = table.combine_chunks()  # once, for the cache and the caller alike
         cache.save(table, layout)
     return table, layout
 
