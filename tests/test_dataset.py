@@ -5,44 +5,22 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from run_rows import run_rows
 
 from sdbench.errors import BadInput
 from sdbench.runner.run import new_run_id
 from sdbench.store.files import write_run
 from sdbench.store.read import read_results, read_results_table
-from sdbench.store.schema import COLUMNS, SCHEMA_VERSION
-
-
-def _rows(run_id: str, host: str, cells: int = 3, **extra) -> list[dict]:
-    return [
-        {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": run_id,
-            "cell_id": f"cell-{index}",
-            "suite": "fleet",
-            "started_at": "2026-11-01T12:00:00+00:00",
-            "model": "tiny",
-            "stage": "unet",
-            "device": "cuda:0",
-            "batch_size": index + 1,
-            "status": "ok" if index else "oom",
-            "samples_ms": [10.0 + index, 11.0 + index],
-            "median_ms": 10.5 + index if index else None,
-            "warnings": ["high spread"] if index == 2 else [],
-            "host": host,
-            **extra,
-        }
-        for index in range(cells)
-    ]
+from sdbench.store.schema import COLUMNS
 
 
 def test_reads_nested_host_folders_and_files_that_differ_in_extra_columns(tmp_path):
     results = tmp_path / "results"
-    write_run(_rows("run-a", "node1"), results / "node1" / "run-a.parquet")
+    write_run(run_rows("run-a", "node1"), results / "node1" / "run-a.parquet")
     # A newer run with an extra column, and one where that column was null in every row.
-    write_run(_rows("run-b", "node2", probe_note="warm"), results / "node2" / "run-b.parquet")
+    write_run(run_rows("run-b", "node2", probe_note="warm"), results / "node2" / "run-b.parquet")
     write_run(
-        _rows("run-c", "node2", probe_note=None), results / "node2" / "deep" / "run-c.parquet"
+        run_rows("run-c", "node2", probe_note=None), results / "node2" / "deep" / "run-c.parquet"
     )
     (results / "node1" / ".run-d.1234.tmp.parquet").write_bytes(b"being written")
     (results / "_cache").mkdir()
@@ -60,14 +38,14 @@ def test_reads_nested_host_folders_and_files_that_differ_in_extra_columns(tmp_pa
 
 
 def test_reads_only_the_columns_asked_for_and_ignores_unknown_ones(tmp_path):
-    write_run(_rows("run-a", "node1"), tmp_path / "run-a.parquet")
+    write_run(run_rows("run-a", "node1"), tmp_path / "run-a.parquet")
     table = read_results_table([tmp_path], columns=["run_id", "median_ms", "no_such_column"])
     assert table.column_names == ["run_id", "median_ms"]
     assert table.column("median_ms").to_pylist() == [None, 11.5, 12.5]
 
 
 def test_a_corrupt_file_is_named_in_a_user_error(tmp_path):
-    write_run(_rows("run-a", "node1"), tmp_path / "run-a.parquet")
+    write_run(run_rows("run-a", "node1"), tmp_path / "run-a.parquet")
     (tmp_path / "run-b.parquet").write_bytes(b"PAR1 torn")
     with pytest.raises(BadInput, match=r'run-b\.parquet" is not a readable sdbench results file'):
         read_results([tmp_path])
@@ -83,7 +61,7 @@ def test_many_hosts_writing_into_one_shared_folder_at_once_lose_nothing(tmp_path
 
     def write(index: int) -> str:
         run_id, host = new_run_id("fleet"), f"node{index % 4}"
-        write_run(_rows(run_id, host, cells=5), results / host / f"{run_id}.parquet")
+        write_run(run_rows(run_id, host, cells=5), results / host / f"{run_id}.parquet")
         return run_id
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -97,11 +75,11 @@ def test_many_hosts_writing_into_one_shared_folder_at_once_lose_nothing(tmp_path
 
 def test_a_run_file_copied_into_two_folders_is_counted_once_with_a_warning(tmp_path, capsys):
     results = tmp_path / "results"
-    original = write_run(_rows("run-a", "node1"), results / "node1" / "run-a.parquet")
+    original = write_run(run_rows("run-a", "node1"), results / "node1" / "run-a.parquet")
     copy = results / "backup" / "run-a.parquet"
     copy.parent.mkdir()
     copy.write_bytes(original.read_bytes())
-    write_run(_rows("run-b", "node2"), results / "node2" / "run-b.parquet")
+    write_run(run_rows("run-b", "node2"), results / "node2" / "run-b.parquet")
 
     frame = read_results([results])
     assert len(frame) == 6
@@ -113,14 +91,14 @@ def test_a_run_file_copied_into_two_folders_is_counted_once_with_a_warning(tmp_p
 
 
 def test_the_same_file_named_twice_is_read_once_without_a_warning(tmp_path, capsys):
-    path = write_run(_rows("run-a", "node1"), tmp_path / "run-a.parquet")
+    path = write_run(run_rows("run-a", "node1"), tmp_path / "run-a.parquet")
     assert len(read_results([tmp_path, path])) == 3
     assert capsys.readouterr().err == ""
 
 
 def test_a_copy_taken_before_a_run_finished_is_counted_once_from_the_whole_run(tmp_path, capsys):
-    whole = write_run(_rows("run-a", "node1", cells=5), tmp_path / "b" / "run-a.parquet")
-    part = write_run(_rows("run-a", "node1", cells=2), tmp_path / "a" / "run-a.parquet")
+    whole = write_run(run_rows("run-a", "node1", cells=5), tmp_path / "b" / "run-a.parquet")
+    part = write_run(run_rows("run-a", "node1", cells=2), tmp_path / "a" / "run-a.parquet")
     frame = read_results([tmp_path])
     assert sorted(frame["cell_id"]) == [f"cell-{index}" for index in range(5)]
     warning = capsys.readouterr().err
@@ -131,8 +109,8 @@ def test_two_files_sharing_a_run_id_but_not_their_rows_are_both_kept_with_a_warn
     tmp_path, capsys
 ):
     # An edited copy (another host) that kept the run id: its rows are another machine's.
-    first = write_run(_rows("run-a", "node1"), tmp_path / "run-a.parquet")
-    edited = write_run(_rows("run-a", "node9"), tmp_path / "edited" / "run-a.parquet")
+    first = write_run(run_rows("run-a", "node1"), tmp_path / "run-a.parquet")
+    edited = write_run(run_rows("run-a", "node9"), tmp_path / "edited" / "run-a.parquet")
     frame = read_results([tmp_path])
     assert len(frame) == 6 and frame["machine_id"].nunique() == 2
     warning = capsys.readouterr().err
@@ -141,7 +119,7 @@ def test_two_files_sharing_a_run_id_but_not_their_rows_are_both_kept_with_a_warn
 
 
 def test_a_copied_run_is_counted_once_when_only_some_columns_are_read(tmp_path, capsys):
-    original = write_run(_rows("run-a", "node1"), tmp_path / "a" / "run-a.parquet")
+    original = write_run(run_rows("run-a", "node1"), tmp_path / "a" / "run-a.parquet")
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "run-a.parquet").write_bytes(original.read_bytes())
     table = read_results_table([tmp_path], columns=["median_ms"])
@@ -168,7 +146,7 @@ def test_a_file_lacking_many_core_columns_gains_them_as_nulls_in_one_step(tmp_pa
 def test_a_run_file_has_no_dictionary_pages(tmp_path):
     import pyarrow.parquet as pq
 
-    path = write_run(_rows("run-a", "node1"), tmp_path / "run-a.parquet")
+    path = write_run(run_rows("run-a", "node1"), tmp_path / "run-a.parquet")
     row_group = pq.ParquetFile(path).metadata.row_group(0)
     encodings = {row_group.column(i).encodings for i in range(row_group.num_columns)}
     assert not any("RLE_DICTIONARY" in e or "PLAIN_DICTIONARY" in e for e in encodings)

@@ -9,35 +9,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from run_rows import run_rows
 
 from sdbench.store import read, read_cache
 from sdbench.store.files import write_run
 from sdbench.store.read import read_results
-from sdbench.store.schema import SCHEMA_VERSION
 
 RUNS = read_cache.MIN_FILES  # the fewest files a cache is kept for
-
-
-def _rows(run_id: str, host: str, median: float = 10.0, **extra) -> list[dict]:
-    return [
-        {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": run_id,
-            "cell_id": f"cell-{index}",
-            "suite": "fleet",
-            "started_at": "2026-11-01T12:00:00+00:00",
-            "model": "tiny",
-            "stage": "unet",
-            "device": "cuda:0",
-            "batch_size": index + 1,
-            "status": "ok",
-            "samples_ms": [median + index, median + index + 1],
-            "median_ms": median + index + 0.5,
-            "host": host,
-            **extra,
-        }
-        for index in range(2)
-    ]
 
 
 @pytest.fixture
@@ -48,7 +26,7 @@ def fleet(tmp_path, monkeypatch):
     results = tmp_path / "results"
     for index in range(RUNS):
         _an_hour_ago(
-            write_run(_rows(f"run-{index:02d}", f"node{index % 4}"), _path(results, index))
+            write_run(run_rows(f"run-{index:02d}", f"node{index % 4}"), _path(results, index))
         )
     return results
 
@@ -82,7 +60,7 @@ def test_a_folder_read_again_comes_from_the_cache_without_opening_a_run_file(fle
     again = read_results([fleet])
     assert opened == []
     pd.testing.assert_frame_equal(again, first)
-    assert len(again) == 2 * RUNS
+    assert len(again) == 3 * RUNS
     pd.testing.assert_frame_equal(again, _uncached(fleet, monkeypatch))
 
 
@@ -90,13 +68,13 @@ def test_a_run_added_since_is_the_only_file_read_and_lands_in_file_order(fleet, 
     read_results([fleet])
     # sorts between node1's runs, and brings a column no other file has
     added = fleet / "node1" / "run-05b.parquet"
-    _an_hour_ago(write_run(_rows("run-05b", "node1", median=50.0, probe_note="warm"), added))
+    _an_hour_ago(write_run(run_rows("run-05b", "node1", median=50.0, probe_note="warm"), added))
     opened = _count_file_reads(monkeypatch)
     frame = read_results([fleet])
     assert opened == [added]
     expected = _uncached(fleet, monkeypatch)
     pd.testing.assert_frame_equal(frame, expected)
-    assert frame["probe_note"].notna().sum() == 2
+    assert frame["probe_note"].notna().sum() == 3
     # and the cache now holds it: a third read opens nothing
     opened.clear()
     pd.testing.assert_frame_equal(read_results([fleet]), expected)
@@ -113,9 +91,9 @@ def test_a_rewritten_or_removed_run_file_is_read_from_disk_not_the_cache(fleet, 
     os.utime(in_place, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     frame = read_results([fleet])
     assert set(frame.loc[frame["run_id"] == "run-03", "suite"]) == {"edited"}
-    write_run(_rows("run-05", "node1", median=99.0), _path(fleet, 5))  # replaced by a rename
+    write_run(run_rows("run-05", "node1", median=99.0), _path(fleet, 5))  # replaced by a rename
     frame = read_results([fleet])
-    assert frame.loc[frame["run_id"] == "run-05", "median_ms"].tolist() == [99.5, 100.5]
+    assert frame.loc[frame["run_id"] == "run-05", "median_ms"].dropna().tolist() == [100.5, 101.5]
     _path(fleet, 7).unlink()
     frame = read_results([fleet])
     assert "run-07" not in set(frame["run_id"])
@@ -125,12 +103,12 @@ def test_a_rewritten_or_removed_run_file_is_read_from_disk_not_the_cache(fleet, 
 def test_a_file_written_moments_before_a_read_is_read_again_next_time(fleet, monkeypatch):
     read_results([fleet])
     fresh = _path(fleet, 4)
-    write_run(_rows("run-04", "node0", median=20.0), fresh)
+    write_run(run_rows("run-04", "node0", median=20.0), fresh)
     read_results([fleet])
     opened = _count_file_reads(monkeypatch)
     frame = read_results([fleet])
     assert opened == [fresh]  # not trusted from the cache: a same-size rewrite in the same tick
-    assert frame.loc[frame["run_id"] == "run-04", "median_ms"].tolist() == [20.5, 21.5]
+    assert frame.loc[frame["run_id"] == "run-04", "median_ms"].dropna().tolist() == [21.5, 22.5]
 
 
 def test_copies_and_skipped_files_are_reported_on_cached_reads_too(fleet, monkeypatch, capsys):
@@ -151,7 +129,7 @@ def test_copies_and_skipped_files_are_reported_on_cached_reads_too(fleet, monkey
     assert opened == []
     assert capsys.readouterr().err == first_warnings
     assert "is a copy of" in first_warnings and "not an sdbench results file" in first_warnings
-    assert len(again) == 2 * RUNS
+    assert len(again) == 3 * RUNS
     pd.testing.assert_frame_equal(again, first)
 
 
@@ -174,7 +152,7 @@ def test_no_cache_is_kept_when_turned_off_or_for_a_few_files(fleet, monkeypatch,
     assert not read_cache.cache_file([fleet]).exists()
     monkeypatch.delenv("SDBENCH_READ_CACHE")
     few = [_path(fleet, index) for index in range(RUNS - 1)]
-    assert len(read_results(few)) == 2 * (RUNS - 1)
+    assert len(read_results(few)) == 3 * (RUNS - 1)
     assert not read_cache.cache_file(few).exists()
 
 
