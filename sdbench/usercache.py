@@ -7,8 +7,10 @@ one means the work is done again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -47,3 +49,35 @@ def tree_digest(root: str | Path) -> str:
         digest.update(b"%d:%s:%d:" % (len(name), name, len(data)))
         digest.update(data)
     return digest.hexdigest()
+
+
+def read_entry(name: str, key: dict) -> dict | None:
+    """The JSON entry `name` of the cache folder if it was stored with `key`; None when it is
+    missing, damaged or another key's (the caller checks the fields it reads)."""
+    try:
+        stored = json.loads((cache_dir() / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) and stored.get("key") == key else None
+
+
+def write_entry(name: str, key: dict, fields: dict, keep: int = 4) -> None:
+    """Store `fields` with `key` as the JSON entry `name`, through a hidden temporary file and a
+    rename, and leave the newest `keep` entries of its kind (the name up to its first "-"):
+    each edit or upgrade of sdbench makes a new one. An unwritable cache is left as it is."""
+    path = cache_dir() / name
+    temporary = path.with_name(f".{name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps({"key": key, **fields}, indent=1), encoding="utf-8")
+        os.replace(temporary, path)
+        kind = name.split("-")[0]
+        entries = sorted(path.parent.glob(f"{kind}-*.json"), key=lambda p: p.stat().st_mtime)
+        for stale in entries[:-keep]:
+            if stale != path:
+                stale.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only cache: the work is done again next time
+    finally:
+        with contextlib.suppress(OSError):  # gone (renamed), or its folder never made
+            temporary.unlink()

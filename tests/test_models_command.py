@@ -45,3 +45,42 @@ def test_models_json_and_table_output(capsys, monkeypatch, listing):
     assert main(["models"]) == 0
     table = capsys.readouterr().out
     assert "bk-sdm-tiny" in table and "323.4M" in table and "2,469.7M" in table
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    return tmp_path / "sdbench"
+
+
+@pytest.fixture
+def counted(listing, monkeypatch) -> list[int]:
+    """Stands in for building every model (~15 s); the list grows by one per count."""
+    from sdbench.commands import models
+
+    counts: list[int] = []
+    monkeypatch.setattr(models, "_counted_rows", lambda: counts.append(1) or listing)
+    return counts
+
+
+def test_the_listing_is_counted_once_then_read_from_the_user_cache(listing, private_cache, counted):
+    from sdbench.commands.models import model_rows
+
+    assert model_rows() == listing
+    assert model_rows() == listing
+    assert counted == [1]
+    assert len(list(private_cache.glob("models-*.json"))) == 1
+
+
+def test_a_damaged_cache_or_another_sdbench_counts_again(
+    listing, private_cache, counted, monkeypatch
+):
+    from sdbench import usercache
+    from sdbench.commands.models import model_rows
+
+    model_rows()
+    (entry,) = private_cache.glob("models-*.json")
+    entry.write_text('{"key": "not this one"')
+    assert model_rows() == listing and counted == [1, 1]
+    monkeypatch.setattr(usercache, "package_digest", lambda: "f" * 64)  # an edited sdbench
+    assert model_rows() == listing and counted == [1, 1, 1]

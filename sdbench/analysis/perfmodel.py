@@ -16,10 +16,8 @@ measured results of families it lacks; analysis.correction corrects each measure
 from __future__ import annotations
 
 import functools
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,7 +29,7 @@ from sdbench.errors import BadInput
 from sdbench.gpus import GPU, catalogue_gpu, find_gpu
 from sdbench.machine import latest_per_series
 from sdbench.store.schema import row_guided
-from sdbench.usercache import cache_dir, package_digest
+from sdbench.usercache import package_digest, read_entry, write_entry
 
 SMALL_STEP_FLOPS = 4e12  # below this, one UNet step cannot fill a large GPU
 METRICS = ("it_per_s", "s_per_call", "a1111_it_per_s")
@@ -355,13 +353,17 @@ def reference_calibration() -> Calibration:
     never imports scipy.optimize. A missing, damaged or unwritable cache only means a refit.
     """
     key = _calibration_key()
-    path = cache_dir() / f"calibration-{key['digest'][:24]}.json" if key else None
-    cached = _read_calibration(path, key) if path else None
+    name = f"calibration-{key['digest'][:24]}.json" if key else None
+    cached = _read_calibration(name, key) if name else None
     if cached is not None:
         return cached
     calibration = calibrate(list(reference_observations()))
-    if path:
-        _write_calibration(path, key, calibration)
+    if name:
+        write_entry(name, key, {
+            "params": {name: float(value) for name, value in calibration.params.items()},
+            "families": sorted(calibration.families),
+            "regimes": sorted(calibration.regimes),
+        })  # fmt: skip
     return calibration
 
 
@@ -379,17 +381,17 @@ def _calibration_key() -> dict | None:
         return None  # a package file we cannot read: no key, so no cache (fit every time)
 
 
-def _read_calibration(path: Path, key: dict) -> Calibration | None:
-    """The cached calibration at `path` if it is well formed and made under `key`; else None."""
+def _read_calibration(name: str, key: dict) -> Calibration | None:
+    """The cached calibration `name` if it is well formed and made under `key`; else None."""
+    stored = read_entry(name, key)
+    if stored is None:
+        return None  # none yet, damaged, or another key's: fit again
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        if stored["key"] != key:
-            return None
         params = {str(n): _stored_float(v) for n, v in stored["params"].items()}
         families = frozenset(_stored_str(f) for f in stored["families"])
         regimes = frozenset(_stored_str(r) for r in stored["regimes"])
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return None  # none yet, or damaged, edited, foreign: fit again
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None  # edited or foreign fields: fit again
     if not set(GLOBALS + SOFTWARE_KEYS) <= params.keys():
         return None
     return Calibration(params, families, regimes)
@@ -406,30 +408,6 @@ def _stored_str(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"not a string: {value!r}")
     return value
-
-
-def _write_calibration(path: Path, key: dict, calibration: Calibration) -> None:
-    from sdbench.store.files import write_atomic  # here: a cache hit need not load pyarrow.parquet
-
-    stored = {
-        "key": key,
-        "params": {name: float(value) for name, value in calibration.params.items()},
-        "families": sorted(calibration.families),
-        "regimes": sorted(calibration.regimes),
-    }
-    try:
-        write_atomic(path, json.dumps(stored, indent=1).encode())
-        _evict_calibrations(path)
-    except OSError:
-        pass  # a read-only cache: the fit is still used, just made again next time
-
-
-def _evict_calibrations(kept: Path, keep: int = 4) -> None:
-    """Leave the newest few calibration files: each edit or upgrade of sdbench makes a new one."""
-    found = sorted(kept.parent.glob("calibration-*.json"), key=lambda p: p.stat().st_mtime)
-    for path in found[:-keep]:
-        if path != kept:
-            path.unlink(missing_ok=True)
 
 
 def calibration_for(results: pd.DataFrame | None) -> Calibration:

@@ -18,11 +18,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=handler)
 
 
+MODELS_CACHE_FORMAT = 1  # bump when a row's fields change
+
+
 def model_rows() -> list[dict]:
-    """One dict per registered model; `params` maps component to its count (built on meta)."""
+    """One dict per registered model; `params` maps component to its count (built on meta).
+
+    Building every model takes ~15 s (diffusers' import, then each model on the meta device),
+    so the rows are kept in the user cache (`sdbench.usercache`), keyed on this sdbench's files
+    and the torch, diffusers and transformers versions that build the models.
+    """
+    from sdbench.usercache import read_entry, write_entry
+
+    key = _models_key()
+    name = f"models-{key['digest'][:24]}.json" if key else None
+    stored = read_entry(name, key) if name else None
+    if stored is not None and isinstance(stored.get("rows"), list):
+        return stored["rows"]
+    rows = _counted_rows()
+    if name:
+        write_entry(name, key, {"rows": rows})
+    return rows
+
+
+def _models_key() -> dict | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from sdbench.usercache import package_digest
+
+    try:
+        libraries = {name: version(name) for name in ("torch", "diffusers", "transformers")}
+        return {"format": MODELS_CACHE_FORMAT, "digest": package_digest(), **libraries}
+    except (OSError, PackageNotFoundError):
+        return None  # nothing to key on: count every time
+
+
+def _counted_rows() -> list[dict]:
+    from diffusers.utils import logging as diffusers_logging
+
     from sdbench.models.build import count_parameters
     from sdbench.models.registry import MODELS, TINY_VAE_NAMES, TINY_VAES
 
+    diffusers_logging.set_verbosity_error()  # building on meta warns about dtype casts
     rows = []
     for spec in MODELS.values():
         params = {name: count_parameters(c) for name, c in spec.components.items()}
@@ -47,11 +84,8 @@ def model_rows() -> list[dict]:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from diffusers.utils import logging as diffusers_logging
-
     from sdbench.commands.output import print_rows
 
-    diffusers_logging.set_verbosity_error()  # building on meta warns about dtype casts
     rows = model_rows()
     headers = ["model", "family", "px", "steps", "cfg", "denoiser", "text enc.", "vae", "total"]
     table = []
