@@ -7,12 +7,14 @@ one means the work is done again.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
+
+from sdbench.atomic import write_atomic
 
 
 def cache_dir() -> Path:
@@ -62,22 +64,19 @@ def read_entry(name: str, key: dict) -> dict | None:
 
 
 def write_entry(name: str, key: dict, fields: dict, keep: int = 4) -> None:
-    """Store `fields` with `key` as the JSON entry `name`, through a hidden temporary file and a
-    rename, and leave the newest `keep` entries of its kind (the name up to its first "-"):
-    each edit or upgrade of sdbench makes a new one. An unwritable cache is left as it is."""
+    """Store `fields` with `key` as the JSON entry `name` (written atomically), and leave the
+    newest `keep` entries of its kind (the name up to its first "-"): each edit or upgrade of
+    sdbench makes a new one. An unwritable cache is left as it is."""
     path = cache_dir() / name
-    temporary = path.with_name(f".{name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps({"key": key, **fields}, indent=1), encoding="utf-8")
-        os.replace(temporary, path)
-        kind = name.split("-")[0]
-        entries = sorted(path.parent.glob(f"{kind}-*.json"), key=lambda p: p.stat().st_mtime)
-        for stale in entries[:-keep]:
-            if stale != path:
-                stale.unlink(missing_ok=True)
+        write_atomic(path, json.dumps({"key": key, **fields}, indent=1).encode("utf-8"))
+        keep_newest(path.parent.glob(f"{name.split('-')[0]}-*.json"), keep)
     except OSError:
         pass  # a read-only cache: the work is done again next time
-    finally:
-        with contextlib.suppress(OSError):  # gone (renamed), or its folder never made
-            temporary.unlink()
+
+
+def keep_newest(entries: Iterable[Path], keep: int) -> None:
+    """Remove all but the `keep` most recently modified of `entries` (one kind of cache entry)."""
+    by_age = sorted(entries, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for stale in by_age[keep:]:
+        stale.unlink(missing_ok=True)

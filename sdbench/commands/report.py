@@ -45,9 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from sdbench.atomic import write_atomic
     from sdbench.commands.output import results_paths
     from sdbench.store import read_results
-    from sdbench.store.files import output_error, write_atomic
+    from sdbench.store.files import output_error
 
     frame = read_results(results_paths(args))
     if args.anonymise_hosts:

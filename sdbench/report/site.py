@@ -11,11 +11,12 @@ import pyarrow.parquet as pq
 from markupsafe import Markup, escape
 
 from sdbench.analysis.analysis import Analysis, as_analysis
+from sdbench.atomic import write_atomic
 from sdbench.export.csv import frame_csv
 from sdbench.export.escape import printable
 from sdbench.report.sections import Page, build_page
 from sdbench.report.tables import Cell, Table
-from sdbench.store.files import output_error, write_atomic
+from sdbench.store.files import output_error
 from sdbench.store.schema import REPORT_COPY_KEY
 
 DOWNLOADS = (

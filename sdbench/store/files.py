@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sdbench.atomic import write_atomic
 from sdbench.errors import BadInput
 from sdbench.machine import with_machine
 from sdbench.store.schema import COLUMNS, SCHEMA_VERSION, SCHEMA_VERSION_KEY
@@ -45,45 +44,9 @@ def write_run(rows: Sequence[dict], path: str | Path) -> Path:
     return write_atomic(path, sink.getvalue().to_pybytes())
 
 
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write bytes to `path` the way `write_run` writes a run: a hidden temporary, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-        _sync_folder(path.parent)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def output_error(path: str | Path, error: OSError) -> BadInput:
     """A file that could not be written, as one paragraph: what failed and what to do."""
     return BadInput(
         f'Cannot write "{path}": {error.strerror or error}. Nothing was written there. Give '
         "--out a folder you can write to (not an existing file), or free some disk space."
     )
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -34,8 +34,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from sdbench.atomic import write_atomic
 from sdbench.store.schema import SCHEMA_VERSION
-from sdbench.usercache import cache_dir
+from sdbench.usercache import cache_dir, keep_newest
 
 FORMAT_VERSION = 1  # bump when what the reader keeps per file changes (its skip rules, columns)
 MANIFEST_KEY = b"sdbench.read_cache"
@@ -141,7 +142,7 @@ class ReadCache:
         )
         try:
             _write(self.path, table)
-            _evict(self.path.parent)
+            keep_newest(self.path.parent.glob("*.arrow"), KEPT_PATH_SETS)
         except (OSError, pa.ArrowException):
             pass  # a cache is an optimisation: an unwritable one changes nothing else
 
@@ -171,23 +172,13 @@ def rows_of(table: pa.Table, layout: dict[Path, FileRows]) -> tuple[pa.Table, di
 
 
 def _write(path: Path, table: pa.Table) -> None:
-    """Through a hidden temporary file and a rename: a reader never maps half a cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with pa.OSFile(str(temporary), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """Atomically (`write_atomic`): a reader never maps half a cache."""
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    write_atomic(path, sink.getvalue())
 
 
 def _touch(path: Path) -> None:
     with contextlib.suppress(OSError):
         os.utime(path)
-
-
-def _evict(folder: Path) -> None:
-    caches = sorted(folder.glob("*.arrow"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    for stale in caches[KEPT_PATH_SETS:]:
-        stale.unlink(missing_ok=True)
