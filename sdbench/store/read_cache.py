@@ -4,7 +4,7 @@ Reading 1,000 small run files costs Arrow's per-file set-up, seconds in all, wha
 `sdbench.store.read` therefore keeps what it read, every row of every run file concatenated, in
 one Arrow IPC file under `$XDG_CACHE_HOME/sdbench/reads/` (default `~/.cache/sdbench`), one per
 set of paths read, with a manifest saying which rows came from which file and each file's
-identity: resolved path, inode, size, modification and change times. The next read of the same
+identity: absolute path, inode, size, modification and change times. The next read of the same
 paths stats every file (milliseconds) and maps the cache; only files added since are read.
 
 The cache can never answer with rows a file no longer holds:
@@ -87,7 +87,9 @@ class ReadCache:
     def __init__(self, paths: list[Path], files: list[Path]) -> None:
         self.started_ns = time.time_ns()
         self.path = cache_file(paths)
-        self.names = {file: str(file.resolve()) for file in files}
+        # Absolute, not resolved: `results_files` resolved each file already, and the cache file
+        # is keyed on the resolved paths given (reached through another link, it only misses).
+        self.names = {file: os.path.abspath(file) for file in files}
         self.identities = {file: _identity(file) for file in files}
 
     def load(self) -> Cached | None:
