@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from test_resume import start_run
 
+from sdbench import atomic
 from sdbench.errors import BadInput
-from sdbench.store import files
 from sdbench.store.files import write_run
 from sdbench.store.read import read_results
 
@@ -91,7 +91,7 @@ def test_a_failed_write_leaves_no_temporary_file_and_the_old_file_untouched(tmp_
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with monkeypatch.context() as patch, pytest.raises(OSError, match="No space left"):
-        patch.setattr(files.os, "write", disk_full)
+        patch.setattr(atomic.os, "write", disk_full)  # the writer every file goes through
         write_run(_rows("new", 3), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["run.parquet"]
